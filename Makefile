@@ -1,0 +1,54 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else they need is
+# installed from here: the virtualenv, the project, and nats-server (from the distribution).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= etc/router.yml
+NATS_PORT ?= 4222
+PYTEST_ARGS ?=
+
+.PHONY: install run test check bench clean install-service system-deps bench-deps
+
+install: $(STAMP) system-deps
+
+# Re-installs only when pyproject.toml changes, so `make test` stays quick when all is present.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python >= 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
+		scripts/apt-install python3-venv
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+system-deps:
+	@command -v nats-server >/dev/null 2>&1 || scripts/apt-install nats-server
+
+bench-deps:
+	@for tool in wrk nginx haproxy; do \
+		command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || scripts/apt-install $$tool; \
+	done
+
+run: install
+	@scripts/run-local $(CONFIG) $(NATS_PORT)
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+check: install
+	$(BIN)/ruff check router registry supervisor tests benchmarks
+	$(BIN)/ruff format --check router registry supervisor tests benchmarks
+	$(BIN)/mypy
+
+bench: install bench-deps
+	$(BIN)/python -m benchmarks.run
+
+install-service: install
+	scripts/install-service
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis run
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""The worker: an aiohttp proxy reading the shared route table without locks."""

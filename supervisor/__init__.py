@@ -1,0 +1,1 @@
+"""routerd: the supervisor, owning NATS, the registry, the shared route table and the workers."""

@@ -1,0 +1,298 @@
+"""The router's configuration: one frozen model, Gorouter's key names, every default once.
+
+Keys follow Gorouter's `config.yml` wherever Gorouter has the feature, so an operator's values carry
+over. Where Gorouter's production (BOSH) default differs from its binary default, the production one
+is used. Project-specific keys are marked as such.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from supervisor.durations import Duration, parse_duration
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class StatusConfig(_Model, frozen=True):
+    # Gorouter's defaults: the status server listens everywhere on 8082.
+    host: str = "0.0.0.0"
+    port: Port = 8082
+    # Empty credentials mean nobody can read /routes, /varz or /metrics: fail closed.
+    user: str = ""
+    pass_: str = msgspec.field(name="pass", default="")
+
+
+class NatsHost(_Model, frozen=True):
+    hostname: str
+    # NATS's well-known client port.
+    port: Port = 4222
+
+
+class NatsConfig(_Model, frozen=True):
+    # A local NATS on its default port, as in Gorouter's example config.
+    hosts: tuple[NatsHost, ...] = (NatsHost(hostname="127.0.0.1"),)
+    user: str = ""
+    pass_: str = msgspec.field(name="pass", default="")
+    # TLS to NATS is off unless asked for, as in Gorouter.
+    tls_enabled: bool = False
+    ca_certs: str = ""
+    cert_chain: str = ""
+    private_key: str = ""
+
+
+class BackendsConfig(_Model, frozen=True):
+    # Gorouter's production default: beyond 500 concurrent requests one instance is overloaded.
+    max_conns: NonNegativeInt = 500
+    # Gorouter's production default: the first try plus two retries on other endpoints.
+    max_attempts: PositiveInt = 3
+    # Client certificate presented to TLS backends that ask for one (Gorouter's keys).
+    cert_chain: str = ""
+    private_key: str = ""
+    # Project-specific. Idle upstream connections are closed before common backends close them
+    # (Node.js closes after 5 s, gunicorn after 2 s), so the router rarely reuses a dying one.
+    idle_timeout: Duration = Duration(1.5)
+    # Gorouter's `max_idle_conns_per_host` spirit: enough idle sockets per endpoint per worker
+    # to keep a busy backend on keep-alive.
+    max_idle_conns_per_endpoint: PositiveInt = 128
+
+
+class TracingConfig(_Model, frozen=True):
+    # B3 headers only when asked for, as in Gorouter.
+    enable_zipkin: bool = False
+
+
+class AccessLogConfig(_Model, frozen=True):
+    # Empty: no access log file, as in Gorouter.
+    file: str = ""
+
+
+class LoggingConfig(_Model, frozen=True):
+    # Gorouter's production level.
+    level: Literal["debug", "info", "warn", "error", "fatal"] = "info"
+
+
+class RouteTableConfig(_Model, frozen=True):
+    """Project-specific: sizing of the shared-memory route table."""
+
+    # Thousands of small shards keep a re-decode in a worker around 10 µs at 100k routes.
+    shards: Annotated[int, msgspec.Meta(ge=1, le=1 << 20)] = 4096
+    # Endpoint counter slots; the file is sparse, so unused slots cost no memory.
+    max_endpoints: Annotated[int, msgspec.Meta(ge=16, le=1 << 24)] = 1 << 20
+    # Coalescing window: dirty shards are published together this often.
+    publish_interval: Duration = Duration(0.005)
+
+
+ShardingMode = Literal["all", "segments", "shared-and-segments"]
+BalancingAlgorithm = Literal["round-robin", "least-connection"]
+
+
+class Config(_Model, frozen=True):
+    # Gorouter's binary default port; production puts a load balancer in front.
+    port: Port = 8081
+    # Project-specific: listen on every interface, as Gorouter does.
+    bind_address: str = "0.0.0.0"
+    # Project-specific: one worker per CPU; 0 means "the CPU count".
+    workers: NonNegativeInt = 0
+    # Project-specific: systemd's RuntimeDirectory=routerd; holds the table and the PID file.
+    run_dir: str = "/run/routerd"
+
+    status: StatusConfig = StatusConfig()
+    nats: NatsConfig = NatsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    backends: BackendsConfig = BackendsConfig()
+    tracing: TracingConfig = TracingConfig()
+    access_log: AccessLogConfig = AccessLogConfig()
+    route_table: RouteTableConfig = RouteTableConfig()
+
+    # Gorouter's defaults: a route not heard from for 2 minutes is stale; look every 30 s.
+    droplet_stale_threshold: Duration = Duration(120)
+    prune_stale_droplets_interval: Duration = Duration(30)
+    # Gorouter's default: give backends time to re-register before taking traffic.
+    start_response_delay_interval: Duration = Duration(5)
+    # Gorouter's production default: a NATS outage must not empty the routing table.
+    suspend_pruning_if_nats_unavailable: bool = True
+    balancing_algorithm: BalancingAlgorithm = "round-robin"
+
+    # Gorouter's defaults for a whole backend round trip and for connecting.
+    endpoint_timeout: Duration = Duration(60)
+    endpoint_dial_timeout: Duration = Duration(5)
+    # Gorouter's default TCP keepalive probe interval to backends.
+    endpoint_keep_alive_probe_interval: Duration = Duration(1)
+    # Gorouter's default idle timeout for client connections.
+    frontend_idle_timeout: Duration = Duration(900)
+    # Gorouter's production default: an empty pool is "temporarily unavailable", not "unknown".
+    empty_pool_response_code_503: bool = True
+
+    # Gorouter's default: no grace for emptied pools; they are deleted at once.
+    empty_pool_timeout: Duration = Duration(0)
+    # Gorouter's default: re-announce router.start so new route emitters learn about us.
+    publish_start_message_interval: Duration = Duration(30)
+
+    # Gorouter's production defaults: let the load balancer notice /health before closing.
+    drain_wait: Duration = Duration(20)
+    # Gorouter's production default: in-flight requests get up to 15 minutes to finish.
+    drain_timeout: Duration = Duration(900)
+
+    # Project-specific: SIGTERM/SIGINT let in-flight requests finish for at most this long.
+    shutdown_timeout: Duration = Duration(10)
+    # Project-specific: a worker silent on its control channel this long is killed and replaced.
+    worker_liveness_timeout: Duration = Duration(5)
+
+    route_services_secret: str = ""
+    route_services_secret_decrypt_only: str = ""
+    # Gorouter's default: route service signatures are valid for 60 s.
+    route_services_timeout: Duration = Duration(60)
+
+    # PEM strings, as in Gorouter, trusted for TLS backends in addition to the system store.
+    ca_certs: tuple[str, ...] = ()
+    skip_ssl_validation: bool = False
+    force_forwarded_proto_https: bool = False
+
+    # Gorouter's isolation-segment sharding; "all" serves every route.
+    routing_table_sharding_mode: ShardingMode = "all"
+    isolation_segments: tuple[str, ...] = ()
+    # Gorouter's default sticky-session trigger cookie.
+    sticky_session_cookie_names: tuple[str, ...] = ("JSESSIONID",)
+
+    @property
+    def worker_count(self) -> int:
+        """`workers`, with 0 resolved to the CPU count."""
+        return self.workers or os.cpu_count() or 1
+
+    @property
+    def stale_threshold_seconds(self) -> int:
+        return int(self.droplet_stale_threshold)
+
+
+def _dec_hook(tp: type, obj: Any) -> Any:
+    if tp is Duration:
+        return parse_duration(obj)
+    raise NotImplementedError(f"no decoder for {tp!r}")
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, Duration):
+        return float(obj)
+    raise NotImplementedError(f"cannot encode {type(obj)!r}")
+
+
+class ConfigError(Exception):
+    """A configuration problem, as one line naming the key path and what was expected."""
+
+
+def load_config_text(text: str | bytes, source: str = "config") -> Config:
+    """Decode and validate YAML text; raise ConfigError with a one-line message."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if not text.strip():
+        text = "{}"
+    try:
+        config = msgspec.yaml.decode(text, type=Config, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe_validation_error(str(exc))}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {_first_line(str(exc))}") from None
+    validate(config, source)
+    return config
+
+
+def load_config(path: str) -> Config:
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    return load_config_text(text, source=path)
+
+
+def encode_config(config: Config) -> bytes:
+    """JSON for handing the validated config to worker processes."""
+    return msgspec.json.encode(config, enc_hook=_enc_hook)
+
+
+def decode_config(data: bytes) -> Config:
+    return msgspec.json.decode(data, type=Config, dec_hook=_dec_hook)
+
+
+def validate(config: Config, source: str = "config") -> None:
+    """Checks across keys that the types alone cannot express."""
+
+    def fail(key: str, expected: str) -> None:
+        raise ConfigError(f"{source}: {key}: {expected}")
+
+    if not config.nats.hosts:
+        fail("nats.hosts", "expected at least one NATS host")
+    for index, host in enumerate(config.nats.hosts):
+        if not host.hostname.strip():
+            fail(f"nats.hosts[{index}].hostname", "expected a host name, got an empty string")
+    if config.status.port == config.port and _same_interface(
+        config.status.host, config.bind_address
+    ):
+        fail("status.port", f"expected a port other than the router's own port {config.port}")
+    if config.prune_stale_droplets_interval <= 0:
+        fail("prune_stale_droplets_interval", "expected a duration > 0")
+    if config.droplet_stale_threshold <= 0:
+        fail("droplet_stale_threshold", "expected a duration > 0")
+    if config.endpoint_dial_timeout <= 0:
+        fail("endpoint_dial_timeout", "expected a duration > 0")
+    if config.endpoint_timeout <= 0:
+        fail("endpoint_timeout", "expected a duration > 0")
+    if config.worker_liveness_timeout <= 0:
+        fail("worker_liveness_timeout", "expected a duration > 0")
+    if config.route_table.publish_interval <= 0:
+        fail("route_table.publish_interval", "expected a duration > 0")
+    if config.routing_table_sharding_mode == "segments" and not config.isolation_segments:
+        fail(
+            "isolation_segments",
+            'expected at least one segment when routing_table_sharding_mode is "segments"',
+        )
+    if config.route_services_secret_decrypt_only and not config.route_services_secret:
+        fail(
+            "route_services_secret",
+            "expected a secret when route_services_secret_decrypt_only is set",
+        )
+    for index, pem in enumerate(config.ca_certs):
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            fail(f"ca_certs[{index}]", "expected a PEM certificate")
+    if bool(config.backends.cert_chain) != bool(config.backends.private_key):
+        fail("backends.private_key", "expected cert_chain and private_key to be set together")
+    if not config.run_dir:
+        fail("run_dir", "expected a directory path")
+
+
+def _same_interface(a: str, b: str) -> bool:
+    wildcard = {"0.0.0.0", "::", ""}
+    return a == b or a in wildcard or b in wildcard
+
+
+def _describe_validation_error(message: str) -> str:
+    """msgspec says "Expected `int`, got `str` - at `$.backends.max_conns`"; name the key first."""
+    text, _, where = message.partition(" - at `")
+    key = where.rstrip("`").removeprefix("$").removeprefix(".") or None
+    text = text.replace("`", "")
+    if text.startswith("Object contains unknown field "):
+        field = text.removeprefix("Object contains unknown field ")
+        full = f"{key}.{field}" if key else field
+        return f"{full}: unknown key"
+    if text.startswith("Object missing required field "):
+        field = text.removeprefix("Object missing required field ")
+        full = f"{key}.{field}" if key else field
+        return f"{full}: required key is missing"
+    text = text[:1].lower() + text[1:]
+    if key is None:
+        return f"top level: {text}"
+    return f"{key}: {text}"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "decode error"

@@ -1,0 +1,62 @@
+"""Fixtures shared by every test level: real nats-server, real backends, real routerd."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.backends import Backend
+from tests.support.nats import NatsClient, NatsServer
+from tests.support.routerd import Routerd, new_routerd
+
+
+@pytest.fixture
+def nats_server() -> Iterator[NatsServer]:
+    server = NatsServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def nats_client(nats_server: NatsServer) -> Iterator[NatsClient]:
+    with NatsClient(nats_server.port) as client:
+        yield client
+
+
+@pytest.fixture
+def backend_factory() -> Iterator[Callable[..., Backend]]:
+    started: list[Backend] = []
+
+    def start(*args: str, name: str = "backend") -> Backend:
+        backend = Backend(*args, name=name)
+        started.append(backend)
+        return backend
+
+    try:
+        yield start
+    finally:
+        for backend in started:
+            backend.stop()
+
+
+@pytest.fixture
+def routerd_factory(nats_server: NatsServer) -> Iterator[Callable[..., Routerd]]:
+    """Start routerd processes against the test's nats-server; all are stopped afterwards."""
+    started: list[Routerd] = []
+
+    def start(overrides: dict[str, Any] | None = None, wait_healthy: bool = True) -> Routerd:
+        router = new_routerd(nats_server.port, overrides)
+        started.append(router)
+        router.start(wait_healthy=wait_healthy)
+        return router
+
+    try:
+        yield start
+    finally:
+        for router in started:
+            router.stop()

@@ -1,0 +1,206 @@
+"""A real backend process for tests: `python -m tests.support.backend [options]`.
+
+Prints `LISTENING <port>` once it accepts connections. Modes:
+
+- `http` (default): an aiohttp app. `GET /any/path` answers JSON describing what arrived (method,
+  path, headers in order, body length and SHA-256, whether it was chunked). `/bytes/N` streams N
+  bytes, `/status/N` answers N, `/slow?seconds=S` waits first, `/ws` is a WebSocket echo.
+- `reset-after-body`: reads a request head and its Content-Length body, then resets the connection.
+- `close-before-response`: reads a request head and closes without answering.
+
+Knobs: `--delay` before every answer, `--keepalive-timeout` (idle close), `--close-after N`
+requests per connection, `--log FILE` (one JSON line per request seen), TLS with `--cert/--key`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import socket
+import ssl
+import struct
+import sys
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+CHUNK = 64 * 1024
+
+
+class Recorder:
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+
+    def record(self, **fields: Any) -> None:
+        if self.path:
+            with open(self.path, "a") as handle:
+                handle.write(json.dumps(fields) + "\n")
+
+
+def build_app(args: argparse.Namespace, recorder: Recorder) -> web.Application:
+    per_connection: dict[int, int] = {}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        conn = id(request.transport)
+        per_connection[conn] = per_connection.get(conn, 0) + 1
+        count = per_connection[conn]
+        digest = hashlib.sha256()
+        length = 0
+        async for chunk in request.content.iter_chunked(CHUNK):
+            digest.update(chunk)
+            length += len(chunk)
+        recorder.record(method=request.method, path=request.path_qs, body_len=length)
+        delay = args.delay + float(
+            request.query.get("seconds", "0") if "slow" in request.path else 0
+        )
+        if delay:
+            await asyncio.sleep(delay)
+        if request.path.startswith("/status/"):
+            response: web.StreamResponse = web.Response(
+                status=int(request.path.rsplit("/", 1)[1]), text=f"status from {args.name}"
+            )
+        elif request.path.startswith("/bytes/"):
+            response = await stream_bytes(request, int(request.path.rsplit("/", 1)[1]))
+        else:
+            body = {
+                "backend": args.name,
+                "method": request.method,
+                "path": request.path_qs,
+                "raw_path": request.raw_path,
+                "version": f"{request.version.major}.{request.version.minor}",
+                "headers": [[k, v] for k, v in request.headers.items()],
+                "body_len": length,
+                "body_sha256": digest.hexdigest(),
+                "chunked": request.headers.get("Transfer-Encoding", "").lower() == "chunked",
+                "connection_requests": count,
+            }
+            response = web.json_response(body, headers={"X-Backend": args.name})
+            if "echo-cookie" in request.query:
+                response.headers["Set-Cookie"] = request.query["echo-cookie"]
+        if args.close_after and count >= args.close_after:
+            response.force_close()
+        return response
+
+    async def stream_bytes(request: web.Request, total: int) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        if "chunked" in request.query:
+            response.enable_chunked_encoding()
+        else:
+            response.content_length = total
+        await response.prepare(request)
+        block = b"x" * CHUNK
+        sent = 0
+        while sent < total:
+            piece = block[: min(CHUNK, total - sent)]
+            await response.write(piece)
+            sent += len(piece)
+        await response.write_eof()
+        return response
+
+    async def websocket(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await ws.send_str(f"echo: {msg.data}")
+            elif msg.type == WSMsgType.BINARY:
+                await ws.send_bytes(msg.data)
+        return ws
+
+    app = web.Application(client_max_size=0)
+    app.router.add_get("/ws", websocket)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+async def serve_http(args: argparse.Namespace, sock: socket.socket, recorder: Recorder) -> None:
+    runner = web.AppRunner(
+        build_app(args, recorder),
+        keepalive_timeout=args.keepalive_timeout,
+        access_log=None,
+        handle_signals=True,
+    )
+    await runner.setup()
+    context = tls_context(args)
+    site = web.SockSite(runner, sock, ssl_context=context)
+    await site.start()
+    announce(sock)
+    await asyncio.Event().wait()
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.cert, args.key)
+    if args.client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(args.client_ca)
+    return context
+
+
+async def serve_raw(args: argparse.Namespace, sock: socket.socket, recorder: Recorder) -> None:
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        lines = head.decode("latin-1").split("\r\n")
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+        body = await reader.readexactly(length) if length else b""
+        recorder.record(
+            method=lines[0].split(" ")[0], path=lines[0].split(" ")[1], body_len=len(body)
+        )
+        raw = writer.get_extra_info("socket")
+        if args.mode == "reset-after-body":
+            # SO_LINGER with a zero timeout turns close() into a TCP RST.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort() if args.mode == "reset-after-body" else writer.close()
+
+    server = await asyncio.start_server(on_connection, sock=sock)
+    announce(sock)
+    async with server:
+        await server.serve_forever()
+
+
+def announce(sock: socket.socket) -> None:
+    print(f"LISTENING {sock.getsockname()[1]}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--name", default=f"backend-{os.getpid()}")
+    parser.add_argument(
+        "--mode", choices=["http", "reset-after-body", "close-before-response"], default="http"
+    )
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--keepalive-timeout", type=float, default=75.0)
+    parser.add_argument("--close-after", type=int, default=0)
+    parser.add_argument("--log")
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--client-ca")
+    args = parser.parse_args()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    sock.listen(1024)
+    recorder = Recorder(args.log)
+    serve = serve_http if args.mode == "http" else serve_raw
+    try:
+        asyncio.run(serve(args, sock, recorder))
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Choosing one instance on request: `X-Cf-App-Instance` and sticky sessions (`__VCAP_ID__`)."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from registry.records import EndpointRecord, PoolRecord
+from registry.rejection import Rejection
+
+# Gorouter's format: a lower-case UUID, a colon, an index.
+APP_INSTANCE: Final = re.compile(r"^(?P<id>[\da-f]{8}-(?:[\da-f]{4}-){3}[\da-f]{12}):(?P<idx>\d+)$")
+
+
+class AppInstance:
+    __slots__ = ("app_id", "index")
+
+    def __init__(self, app_id: str, index: str) -> None:
+        self.app_id = app_id
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"AppInstance({self.app_id}:{self.index})"
+
+
+def parse_app_instance(value: str) -> AppInstance | Rejection:
+    match = APP_INSTANCE.match(value.strip())
+    if match is None:
+        return Rejection("Invalid X-CF-App-Instance Header")
+    return AppInstance(match["id"], match["idx"])
+
+
+def find_app_instance(pool: PoolRecord, wanted: AppInstance) -> EndpointRecord | None:
+    for endpoint in pool.endpoints:
+        if endpoint.app_id == wanted.app_id and endpoint.instance_index == wanted.index:
+            return endpoint
+    return None
+
+
+def find_sticky(pool: PoolRecord, instance_id: str) -> EndpointRecord | None:
+    for endpoint in pool.endpoints:
+        if endpoint.instance_id == instance_id:
+            return endpoint
+    return None

@@ -1,0 +1,52 @@
+"""Route lookup over the shared table, as a worker does it for each request.
+
+Exact host first, then wildcards from the deepest; within a host, the longest context path by
+whole segments whose pool has endpoints (an emptied pool still answers when nothing longer does).
+"""
+
+from __future__ import annotations
+
+from registry.records import PoolRecord
+from registry.routekey import host_candidates, path_prefixes
+from registry.sharding import shard_of
+from registry.shm.reader import ShardReadError, TableReader
+
+
+class RouteLookup:
+    __slots__ = ("_reader", "_shards")
+
+    def __init__(self, reader: TableReader) -> None:
+        self._reader = reader
+        self._shards = reader.shard_count
+
+    def __repr__(self) -> str:
+        return f"RouteLookup({self._reader!r})"
+
+    def find(self, host: str, path: str) -> PoolRecord | ShardReadError | None:
+        """`host` is normalised (lower case, no port); `path` is the raw path without query."""
+        for candidate in host_candidates(host):
+            routes = self._reader.shard(shard_of(candidate, self._shards))
+            if isinstance(routes, ShardReadError):
+                return routes
+            by_path = routes.get(candidate)
+            if by_path is not None:
+                pool = match_path(by_path, path)
+                if pool is not None:
+                    return pool
+        return None
+
+
+def match_path(by_path: dict[str, PoolRecord], path: str) -> PoolRecord | None:
+    if len(by_path) == 1:
+        root = by_path.get("")
+        if root is not None:
+            return root  # the common case: one route for the host, no context path
+    fallback: PoolRecord | None = None
+    for prefix in path_prefixes(path.lower()):
+        pool = by_path.get(prefix)
+        if pool is not None:
+            if pool.endpoints:
+                return pool
+            if fallback is None:
+                fallback = pool
+    return fallback

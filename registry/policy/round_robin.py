@@ -1,0 +1,42 @@
+"""Round-robin: each request starts one past the previous one, from a random first index."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Container
+
+from registry.policy.contract import EndpointHealth
+from registry.records import EndpointRecord, PoolRecord
+
+
+class RoundRobin:
+    name = "round-robin"
+
+    def __repr__(self) -> str:
+        return "RoundRobin()"
+
+    def choose(
+        self, pool: PoolRecord, health: EndpointHealth, exclude: Container[int]
+    ) -> EndpointRecord | None:
+        endpoints = pool.endpoints
+        count = len(endpoints)
+        if count == 0:
+            return None
+        if pool.cursor < 0:
+            # A random start spreads load when many routers (or workers) see the pool at once.
+            pool.cursor = random.randrange(count)
+        start = pool.cursor % count
+        pool.cursor = start + 1
+        fallback: EndpointRecord | None = None
+        for step in range(count):
+            endpoint = endpoints[(start + step) % count]
+            if endpoint.slot in exclude or health.is_overloaded(endpoint):
+                continue
+            if not health.is_failed(endpoint):
+                return endpoint
+            if fallback is None:
+                fallback = endpoint
+        if fallback is not None:
+            # Every usable endpoint is marked failed: forget the marks and try again (Gorouter).
+            health.clear_failures(endpoints)
+        return fallback

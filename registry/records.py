@@ -1,0 +1,73 @@
+"""What a shard of the shared table holds: pools and their endpoints, encoded with msgpack.
+
+Field order matters: records are arrays, and trailing fields at their defaults are omitted, so the
+fields that are usually empty come last. Heartbeats that change nothing re-encode nothing, so
+nothing that changes on every heartbeat (timestamps) lives here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+
+class EndpointRecord(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
+    slot: int
+    host: str
+    port: int
+    stale_threshold: int = 0
+    app_id: str = ""
+    instance_id: str = ""
+    instance_index: str = ""
+    tls: bool = False
+    server_cert_domain_san: str = ""
+    protocol: str = "http1"
+    availability_zone: str = ""
+    isolation_segment: str = ""
+    tags: dict[str, str] = {}
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class PoolRecord(msgspec.Struct, array_like=True, omit_defaults=True):
+    """A route's pool as workers see it. `cursor` is worker-local round-robin state, never encoded
+    with a value (the writer always leaves it at its default)."""
+
+    host: str
+    path: str
+    endpoints: tuple[EndpointRecord, ...]
+    load_balancing: str = ""
+    route_service_url: str = ""
+    cursor: int = -1
+
+    @property
+    def uri(self) -> str:
+        return self.host + self.path
+
+
+ShardRoutes = dict[str, dict[str, PoolRecord]]
+"""A decoded shard: host → context path ("" for the root) → pool."""
+
+EMPTY_SHARD: Final = msgspec.msgpack.encode([])
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[PoolRecord])
+
+
+def encode_shard(pools: list[PoolRecord]) -> bytes:
+    return _encoder.encode(pools)
+
+
+def decode_shard(data: bytes) -> ShardRoutes:
+    """Decode a shard payload into the lookup structure; raises msgspec.DecodeError if torn."""
+    routes: ShardRoutes = {}
+    for pool in _decoder.decode(data):
+        by_path = routes.get(pool.host)
+        if by_path is None:
+            routes[pool.host] = {pool.path: pool}
+        else:
+            by_path[pool.path] = pool
+    return routes

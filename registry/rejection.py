@@ -1,0 +1,14 @@
+"""A rejected input, as a value: callers log and count it; nothing is raised."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Rejection(msgspec.Struct, frozen=True):
+    """Why an input was skipped."""
+
+    reason: str
+
+    def __bool__(self) -> bool:
+        return False

@@ -1,0 +1,99 @@
+"""Route keys as Gorouter forms them, and the order in which lookups try them.
+
+A route key is a lower-cased host (port and trailing dot removed) plus an optional context path
+(`/a/b`, percent-escaped, no query, no trailing `/`). Requests match the longest context path by
+whole segments; on a miss, wildcards replace labels from the left: `a.b.c.com` → `*.b.c.com` →
+`*.c.com` → `*.com`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import msgspec
+
+from registry.rejection import Rejection
+
+# What may appear in a path without escaping (RFC 3986 pchar plus "/"); "%" keeps existing escapes.
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_HOST_LABEL = re.compile(r"^(\*|[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)$")
+
+
+class RouteKey(msgspec.Struct, frozen=True, order=True):
+    host: str
+    path: str = ""
+
+    def __str__(self) -> str:
+        return self.host + self.path
+
+
+def strip_port(host: str) -> str:
+    """`Example.com:8080` → `Example.com`; `[::1]:80` → `[::1]`."""
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end != -1 else host
+    colon = host.find(":")
+    return host if colon == -1 else host[:colon]
+
+
+def normalize_host(host: str) -> str:
+    """The form hosts are stored and looked up in: lower case, no port, no trailing dot."""
+    host = strip_port(host.strip()).lower()
+    return host[:-1] if host.endswith(".") else host
+
+
+def normalize_path(path: str) -> str:
+    """Lower-cased, escaped, no query, no trailing slash; "" for the root."""
+    path = path.split("?", 1)[0].lower()
+    path = quote(path, safe=_PATH_SAFE)
+    path = path.rstrip("/")
+    if path and not path.startswith("/"):
+        path = "/" + path
+    return path
+
+
+def route_key_from_uri(uri: str) -> RouteKey | Rejection:
+    """Parse a registered uri such as `app.example.com/api/v1`."""
+    text = uri.strip()
+    if "://" in text:
+        return Rejection(f"uri {uri!r} must not have a scheme")
+    host, slash, path = text.partition("/")
+    host = normalize_host(host)
+    if not host:
+        return Rejection(f"uri {uri!r} has no host")
+    if not is_valid_host(host):
+        return Rejection(f"uri {uri!r} has an invalid host")
+    return RouteKey(host, normalize_path(slash + path) if slash else "")
+
+
+def is_valid_host(host: str) -> bool:
+    if len(host) > 253:
+        return False
+    if host.startswith("[") and host.endswith("]"):
+        return all(c in "0123456789abcdef:." for c in host[1:-1])
+    labels = host.split(".")
+    if any(label == "*" for label in labels[1:]):
+        return False  # a wildcard may only be the leftmost label
+    return all(len(label) <= 63 and _HOST_LABEL.match(label) for label in labels)
+
+
+def host_candidates(host: str) -> Iterator[str]:
+    """The exact host, then each wildcard from the deepest to the shallowest."""
+    yield host
+    rest = host.removeprefix("*.")
+    dot = rest.find(".")
+    while dot != -1:
+        rest = rest[dot + 1 :]
+        yield "*." + rest
+        dot = rest.find(".")
+
+
+def path_prefixes(path: str) -> Iterator[str]:
+    """`/a/b/c` → `/a/b/c`, `/a/b`, `/a`, `` (whole segments, longest first)."""
+    path = path.rstrip("/")
+    while path:
+        yield path
+        path = path[: path.rfind("/")].rstrip("/")
+    yield ""

@@ -1,0 +1,203 @@
+"""Per-worker counter rows in shared memory: single writer per row, readers sum the rows.
+
+    [ header: 4 KiB ][ row 0 ][ row 1 ] ... [ row W-1 ][ supervisor row ]
+    row = [ STAT_WORDS request/response counters ][ one in-flight counter per endpoint slot ]
+
+Each worker writes only its own row (plain 8-byte stores, no atomics). The global in-flight count
+of an endpoint is the sum of its slot over the worker rows; that is how `max_conns` and
+least-connection hold across workers without locks. A worker checks the sum and then increments
+its own cell with no await in between, so concurrent workers can overshoot a limit by at most one
+request each: at most `max_conns + workers - 1` in flight.
+
+The supervisor row reuses the slot area for each endpoint's last-seen time (Unix ms), so
+`routerctl routes --from-shm` can show time-to-live without the supervisor.
+
+The file is sparse: only touched pages take memory. A respawned worker's in-flight cells are
+zeroed by the supervisor before the new process starts (its requests died with it); its request
+counters are kept, so totals never go backwards.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from enum import IntEnum
+from typing import Final
+
+from registry.shm import layout as L
+from registry.shm.region import Region
+
+COUNTER_MAGIC: Final = int.from_bytes(b"RTRCNT01", sys.byteorder)
+COUNTER_VERSION: Final = 1
+STAT_WORDS: Final = 128
+
+C_MAGIC, C_VERSION, C_ROWS, C_SLOTS, C_ROW_WORDS, C_CREATED_MS = range(6)
+
+
+class Stat(IntEnum):
+    """Request/response counters in each worker row; names as /metrics shows them."""
+
+    requests = 0
+    responses_1xx = 1
+    responses_2xx = 2
+    responses_3xx = 3
+    responses_4xx = 4
+    responses_5xx = 5
+    responses_xxx = 6
+    bad_requests = 7
+    bad_gateways = 8
+    client_closed = 9
+    retries = 10
+    failed_attempts = 11
+    unknown_route = 12
+    no_endpoints = 13
+    connection_limit = 14
+    empty_host = 15
+    invalid_app_instance = 16
+    error_dial = 17
+    error_reset = 18
+    error_timeout = 19
+    error_closed = 20
+    error_bad_response = 21
+    error_tls_handshake = 22
+    error_tls_untrusted = 23
+    error_tls_hostname = 24
+    error_tls_client_cert = 25
+    websocket_upgrades = 26
+    upstream_connects = 27
+    upstream_reuses = 28
+    bytes_received = 29
+    bytes_sent = 30
+    response_time_us_total = 31
+    # Response-time histogram buckets (cumulative counts are derived when read).
+    latency_le_1ms = 32
+    latency_le_5ms = 33
+    latency_le_10ms = 34
+    latency_le_25ms = 35
+    latency_le_50ms = 36
+    latency_le_100ms = 37
+    latency_le_250ms = 38
+    latency_le_500ms = 39
+    latency_le_1s = 40
+    latency_le_2500ms = 41
+    latency_le_5s = 42
+    latency_le_10s = 43
+    latency_inf = 44
+    error_other = 45
+    pruned_endpoints = 46
+    in_flight = 47  # a gauge: requests being proxied by this worker now
+
+
+LATENCY_BOUNDS_US: Final = (
+    1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+)  # fmt: skip
+
+
+def row_words(slots: int) -> int:
+    return L.round_up((STAT_WORDS + slots) * L.WORD, L.PAGE) // L.WORD
+
+
+def counters_size(workers: int, slots: int) -> int:
+    return L.PAGE + (workers + 1) * row_words(slots) * L.WORD
+
+
+class CounterTable:
+    """All rows; a worker takes its own with `row(index)`."""
+
+    def __init__(self, region: Region) -> None:
+        self._region = region
+        words = region.buffer.cast("Q")
+        if words[C_MAGIC] != COUNTER_MAGIC or words[C_VERSION] != COUNTER_VERSION:
+            raise ValueError("not a counters file (bad magic or version)")
+        self.workers = int(words[C_ROWS]) - 1
+        self.slots = int(words[C_SLOTS])
+        self._row_words = int(words[C_ROW_WORDS])
+        self._words = words
+        self._rows = [self._row_view(r) for r in range(self.workers + 1)]
+        self._inflight = [row[STAT_WORDS:] for row in self._rows[: self.workers]]
+
+    def __repr__(self) -> str:
+        return f"CounterTable(workers={self.workers}, slots={self.slots})"
+
+    @classmethod
+    def format(cls, region: Region, workers: int, slots: int) -> CounterTable:
+        words = region.buffer.cast("Q")
+        words[C_ROWS] = workers + 1
+        words[C_SLOTS] = slots
+        words[C_ROW_WORDS] = row_words(slots)
+        words[C_CREATED_MS] = int(time.time() * 1000)
+        words[C_VERSION] = COUNTER_VERSION
+        words[C_MAGIC] = COUNTER_MAGIC
+        return cls(region)
+
+    def _row_view(self, row: int) -> memoryview:
+        start = L.PAGE // L.WORD + row * self._row_words
+        return self._words[start : start + self._row_words]
+
+    def row(self, worker: int) -> CounterRow:
+        return CounterRow(worker, self._rows[worker])
+
+    @property
+    def supervisor_row(self) -> memoryview:
+        """The supervisor's row; its slot area holds last-seen times (Unix ms)."""
+        return self._rows[self.workers][STAT_WORDS:]
+
+    def in_flight(self, slot: int) -> int:
+        """Requests in flight to the endpoint in `slot`, summed over every worker."""
+        total = 0
+        for row in self._inflight:
+            total += row[slot]
+        return total
+
+    def stat_totals(self) -> list[int]:
+        totals = [0] * STAT_WORDS
+        for row in self._rows[: self.workers]:
+            for index, value in enumerate(row[:STAT_WORDS]):
+                totals[index] += value
+        return totals
+
+    def stats_of(self, worker: int) -> list[int]:
+        return list(self._rows[worker][:STAT_WORDS])
+
+    def row_byte_range(self, worker: int) -> tuple[int, int]:
+        """Byte offset and length of a worker's in-flight cells (page-aligned start)."""
+        start = L.PAGE + worker * self._row_words * L.WORD
+        return start, self._row_words * L.WORD
+
+    def clear_in_flight(self, worker: int) -> None:
+        """Zero a dead worker's in-flight cells before its replacement starts."""
+        cells = self._inflight[worker]
+        punch = getattr(self._region, "punch_hole", None)
+        start, length = self.row_byte_range(worker)
+        stats_bytes = STAT_WORDS * L.WORD
+        # Whole pages after the stats go back to the kernel and read as zeros again.
+        first_page = L.round_up(start + stats_bytes, L.PAGE)
+        if punch is not None and start + length > first_page:
+            head = (first_page - start - stats_bytes) // L.WORD
+            try:
+                punch(first_page, start + length - first_page)
+            except OSError:
+                head = len(cells)  # no hole punching on this filesystem: zero by hand
+            for slot in range(head):
+                cells[slot] = 0
+        else:
+            for slot in range(len(cells)):
+                cells[slot] = 0
+
+
+class CounterRow:
+    """One worker's row: it is the only writer of these cells."""
+
+    __slots__ = ("inflight", "stats", "worker")
+
+    def __init__(self, worker: int, row: memoryview) -> None:
+        self.worker = worker
+        self.stats = row[:STAT_WORDS]
+        self.inflight = row[STAT_WORDS:]
+
+    def __repr__(self) -> str:
+        return f"CounterRow(worker={self.worker}, requests={self.stats[Stat.requests]})"
+
+    def add(self, stat: int, amount: int = 1) -> None:
+        self.stats[stat] += amount

@@ -1,0 +1,37 @@
+"""The supervisor↔worker control channel: one JSON object per line over a socketpair.
+
+Supervisor → worker: `start` (config and table paths), `ping`, `reload` (new config), `stop`
+(finish in-flight requests within `timeout` seconds, then exit).
+Worker → supervisor: `ready` (serving), `pong`, `stopped`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+START: Final = "start"
+PING: Final = "ping"
+PONG: Final = "pong"
+READY: Final = "ready"
+RELOAD: Final = "reload"
+STOP: Final = "stop"
+STOPPED: Final = "stopped"
+
+MAX_LINE: Final = 1 << 20
+
+
+def encode(op: str, **fields: Any) -> bytes:
+    return orjson.dumps({"op": op, **fields}, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def decode(line: bytes) -> dict[str, Any] | None:
+    """A message, or None if the line is not one (logged by the caller)."""
+    try:
+        message = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("op"), str):
+        return None
+    return message

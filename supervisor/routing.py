@@ -1,0 +1,199 @@
+"""The supervisor's routing state: applies NATS messages, publishes shards, prunes stale routes.
+
+Message handling is synchronous and cheap: decode, validate, update the authoritative table, mark
+shards dirty. Publishing is coalesced: dirty shards are encoded and published together once per
+`route_table.publish_interval`, or at once when many are pending, so a registration storm costs
+one publish per interval rather than one per message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Final
+
+from registry.message import Registration, parse_registration
+from registry.prune import plan_prune
+from registry.records import encode_shard
+from registry.rejection import Rejection
+from registry.routes import ENDPOINT_UNREGISTERED, Change, RouteTable
+from registry.segments import is_served
+from registry.shm.counters import CounterTable
+from registry.shm.writer import TableWriter
+from supervisor.config import Config
+from supervisor.logs import EventLog
+
+# Publish at once when this many shards are dirty, without waiting for the interval.
+PUBLISH_BATCH: Final = 1024
+_PAYLOAD_PREVIEW: Final = 512
+
+log = EventLog("vcap.gorouter.registry")
+subscriber_log = EventLog("vcap.gorouter.subscriber")
+
+
+class Routing:
+    def __init__(
+        self,
+        config: Config,
+        table: RouteTable,
+        writer: TableWriter,
+        counters: CounterTable,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.table = table
+        self.writer = writer
+        self.counters = counters
+        self.clock = clock
+        self._last_seen = counters.supervisor_row
+        self._segments = frozenset(config.isolation_segments)
+        self.messages: Counter[str] = Counter()
+        self.rejections: Counter[str] = Counter()
+        self.pruned_endpoints = 0
+        self.publishes = 0
+        self.prune_suspended = False
+        self.schedule_publish: Callable[[], None] = lambda: None
+
+    def __repr__(self) -> str:
+        return f"Routing({self.table!r}, generation={self.writer.generation})"
+
+    # -- NATS messages -----------------------------------------------------------------------
+
+    def handle_register(self, data: bytes, subject: str = "router.register") -> bool:
+        reg = self._parse(data, subject, for_unregister=False)
+        if reg is None:
+            return False
+        now = self.clock()
+        result = self.table.register(reg, now)
+        if isinstance(result, Rejection):
+            self._reject(subject, result.reason, data)
+            return False
+        slot = self.table.slots.slot_of(reg.address)
+        if slot is not None:
+            self._last_seen[slot] = int(now * 1000)
+        self._log_changes(result)
+        self._after_change()
+        return True
+
+    def handle_unregister(self, data: bytes, subject: str = "router.unregister") -> bool:
+        reg = self._parse(data, subject, for_unregister=True)
+        if reg is None:
+            return False
+        self._log_changes(self.table.unregister(reg, self.clock()))
+        self._after_change()
+        return True
+
+    def _parse(self, data: bytes, subject: str, for_unregister: bool) -> Registration | None:
+        self.messages[subject] += 1
+        reg = parse_registration(
+            data, self.config.stale_threshold_seconds, for_unregister=for_unregister
+        )
+        if isinstance(reg, Rejection):
+            self._reject(subject, reg.reason, data)
+            return None
+        if not is_served(
+            reg.message.isolation_segment, self.config.routing_table_sharding_mode, self._segments
+        ):
+            return None
+        return reg
+
+    def _reject(self, subject: str, reason: str, data: bytes) -> None:
+        self.rejections[subject] += 1
+        preview = data[:_PAYLOAD_PREVIEW].decode("utf-8", "replace")
+        subscriber_log.error("validation-error", error=reason, subject=subject, payload=preview)
+
+    def _log_changes(self, changes: list[Change]) -> None:
+        for change in changes:
+            endpoint = change.endpoint
+            if endpoint is None:
+                log.info(change.event, uri=change.uri)
+                continue
+            log.info(
+                change.event,
+                uri=change.uri,
+                route_service_url=change.route_service_url,
+                backend=endpoint.address,
+                application_id=endpoint.app_id,
+                instance_id=endpoint.instance_id,
+                server_cert_domain_san=endpoint.server_cert_domain_san,
+                protocol=endpoint.protocol,
+                isolation_segment=endpoint.isolation_segment or "-",
+                isTLS=endpoint.tls,
+            )
+
+    def _after_change(self) -> None:
+        dirty = self.table.dirty_count
+        if dirty >= PUBLISH_BATCH:
+            self.publish()
+        elif dirty:
+            self.schedule_publish()
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def publish(self) -> int:
+        """Encode and publish every dirty shard; returns how many were published."""
+        shards = self.table.take_dirty()
+        if not shards:
+            return 0
+        payloads = [(shard, encode_shard(self.table.shard_pools(shard))) for shard in shards]
+        self.writer.publish(
+            payloads, routes=len(self.table.pools), endpoints=self.table.endpoint_count
+        )
+        self.publishes += 1
+        return len(shards)
+
+    def publish_all(self) -> None:
+        """Publish every shard (start-up, or after static routes were loaded)."""
+        payloads = [
+            (shard, encode_shard(self.table.shard_pools(shard)))
+            for shard in self.table.all_shards()
+        ]
+        self.table.take_dirty()
+        self.writer.publish(
+            payloads, routes=len(self.table.pools), endpoints=self.table.endpoint_count
+        )
+
+    # -- pruning -----------------------------------------------------------------------------
+
+    def prune(self, nats_connected: bool) -> int:
+        """One pruner cycle; returns the number of endpoints removed."""
+        now = self.clock()
+        plan = plan_prune(
+            now,
+            self.table.endpoint_ages(),
+            nats_connected=nats_connected,
+            suspend_when_disconnected=self.config.suspend_pruning_if_nats_unavailable,
+            was_suspended=self.prune_suspended,
+        )
+        if plan.suspended:
+            self.prune_suspended = True
+            log.info("prune-suspended")
+            return 0
+        if plan.freshen_all:
+            self.prune_suspended = False
+            log.debug("prune-unsuspended-refresh-routes-start")
+            self.table.freshen(now)
+            log.debug("prune-unsuspended-refresh-routes-complete")
+            return 0
+        removed: dict[str, list[str]] = {}
+        segment: dict[str, str] = {}
+        for key, address in plan.stale:
+            for change in self.table.remove_endpoint(key, address, now):
+                if change.event == ENDPOINT_UNREGISTERED and change.endpoint is not None:
+                    removed.setdefault(change.uri, []).append(address)
+                    segment.setdefault(change.uri, change.endpoint.isolation_segment or "-")
+        for change in self.table.drop_expired_empty_pools(now):
+            log.info(change.event, uri=change.uri)
+        for uri, addresses in removed.items():
+            log.info("pruned-route", uri=uri, endpoints=addresses, isolation_segment=segment[uri])
+        count = sum(len(addresses) for addresses in removed.values())
+        self.pruned_endpoints += count
+        if self.table.dirty_count:
+            self.publish()
+        return count
+
+    def ms_since_last_update(self) -> int:
+        if self.table.last_update is None:
+            return -1
+        return int((self.clock() - self.table.last_update) * 1000)

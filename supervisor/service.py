@@ -1,0 +1,374 @@
+"""routerd's supervisor: starts in order, dispatches signals from one loop, stops in reverse.
+
+Start: config → shared memory → listening sockets → status server (503) → NATS → pruner →
+`start_response_delay_interval` → workers → /health 200 and READY=1. Stop runs the other way.
+Signal handlers only enqueue; `run()` takes one event at a time and calls `handle_<event>()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from typing import Any
+
+import msgspec
+import uvloop
+from setproctitle import setproctitle
+
+from registry.routes import RouteTable
+from registry.shm.counters import STAT_WORDS, CounterTable, counters_size
+from registry.shm.region import FileRegion
+from registry.shm.writer import TableWriter, initial_size
+from registry.slots import SlotAllocator
+from supervisor import logs
+from supervisor.config import Config, ConfigError, load_config
+from supervisor.lifecycle import RESTART_ONLY_KEYS, RouterState, changed_keys, transition
+from supervisor.metrics import Snapshot
+from supervisor.nats_link import NatsLink
+from supervisor.routing import Routing
+from supervisor.sdnotify import Notifier
+from supervisor.status_server import StatusServer
+from supervisor.workers import WorkerPool, bind_listener, kill_all
+
+log = logs.EventLog("vcap.gorouter.supervisor")
+
+SIGNAL_EVENTS = {
+    signal.SIGTERM: "stop",
+    signal.SIGINT: "stop",
+    signal.SIGUSR1: "drain",
+    signal.SIGHUP: "reload",
+}
+# Freed endpoint slots wait this long before reuse, beyond the longest request.
+SLOT_GRACE_MIN = 120.0
+
+
+class StartupError(Exception):
+    """A resource the router cannot run without (run_dir, the port, the status port)."""
+
+
+class Supervisor:
+    def __init__(self, config: Config, config_path: str) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.started_at = time.time()
+        self.state = RouterState.STARTING
+        self.exit_code = 0
+        self.events: asyncio.Queue[str] = asyncio.Queue()
+        self.notifier = Notifier()
+        self.table_path = os.path.join(config.run_dir, "routes.shm")
+        self.counters_path = os.path.join(config.run_dir, "counters.shm")
+        self.pid_path = os.path.join(config.run_dir, "routerd.pid")
+        self.routing: Routing | None = None
+        self.nats: NatsLink | None = None
+        self.workers: WorkerPool | None = None
+        self.status: StatusServer | None = None
+        self._regions: list[FileRegion] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._startup: asyncio.Task[None] | None = None
+        self._publish_handle: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        return f"Supervisor(state={self.state.value}, pid={os.getpid()})"
+
+    def move(self, target: RouterState) -> None:
+        self.state = transition(self.state, target)
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum, event in SIGNAL_EVENTS.items():
+            loop.add_signal_handler(signum, self.events.put_nowait, event)
+        self._startup = loop.create_task(self._start())
+        self._startup.add_done_callback(self._on_startup_done)
+        while self.state is not RouterState.STOPPED:
+            event = await self.events.get()
+            handler = getattr(self, f"handle_{event}", None)
+            if handler is None:
+                log.error("unknown-supervisor-event", name=event)
+                continue
+            await handler()
+        return self.exit_code
+
+    def _on_startup_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.fatal("router-failed-to-start", error=str(exc) or type(exc).__name__)
+            self.exit_code = 1
+            self.events.put_nowait("stop")
+
+    async def _start(self) -> None:
+        config = self.config
+        setproctitle("routerd: supervisor")
+        self._open_tables()
+        listeners = self._bind_listeners()
+        assert self.routing is not None
+        self.status = StatusServer(config, self.snapshot, self.routes_json)
+        try:
+            await self.status.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on status {config.status.host}:{config.status.port}: {exc.strerror}"
+            ) from None
+        self.nats = NatsLink(config, self.routing)
+        await self.nats.connect()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._prune_loop()))
+        self._tasks.append(loop.create_task(self._start_message_loop()))
+        if self.notifier.watchdog_seconds:
+            self._tasks.append(loop.create_task(self._watchdog_loop()))
+        log.info(
+            "waiting-for-route-registration", seconds=float(config.start_response_delay_interval)
+        )
+        await asyncio.sleep(config.start_response_delay_interval)
+        self.workers = WorkerPool(
+            config, listeners, self.routing.counters, self.table_path, self.counters_path
+        )
+        await self.workers.start()
+        self.move(RouterState.RUNNING)
+        self.status.healthy = True
+        self.notifier.ready()
+        log.info(
+            "router-started",
+            port=config.port,
+            workers=config.worker_count,
+            routes=len(self.routing.table.pools),
+        )
+
+    def _open_tables(self) -> None:
+        config = self.config
+        try:
+            os.makedirs(config.run_dir, exist_ok=True)
+            table_region = FileRegion.create(
+                self.table_path, initial_size(config.route_table.shards)
+            )
+            writer = TableWriter(table_region, config.route_table.shards)
+            table_region.publish_path()
+            counters_region = FileRegion.create(
+                self.counters_path,
+                counters_size(config.worker_count, config.route_table.max_endpoints),
+            )
+            counters = CounterTable.format(
+                counters_region, config.worker_count, config.route_table.max_endpoints
+            )
+            counters_region.publish_path()
+            with open(self.pid_path, "w") as handle:
+                handle.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise StartupError(
+                f"cannot create the shared route table in run_dir {config.run_dir!r}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        self._regions += [table_region, counters_region]
+        grace = max(SLOT_GRACE_MIN, 2 * float(config.endpoint_timeout))
+        table = RouteTable(
+            config.route_table.shards,
+            SlotAllocator(config.route_table.max_endpoints, grace),
+            empty_pool_timeout=float(config.empty_pool_timeout)
+            if config.empty_pool_response_code_503
+            else 0.0,
+        )
+        self.routing = Routing(config, table, writer, counters)
+        self.routing.schedule_publish = self._schedule_publish
+        self.routing.publish_all()
+
+    def _bind_listeners(self) -> list[Any]:
+        config = self.config
+        listeners = []
+        try:
+            for _ in range(config.worker_count):
+                listeners.append(bind_listener(config.bind_address, config.port))
+        except OSError as exc:
+            for sock in listeners:
+                sock.close()
+            raise StartupError(
+                f"cannot listen on {config.bind_address}:{config.port}: {exc.strerror}"
+            ) from None
+        return listeners
+
+    # -- periodic work -------------------------------------------------------------------------
+
+    def _schedule_publish(self) -> None:
+        if self._publish_handle is None:
+            loop = asyncio.get_running_loop()
+            self._publish_handle = loop.call_later(
+                self.config.route_table.publish_interval, self._publish_now
+            )
+
+    def _publish_now(self) -> None:
+        self._publish_handle = None
+        if self.routing is not None:
+            self.routing.publish()
+
+    async def _prune_loop(self) -> None:
+        assert self.routing is not None and self.nats is not None
+        while True:
+            await asyncio.sleep(self.config.prune_stale_droplets_interval)
+            self.routing.prune(self.nats.is_connected)
+
+    async def _start_message_loop(self) -> None:
+        assert self.nats is not None
+        interval = self.config.publish_start_message_interval
+        if interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            await self.nats.publish_start()
+
+    async def _watchdog_loop(self) -> None:
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(self.notifier.watchdog_seconds / 2)
+
+    # -- signal handlers -----------------------------------------------------------------------
+
+    async def handle_stop(self) -> None:
+        if self.state in (RouterState.STOPPING, RouterState.STOPPED):
+            return
+        log.info("router-stopping", state=self.state.value)
+        await self._shutdown(float(self.config.shutdown_timeout))
+
+    async def handle_drain(self) -> None:
+        if self.state is not RouterState.RUNNING:
+            log.info("drain-ignored", state=self.state.value)
+            return
+        self.move(RouterState.DRAINING)
+        assert self.status is not None
+        self.status.healthy = False
+        self.notifier.status("draining")
+        log.info(
+            "router-draining",
+            drain_wait=float(self.config.drain_wait),
+            drain_timeout=float(self.config.drain_timeout),
+        )
+        self._tasks.append(asyncio.get_running_loop().create_task(self._drain()))
+
+    async def _drain(self) -> None:
+        # Load balancers see /health 503 during drain_wait and stop sending new connections.
+        await asyncio.sleep(self.config.drain_wait)
+        if self.state is RouterState.DRAINING:
+            await self._shutdown(float(self.config.drain_timeout))
+
+    async def handle_reload(self) -> None:
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("config-reload-failed", error=str(exc))
+            return
+        new = msgspec.structs.replace(new, run_dir=self.config.run_dir)
+        changed = changed_keys(self.config, new)
+        live = msgspec.structs.replace(
+            new, **{key: getattr(self.config, key) for key in RESTART_ONLY_KEYS}
+        )
+        self.config = live
+        logs.configure(live.logging.level)
+        if self.routing is not None:
+            self.routing.config = live
+        if self.workers is not None:
+            self.workers.reload(live)
+        log.info(
+            "config-reloaded",
+            applied=[key for key in changed if key not in RESTART_ONLY_KEYS],
+            needs_restart=[key for key in changed if key in RESTART_ONLY_KEYS],
+        )
+
+    async def _shutdown(self, timeout: float) -> None:
+        self.move(RouterState.STOPPING)
+        self.notifier.stopping()
+        if self.status is not None:
+            self.status.healthy = False
+        if self._startup is not None and not self._startup.done():
+            self._startup.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._startup
+        # Reverse order: workers (finish in-flight requests), pruner, NATS, tables, status.
+        if self.workers is not None:
+            self.workers.close_listeners()
+            try:
+                await self.workers.stop(timeout)
+            finally:
+                kill_all(self.workers)
+        for task in self._tasks:
+            task.cancel()
+        if self._publish_handle is not None:
+            self._publish_handle.cancel()
+        if self.nats is not None:
+            await self.nats.close()
+        if self.routing is not None:
+            self.routing.publish()
+        if self.status is not None:
+            await self.status.stop()
+        with contextlib.suppress(OSError):
+            os.unlink(self.pid_path)
+        log.info("router-stopped", exit_code=self.exit_code)
+        self.move(RouterState.STOPPED)
+
+    # -- views for the status server -------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        routing = self.routing
+        assert routing is not None
+        totals = routing.counters.stat_totals() if routing else [0] * STAT_WORDS
+        return Snapshot(
+            totals=totals,
+            routes=len(routing.table.pools),
+            endpoints=routing.table.endpoint_count,
+            ms_since_last_registry_update=routing.ms_since_last_update(),
+            nats_connected=self.nats.is_connected if self.nats else False,
+            nats_messages=dict(routing.messages),
+            nats_rejected=dict(routing.rejections),
+            nats_slow_consumer_events=self.nats.slow_consumer_events if self.nats else 0,
+            nats_reconnects=self.nats.reconnects if self.nats else 0,
+            pruned_endpoints=routing.pruned_endpoints,
+            table_generation=routing.writer.generation,
+            workers=self.workers.describe() if self.workers else [],
+            started_at=self.started_at,
+            healthy=self.status.healthy if self.status else False,
+            state=self.state.value,
+        )
+
+    def routes_json(self, with_ttl_left: bool) -> dict[str, list[dict[str, Any]]]:
+        """Gorouter's /routes shape: uri → endpoints."""
+        assert self.routing is not None
+        now = time.time()
+        result: dict[str, list[dict[str, Any]]] = {}
+        for key, pool in sorted(self.routing.table.pools.items()):
+            entries = []
+            for state in pool.endpoints.values():
+                record = state.record
+                entry: dict[str, Any] = {
+                    "address": record.address,
+                    "availability_zone": record.availability_zone,
+                    "protocol": record.protocol,
+                    "tls": record.tls,
+                    "ttl": record.stale_threshold,
+                    "route_service_url": pool.route_service_url,
+                    "tags": record.tags,
+                    "isolation_segment": record.isolation_segment,
+                    "private_instance_id": record.instance_id,
+                    "private_instance_index": record.instance_index,
+                    "server_cert_domain_san": record.server_cert_domain_san,
+                    "app": record.app_id,
+                }
+                if pool.load_balancing:
+                    entry["load_balancing_algorithm"] = pool.load_balancing
+                if with_ttl_left:
+                    left = record.stale_threshold - (now - state.last_seen)
+                    entry["ttl_left"] = None if record.tls else max(0, round(left, 1))
+                entries.append(entry)
+            result[str(key)] = entries
+        return result
+
+
+def run(config: Config, config_path: str) -> int:
+    supervisor = Supervisor(config, config_path)
+    try:
+        return uvloop.run(supervisor.run())
+    except StartupError as exc:  # pragma: no cover - reported through the event loop
+        log.fatal("router-failed-to-start", error=str(exc))
+        return 1

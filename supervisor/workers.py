@@ -1,0 +1,319 @@
+"""Worker processes: spawned on sockets the supervisor owns, watched, and replaced when they die.
+
+Each worker gets its own SO_REUSEPORT listening socket. The supervisor keeps its copy of every
+socket, so connections queued on a dead worker's socket wait in the kernel for the replacement,
+which is started on the same socket with an exponential backoff. A liveness ping over the control
+channel catches a worker that is alive but stuck (SIGSTOP, an endless loop): it is killed and
+replaced like a crashed one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from registry.shm.counters import CounterTable
+from supervisor import control
+from supervisor.config import Config, encode_config
+from supervisor.logs import EventLog
+from supervisor.worker_states import WorkerState, transition
+
+log = EventLog("vcap.gorouter.supervisor")
+
+BACKOFF_FIRST: Final = 0.1
+BACKOFF_MAX: Final = 10.0
+# A worker that stayed up this long has its backoff reset.
+STABLE_AFTER: Final = 30.0
+START_TIMEOUT: Final = 30.0
+LISTEN_BACKLOG: Final = 4096
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """One SO_REUSEPORT listening socket; the kernel spreads connections over the group."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+        sock.set_inheritable(True)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class Worker:
+    """One worker slot: its socket and its current process, if any."""
+
+    def __init__(self, index: int, listener: socket.socket) -> None:
+        self.index = index
+        self.listener = listener
+        self.state = WorkerState.STOPPED
+        self.process: asyncio.subprocess.Process | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.restarts = 0
+        self.started_at = 0.0
+        self.last_pong = 0.0
+        self.backoff = BACKOFF_FIRST
+        self.ready = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __repr__(self) -> str:
+        pid = self.process.pid if self.process else None
+        return f"Worker({self.index}, {self.state.value}, pid={pid}, restarts={self.restarts})"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def move(self, target: WorkerState) -> None:
+        self.state = transition(self.state, target)
+
+    def send(self, data: bytes) -> None:
+        if self.writer is not None and not self.writer.is_closing():
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                self.writer.write(data)
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        config: Config,
+        listeners: list[socket.socket],
+        counters: CounterTable,
+        table_path: str,
+        counters_path: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.counters = counters
+        self.table_path = table_path
+        self.counters_path = counters_path
+        self.clock = clock
+        self.workers = [Worker(index, sock) for index, sock in enumerate(listeners)]
+        self._stopping = False
+        self._watchdog: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"WorkerPool({self.workers!r})"
+
+    # -- starting ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every worker and wait until all serve; raise RuntimeError if one cannot."""
+        for worker in self.workers:
+            worker.state = WorkerState.BACKOFF  # a fresh slot behaves like one about to respawn
+            await self._spawn(worker)
+        deadline = START_TIMEOUT
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(worker.ready.wait() for worker in self.workers)), deadline
+            )
+        except TimeoutError:
+            raise RuntimeError(f"workers did not become ready within {deadline}s") from None
+        self._watchdog = asyncio.get_running_loop().create_task(self._ping_loop())
+
+    async def _spawn(self, worker: Worker) -> None:
+        worker.move(WorkerState.STARTING)
+        worker.ready.clear()
+        worker.stopped.clear()
+        self.counters.clear_in_flight(worker.index)
+        parent, child = socket.socketpair()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "router.worker",
+                "--index",
+                str(worker.index),
+                "--listen-fd",
+                str(worker.listener.fileno()),
+                "--control-fd",
+                str(child.fileno()),
+                pass_fds=(worker.listener.fileno(), child.fileno()),
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+        finally:
+            child.close()
+        worker.process = process
+        worker.started_at = self.clock()
+        worker.last_pong = worker.started_at
+        reader, writer = await asyncio.open_unix_connection(sock=parent, limit=control.MAX_LINE)
+        worker.writer = writer
+        worker.send(
+            control.encode(
+                control.START,
+                config=encode_config(self.config).decode(),
+                table=self.table_path,
+                counters=self.counters_path,
+            )
+        )
+        loop = asyncio.get_running_loop()
+        worker.track(loop.create_task(self._read_control(worker, reader)))
+        worker.track(loop.create_task(self._wait_exit(worker, process)))
+        log.info("worker-started", index=worker.index, pid=process.pid, restarts=worker.restarts)
+
+    async def _read_control(self, worker: Worker, reader: asyncio.StreamReader) -> None:
+        while True:
+            try:
+                line = await reader.readline()
+            except (ConnectionError, ValueError):
+                return
+            if not line:
+                return
+            message = control.decode(line)
+            if message is None:
+                log.error("worker-control-message-invalid", index=worker.index)
+                continue
+            op = message["op"]
+            if op == control.PONG:
+                worker.last_pong = self.clock()
+            elif op == control.READY and worker.state is WorkerState.STARTING:
+                worker.move(WorkerState.READY)
+                worker.ready.set()
+                log.info("worker-ready", index=worker.index, pid=worker.pid)
+
+    async def _wait_exit(self, worker: Worker, process: asyncio.subprocess.Process) -> None:
+        code = await process.wait()
+        if worker.writer is not None:
+            worker.writer.close()
+        if worker.state is WorkerState.STOPPING or self._stopping:
+            if worker.state is not WorkerState.STOPPED:
+                worker.state = WorkerState.STOPPED
+            worker.stopped.set()
+            log.info("worker-stopped", index=worker.index, pid=process.pid, exit_code=code)
+            return
+        lived = self.clock() - worker.started_at
+        if lived >= STABLE_AFTER:
+            worker.backoff = BACKOFF_FIRST
+        delay = worker.backoff
+        worker.backoff = min(worker.backoff * 2, BACKOFF_MAX)
+        worker.move(WorkerState.BACKOFF)
+        log.error(
+            "worker-exited",
+            index=worker.index,
+            pid=process.pid,
+            exit_code=code,
+            respawn_in_seconds=round(delay, 3),
+        )
+        await asyncio.sleep(delay)
+        if self._stopping:
+            worker.move(WorkerState.STOPPED)
+            worker.stopped.set()
+            return
+        worker.restarts += 1
+        try:
+            await self._spawn(worker)
+        except OSError as exc:
+            log.error("worker-respawn-failed", index=worker.index, error=str(exc))
+            worker.move(WorkerState.BACKOFF)
+            asyncio.get_running_loop().call_later(worker.backoff, self._retry_spawn, worker)
+
+    def _retry_spawn(self, worker: Worker) -> None:
+        if self._stopping or worker.state is not WorkerState.BACKOFF:
+            return
+        worker.track(asyncio.get_running_loop().create_task(self._spawn(worker)))
+
+    # -- liveness ----------------------------------------------------------------------------
+
+    async def _ping_loop(self) -> None:
+        interval = max(self.config.worker_liveness_timeout / 4, 0.05)
+        sequence = 0
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            sequence += 1
+            now = self.clock()
+            for worker in self.workers:
+                if worker.state not in (WorkerState.READY, WorkerState.STARTING):
+                    continue
+                worker.send(control.encode(control.PING, n=sequence))
+                silent = now - worker.last_pong
+                if silent > self.config.worker_liveness_timeout and worker.process is not None:
+                    log.error(
+                        "worker-unresponsive",
+                        index=worker.index,
+                        pid=worker.pid,
+                        silent_seconds=round(silent, 3),
+                    )
+                    with contextlib.suppress(ProcessLookupError):
+                        worker.process.send_signal(signal.SIGKILL)
+                    worker.last_pong = now  # one kill per silence; the exit path respawns
+
+    # -- reload and stop -----------------------------------------------------------------------
+
+    def reload(self, config: Config) -> None:
+        self.config = config
+        for worker in self.workers:
+            worker.send(control.encode(control.RELOAD, config=encode_config(config).decode()))
+
+    def close_listeners(self) -> None:
+        """Close the supervisor's copies, so the kernel stops queueing new connections."""
+        for worker in self.workers:
+            worker.listener.close()
+
+    async def stop(self, timeout: float) -> None:
+        """Ask every worker to finish in-flight requests within `timeout`, then exit."""
+        self._stopping = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        running = []
+        for worker in self.workers:
+            if worker.state in (WorkerState.STARTING, WorkerState.READY):
+                worker.move(WorkerState.STOPPING)
+                worker.send(control.encode(control.STOP, timeout=timeout))
+                running.append(worker)
+            elif worker.state is WorkerState.BACKOFF:
+                worker.move(WorkerState.STOPPED)
+                worker.stopped.set()
+        # Workers enforce the timeout themselves; the margin covers their exit.
+        for worker in running:
+            try:
+                await asyncio.wait_for(worker.stopped.wait(), timeout + 5)
+            except TimeoutError:
+                log.error("worker-stop-timed-out", index=worker.index, pid=worker.pid)
+                if worker.process is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        worker.process.kill()
+                    await worker.process.wait()
+        for worker in self.workers:
+            worker.cancel_tasks()
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "index": worker.index,
+                "pid": worker.pid,
+                "state": worker.state.value,
+                "restarts": worker.restarts,
+                "uptime_seconds": round(self.clock() - worker.started_at, 3)
+                if worker.process is not None
+                else 0,
+            }
+            for worker in self.workers
+        ]
+
+
+def kill_all(pool: WorkerPool) -> None:
+    """Last resort on a failed start: no worker outlives the supervisor."""
+    for worker in pool.workers:
+        if worker.process is not None and worker.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.process.pid, signal.SIGKILL)

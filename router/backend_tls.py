@@ -1,0 +1,23 @@
+"""The TLS client context for backends that registered a tls_port."""
+
+from __future__ import annotations
+
+import ssl
+
+from supervisor.config import Config
+from supervisor.pem import load_cert_chain_from_pem
+
+
+def backend_tls_context(config: Config) -> ssl.SSLContext:
+    """Verify against the system store plus `ca_certs`; the SAN is checked per connection
+    (it is passed as server_hostname). Never falls back to plaintext."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    for pem in config.ca_certs:
+        context.load_verify_locations(cadata=pem)
+    if config.skip_ssl_validation:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if config.backends.cert_chain:
+        load_cert_chain_from_pem(context, config.backends.cert_chain, config.backends.private_key)
+    return context

@@ -1,0 +1,247 @@
+"""Header rules, on plain values: what the backend receives, and what the client gets back.
+
+Requests: hop-by-hop headers are dropped, including those a client names in `Connection`, but a
+client can never use `Connection` to strip the router's own headers (Gorouter's
+`hop_by_hop_headers_to_filter`). The router appends the client to `X-Forwarded-For`, sets
+`X-Forwarded-Proto` when absent (or forces https), always sets a fresh `X-Vcap-Request-Id`, sets
+`X-Request-Start` when absent, B3 headers when tracing is on, and per attempt the
+`X-CF-ApplicationID` / `X-CF-InstanceID` / `X-CF-InstanceIndex` of the chosen endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from registry.records import EndpointRecord
+
+RawHeaders = Sequence[tuple[bytes, bytes]]
+
+HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Headers the router sets itself: dropped from what the client sent, and never strippable
+# through `Connection`.
+ROUTER_SET: Final = frozenset(
+    {
+        b"x-vcap-request-id",
+        b"x-cf-applicationid",
+        b"x-cf-instanceid",
+        b"x-cf-instanceindex",
+        b"x-cf-app-instance",
+        b"content-length",
+        b"expect",
+        b"host",
+    }
+)
+PROTECTED: Final = frozenset(
+    {
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-request-start",
+        b"x-b3-traceid",
+        b"x-b3-spanid",
+        b"x-b3-parentspanid",
+        b"x-b3-sampled",
+        b"x-b3-flags",
+        b"b3",
+        b"host",
+    }
+    | ROUTER_SET
+)
+RESPONSE_DROP: Final = HOP_BY_HOP | {b"content-length", b"x-cf-proxy-signature"}
+
+
+class RequestFacts:
+    """What the access log and the proxy need from the client's headers, gathered in one pass."""
+
+    __slots__ = (
+        "b3",
+        "cookie",
+        "forwarded_for",
+        "forwarded_proto",
+        "has_idempotency_key",
+        "referer",
+        "trace_id",
+        "user_agent",
+    )
+
+    def __init__(self) -> None:
+        self.forwarded_for = ""
+        self.forwarded_proto = ""
+        self.referer = ""
+        self.user_agent = ""
+        self.cookie = ""
+        self.has_idempotency_key = False
+        self.b3 = False
+        self.trace_id = ""
+
+
+def new_request_id() -> tuple[str, str]:
+    """A UUIDv4 string and its 32-hex form (the B3 trace id when tracing generates one)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    hexed = raw.hex()
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}", hexed
+
+
+def request_id_from_trace(trace_id: str) -> str:
+    """Gorouter builds X-Vcap-Request-Id from an incoming trace id of at least 32 hex chars."""
+    t = trace_id.lower()
+    return f"{t[0:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:32]}"
+
+
+def build_common_headers(
+    raw_headers: RawHeaders,
+    client_ip: str,
+    force_https: bool,
+    zipkin: bool,
+    upgrade: bool,
+) -> tuple[list[bytes], RequestFacts, str]:
+    """Header lines for every attempt, the facts gathered, and the request id.
+
+    Returns lines ("Name: value\\r\\n") in the client's order, then the router's.
+    """
+    facts = RequestFacts()
+    strip: set[bytes] = set()
+    xff_parts: list[bytes] = []
+    proto = b""
+    has_request_start = False
+    b3_trace = b""
+    b3_span = b""
+    # First pass over names only: which extra headers `Connection` asks to drop.
+    for name, value in raw_headers:
+        if name.lower() == b"connection":
+            for raw_token in value.split(b","):
+                token = raw_token.strip().lower()
+                if token and token not in PROTECTED and not (upgrade and token == b"upgrade"):
+                    strip.add(token)
+    lines: list[bytes] = []
+    for name, value in raw_headers:
+        lower = name.lower()
+        if lower in HOP_BY_HOP:
+            if upgrade and lower == b"upgrade":
+                lines.append(name + b": " + value + b"\r\n")
+            continue
+        if lower in ROUTER_SET or lower in strip:
+            continue
+        if lower == b"x-forwarded-for":
+            xff_parts.append(value)
+            continue
+        if lower == b"x-forwarded-proto":
+            if not proto:
+                proto = value
+            continue
+        if lower == b"x-request-start":
+            has_request_start = True
+        elif lower == b"referer":
+            facts.referer = value.decode("latin-1")
+        elif lower == b"user-agent":
+            facts.user_agent = value.decode("latin-1")
+        elif lower == b"cookie":
+            facts.cookie = (facts.cookie + "; " if facts.cookie else "") + value.decode("latin-1")
+        elif lower in (b"idempotency-key", b"x-idempotency-key"):
+            facts.has_idempotency_key = facts.has_idempotency_key or bool(value.strip())
+        elif lower == b"b3":
+            facts.b3 = True
+            b3_trace = value.split(b"-", 1)[0]
+        elif lower == b"x-b3-traceid":
+            b3_trace = value
+        elif lower == b"x-b3-spanid":
+            b3_span = value
+        lines.append(name + b": " + value + b"\r\n")
+
+    xff = b", ".join([*xff_parts, client_ip.encode()])
+    lines.append(b"X-Forwarded-For: " + xff + b"\r\n")
+    facts.forwarded_for = xff.decode("latin-1")
+    if force_https:
+        proto = b"https"
+    elif not proto:
+        proto = b"http"
+    lines.append(b"X-Forwarded-Proto: " + proto + b"\r\n")
+    facts.forwarded_proto = proto.decode("latin-1")
+    if not has_request_start:
+        lines.append(b"X-Request-Start: %d\r\n" % int(time.time() * 1000))
+
+    request_id, generated_hex = new_request_id()
+    if zipkin:
+        trace = b3_trace.decode("latin-1") if b3_trace else ""
+        if trace and len(trace) >= 32 and _is_hex(trace):
+            request_id = request_id_from_trace(trace)
+            facts.trace_id = trace
+        elif not facts.b3 and not (b3_trace and b3_span):
+            span = os.urandom(8).hex()
+            facts.trace_id = generated_hex
+            lines.append(f"X-B3-TraceId: {generated_hex}\r\n".encode())
+            lines.append(f"X-B3-SpanId: {span}\r\n".encode())
+            lines.append(f"b3: {generated_hex}-{span}\r\n".encode())
+        elif b3_trace and b3_span and not facts.b3:
+            lines.append(b"b3: " + b3_trace + b"-" + b3_span + b"\r\n")
+    lines.append(f"X-Vcap-Request-Id: {request_id}\r\n".encode())
+    return lines, facts, request_id
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
+
+
+def endpoint_headers(endpoint: EndpointRecord) -> bytes:
+    """Per attempt: the chosen instance, as Gorouter sets it."""
+    instance_id = endpoint.instance_id or endpoint.address
+    parts = []
+    if endpoint.app_id:
+        parts.append(f"X-CF-ApplicationID: {endpoint.app_id}\r\n")
+    parts.append(f"X-CF-InstanceID: {instance_id}\r\n")
+    if endpoint.instance_index:
+        parts.append(f"X-CF-InstanceIndex: {endpoint.instance_index}\r\n")
+    return "".join(parts).encode("latin-1", "replace")
+
+
+def build_head(
+    method: str,
+    target: str,
+    host: str,
+    common: Iterable[bytes],
+    endpoint: EndpointRecord,
+    framing: bytes,
+) -> bytes:
+    """The request head for one attempt. `framing` is the Content-Length/chunked line (or b"")."""
+    return b"".join(
+        (
+            f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n".encode("latin-1", "replace"),
+            *common,
+            endpoint_headers(endpoint),
+            framing,
+            b"\r\n",
+        )
+    )
+
+
+def response_headers(
+    raw: Iterable[tuple[bytes, bytes]], upgrade: bool = False
+) -> list[tuple[str, str]]:
+    """The backend's headers minus hop-by-hop ones; aiohttp frames the body itself."""
+    result = []
+    for name, value in raw:
+        lower = name.lower()
+        if lower in RESPONSE_DROP and not (upgrade and lower in (b"connection", b"upgrade")):
+            continue
+        result.append((name.decode("latin-1"), value.decode("latin-1")))
+    return result

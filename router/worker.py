@@ -1,0 +1,197 @@
+"""A worker process: `python -m router.worker --index N --listen-fd FD --control-fd FD`.
+
+Started by the supervisor on a listening socket it already bound. Reads its config from the
+control channel, maps the shared table read-only and its counter row read-write, serves with
+aiohttp on uvloop, answers pings, and stops gracefully when told.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+import uvloop
+from setproctitle import setproctitle
+
+from registry.lookup import RouteLookup
+from registry.shm.counters import CounterTable
+from registry.shm.reader import TableReader
+from registry.shm.region import FileRegion
+from router.accesslog import AccessLog
+from router.backend_tls import backend_tls_context
+from router.frontend import Frontend, GorouterServer
+from router.health import WorkerHealth
+from router.proxy import Proxy
+from router.upstream import UpstreamPool
+from supervisor import control, logs
+from supervisor.config import Config, decode_config
+
+log = logs.EventLog("vcap.gorouter.router")
+
+# Gorouter accepts request heads up to 1 MiB; aiohttp's defaults (8 KiB lines) are far smaller.
+MAX_LINE = 64 * 1024
+MAX_FIELD = 64 * 1024
+MAX_HEADERS = 512
+
+
+def require_c_parser() -> None:
+    """The pure-Python parser is slow and has had advisories the C one had not."""
+    if os.environ.get("AIOHTTP_NO_EXTENSIONS"):
+        raise SystemExit("routerd worker: refusing to start with AIOHTTP_NO_EXTENSIONS set")
+    from aiohttp import http_parser  # noqa: PLC0415
+
+    if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
+        raise SystemExit("routerd worker: aiohttp's C HTTP parser is not available")
+
+
+class Worker:
+    def __init__(self, index: int, listen_fd: int, control_fd: int) -> None:
+        self.index = index
+        self.listen_fd = listen_fd
+        self.control_fd = control_fd
+        self.config: Config | None = None
+        self.proxy: Proxy | None = None
+        self.access_log: AccessLog | None = None
+        self.server: GorouterServer | None = None
+        self.listener: asyncio.Server | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.stop_timeout: float | None = None
+        self._stop = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"Worker({self.index}, pid={os.getpid()})"
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        # The supervisor decides when workers stop; a stray SIGINT from the terminal must not.
+        loop.add_signal_handler(signal.SIGINT, lambda: None)
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        reader, self.writer = await asyncio.open_unix_connection(
+            sock=socket.socket(fileno=self.control_fd), limit=control.MAX_LINE
+        )
+        first = control.decode(await reader.readline())
+        if first is None or first["op"] != control.START:
+            log.fatal("worker-start-message-missing", index=self.index)
+            return 2
+        self.config = decode_config(first["config"].encode())
+        logs.configure(self.config.logging.level)
+        await self._serve(first["table"], first["counters"])
+        control_task = loop.create_task(self._control_loop(reader))
+        self._send(control.encode(control.READY))
+        await self._stop.wait()
+        await self._shutdown()
+        control_task.cancel()
+        return 0
+
+    async def _serve(self, table_path: str, counters_path: str) -> None:
+        config = self.config
+        assert config is not None
+        reader = TableReader(FileRegion.open(table_path))
+        counters = CounterTable(FileRegion.open(counters_path, writable=True))
+        health = WorkerHealth(
+            counters, config.backends.max_conns, float(config.droplet_stale_threshold) / 4
+        )
+        upstream = UpstreamPool(
+            dial_timeout=float(config.endpoint_dial_timeout),
+            idle_timeout=float(config.backends.idle_timeout),
+            max_idle_per_endpoint=config.backends.max_idle_conns_per_endpoint,
+            keepalive_interval=float(config.endpoint_keep_alive_probe_interval),
+            tls_context=backend_tls_context(config),
+        )
+        if config.access_log.file:
+            self.access_log = AccessLog(config.access_log.file)
+        self.proxy = Proxy(
+            config, RouteLookup(reader), counters.row(self.index), health, upstream, self.access_log
+        )
+        self.server = GorouterServer(
+            Frontend(self.proxy),
+            keepalive_timeout=float(config.frontend_idle_timeout),
+            max_line_size=MAX_LINE,
+            max_field_size=MAX_FIELD,
+            max_headers=MAX_HEADERS,
+            auto_decompress=False,
+            lingering_time=1.0,
+        )
+        sock = socket.socket(fileno=self.listen_fd)
+        self.listener = await asyncio.get_running_loop().create_server(
+            self.server, sock=sock, backlog=4096
+        )
+        log.info("worker-serving", index=self.index, pid=os.getpid())
+
+    async def _control_loop(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            line = await reader.readline()
+            if not line:
+                # The supervisor is gone: nobody will respawn or feed us; stop serving.
+                log.error("supervisor-gone", index=self.index)
+                self.stop_timeout = 5.0
+                self._stop.set()
+                return
+            message = control.decode(line)
+            if message is None:
+                continue
+            self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        op = message["op"]
+        if op == control.PING:
+            self._send(control.encode(control.PONG, n=message.get("n", 0)))
+        elif op == control.RELOAD:
+            self._reload(decode_config(message["config"].encode()))
+        elif op == control.STOP:
+            self.stop_timeout = float(message.get("timeout", 10.0))
+            self._stop.set()
+
+    def _reload(self, config: Config) -> None:
+        self.config = config
+        logs.configure(config.logging.level)
+        if self.proxy is not None:
+            self.proxy.apply_config(config)
+            self.proxy.upstream.idle_timeout = float(config.backends.idle_timeout)
+            self.proxy.upstream.dial_timeout = float(config.endpoint_dial_timeout)
+        if self.access_log is not None:
+            self.access_log.reopen()
+        log.info("worker-config-reloaded", index=self.index)
+
+    def _send(self, data: bytes) -> None:
+        if self.writer is not None and not self.writer.is_closing():
+            self.writer.write(data)
+
+    async def _shutdown(self) -> None:
+        timeout = self.stop_timeout if self.stop_timeout is not None else 10.0
+        if self.listener is not None:
+            self.listener.close()  # stop accepting; in-flight requests go on
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                await self.server.shutdown(timeout)
+        if self.proxy is not None:
+            self.proxy.upstream.close_all()
+        if self.access_log is not None:
+            self.access_log.close()
+        self._send(control.encode(control.STOPPED))
+        log.info("worker-stopped", index=self.index)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="routerd-worker")
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--control-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    require_c_parser()
+    setproctitle(f"routerd: worker {args.index}")
+    # aiohttp logs client protocol errors with tracebacks; they are counted and answered instead.
+    logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
+    worker = Worker(args.index, args.listen_fd, args.control_fd)
+    sys.exit(uvloop.run(worker.run()))
+
+
+if __name__ == "__main__":
+    main()

@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
+# nats-server for routerd and the tests; openssl's s_server is a TLS peer in the tests.
 system-deps:
 	@command -v nats-server >/dev/null 2>&1 || scripts/apt-install nats-server
+	@command -v openssl >/dev/null 2>&1 || scripts/apt-install openssl
 
 bench-deps:
 	@for tool in wrk nginx haproxy; do \

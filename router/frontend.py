@@ -124,12 +124,16 @@ class Frontend:
                 has_request_id = True
             elif lower == "set-cookie":
                 set_cookies.append(value)
+        chunked = False
         for raw_name, raw_value in conn.headers:
-            if raw_name.lower() == b"content-length":
+            raw_lower = raw_name.lower()
+            if raw_lower == b"content-length":
                 try:
                     content_length = int(raw_value)
                 except ValueError:
                     content_length = None
+            elif raw_lower == b"transfer-encoding":
+                chunked = b"chunked" in raw_value.lower()
         if not has_request_id:
             headers.append(("X-Vcap-Request-Id", ex.request_id))
         endpoint = ex.endpoint
@@ -149,7 +153,7 @@ class Frontend:
         record.status = conn.status
         if upgrade:
             return await tunnel(request, ex, headers, reason, proxy)
-        if conn.complete:
+        if conn.complete and not chunked:
             body = conn.take_body()
             response = web.Response(status=conn.status, reason=reason, headers=headers, body=body)
             if request.method == "HEAD" and content_length is not None:
@@ -158,7 +162,7 @@ class Frontend:
             await response.write_eof()
             return response, len(body)
         stream = web.StreamResponse(status=conn.status, reason=reason, headers=headers)
-        if content_length is not None:
+        if content_length is not None and not chunked:
             stream.content_length = content_length
         elif request.version >= (1, 1):
             stream.enable_chunked_encoding()

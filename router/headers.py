@@ -164,6 +164,8 @@ def build_common_headers(
             b3_span = value
         lines.append(name + b": " + value + b"\r\n")
 
+    if upgrade:
+        lines.append(b"Connection: Upgrade\r\n")
     xff = b", ".join([*xff_parts, client_ip.encode()])
     lines.append(b"X-Forwarded-For: " + xff + b"\r\n")
     facts.forwarded_for = xff.decode("latin-1")

@@ -148,7 +148,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._push_body(body)
 
     def on_message_complete(self) -> None:
-        if self.headers_done and not self.complete:
+        # After a 101 the connection carries the tunnel; it ends when either side closes.
+        if self.headers_done and not self.complete and self.status != 101:
             self._finish_message()
 
     # -- exchange API (used by the proxy) ----------------------------------------------------------

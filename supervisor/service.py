@@ -251,6 +251,9 @@ class Supervisor:
     async def _drain(self) -> None:
         # Load balancers see /health 503 during drain_wait and stop sending new connections.
         await asyncio.sleep(self.config.drain_wait)
+        self.events.put_nowait("drain_wait_over")
+
+    async def handle_drain_wait_over(self) -> None:
         if self.state is RouterState.DRAINING:
             await self._shutdown(float(self.config.drain_timeout))
 

@@ -78,9 +78,7 @@ class StatusServer:
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(
-            text=prometheus(self._snapshot()),
-            content_type="text/plain",
-            charset="utf-8",
+            body=prometheus(self._snapshot()).encode(),
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
         )
 

@@ -60,3 +60,30 @@ def routerd_factory(nats_server: NatsServer) -> Iterator[Callable[..., Routerd]]
     finally:
         for router in started:
             router.stop()
+
+
+@pytest.fixture(scope="module")
+def module_nats() -> Iterator[NatsServer]:
+    """One nats-server for every test in a module (for modules sharing one routerd)."""
+    server = NatsServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def module_backends() -> Iterator[Callable[..., Backend]]:
+    started: list[Backend] = []
+
+    def start(*args: str, name: str = "backend") -> Backend:
+        backend = Backend(*args, name=name)
+        started.append(backend)
+        return backend
+
+    try:
+        yield start
+    finally:
+        for backend in started:
+            backend.stop()

@@ -7,6 +7,8 @@ Prints `LISTENING <port>` once it accepts connections. Modes:
   bytes, `/status/N` answers N, `/slow?seconds=S` waits first, `/ws` is a WebSocket echo.
 - `reset-after-body`: reads a request head and its Content-Length body, then resets the connection.
 - `close-before-response`: reads a request head and closes without answering.
+- `close-reused`: answers the first request on each connection and keeps it open, then closes
+  without answering when a second request arrives on it (a deterministic keep-alive race).
 
 Knobs: `--delay` before every answer, `--keepalive-timeout` (idle close), `--close-after N`
 requests per connection, `--log FILE` (one JSON line per request seen), TLS with `--cert/--key`.
@@ -142,28 +144,51 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     return context
 
 
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes] | None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    body = await reader.readexactly(length) if length else b""
+    method, path = lines[0].split(" ")[:2]
+    return method, path, body
+
+
 async def serve_raw(args: argparse.Namespace, sock: socket.socket, recorder: Recorder) -> None:
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
+        served = 0
+        while True:
+            request = await read_request(reader)
+            if request is None:
+                writer.close()
+                return
+            method, path, body = request
+            served += 1
+            recorder.record(
+                method=method, path=path, body_len=len(body), connection_requests=served
+            )
+            if args.mode == "close-reused" and served == 1:
+                payload = f"served by {args.name}".encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
+                )
+                await writer.drain()
+                continue
+            if args.mode == "reset-after-body":
+                # SO_LINGER with a zero timeout turns close() into a TCP RST.
+                raw = writer.get_extra_info("socket")
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+            else:
+                writer.close()
             return
-        lines = head.decode("latin-1").split("\r\n")
-        length = 0
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value.strip())
-        body = await reader.readexactly(length) if length else b""
-        recorder.record(
-            method=lines[0].split(" ")[0], path=lines[0].split(" ")[1], body_len=len(body)
-        )
-        raw = writer.get_extra_info("socket")
-        if args.mode == "reset-after-body":
-            # SO_LINGER with a zero timeout turns close() into a TCP RST.
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort() if args.mode == "reset-after-body" else writer.close()
 
     server = await asyncio.start_server(on_connection, sock=sock)
     announce(sock)
@@ -180,7 +205,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--name", default=f"backend-{os.getpid()}")
     parser.add_argument(
-        "--mode", choices=["http", "reset-after-body", "close-before-response"], default="http"
+        "--mode",
+        choices=["http", "reset-after-body", "close-before-response", "close-reused"],
+        default="http",
     )
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--keepalive-timeout", type=float, default=75.0)

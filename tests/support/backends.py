@@ -17,20 +17,21 @@ class Backend:
         self.name = name
         self._dir = Path(tempfile.mkdtemp(prefix="backend-"))
         self.log_path = self._dir / "requests.jsonl"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.support.backend",
-                "--name",
-                name,
-                "--log",
-                str(self.log_path),
-                *args,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=open(self._dir / "stderr.log", "wb"),  # noqa: SIM115 - owned by the child
-        )
+        with open(self._dir / "stderr.log", "wb") as stderr:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.support.backend",
+                    "--name",
+                    name,
+                    "--log",
+                    str(self.log_path),
+                    *args,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().decode()
         if not line.startswith("LISTENING "):

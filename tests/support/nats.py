@@ -140,6 +140,8 @@ class NatsClient:
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
+        self._reader.join(timeout=5)
+        self._file.close()
 
     def __enter__(self) -> NatsClient:
         return self

@@ -1,0 +1,140 @@
+"""Bodies stream both ways with their framing intact; upgrades tunnel after a real 101."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import http.client
+import socket
+
+import aiohttp
+import pytest
+
+from tests.support.nats import NatsClient
+from tests.support.rawhttp import header_of, read_response, status_of
+from tests.support.routerd import new_routerd
+from tests.support.routes import register, wait_routed
+
+pytestmark = pytest.mark.integration
+HOST = "bodies.example.com"
+
+
+@pytest.fixture(scope="module")
+def router(module_nats, module_backends):
+    backend = module_backends(name="bodies")
+    router = new_routerd(module_nats.port, {"workers": 1})
+    router.start()
+    with NatsClient(module_nats.port) as nats:
+        register(nats, backend.port, [HOST])
+        wait_routed(router, HOST)
+    yield router
+    router.stop()
+
+
+def test_content_length_body_arrives_intact(router):
+    body = bytes(range(256)) * 1000
+    response = router.request("PUT", "/upload", host=HOST, body=body)
+    echo = response.json()
+    assert echo["body_len"] == len(body)
+    assert echo["body_sha256"] == hashlib.sha256(body).hexdigest()
+    assert echo["chunked"] is False
+
+
+def test_chunked_request_body_stays_chunked(router):
+    chunks = [b"first-", b"second-" * 1000, b"third"]
+    connection = http.client.HTTPConnection("127.0.0.1", router.port, timeout=10)
+    connection.putrequest("POST", "/chunked", skip_host=True)
+    connection.putheader("Host", HOST)
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    for chunk in chunks:
+        connection.send(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+    connection.send(b"0\r\n\r\n")
+    echo = __import__("json").loads(connection.getresponse().read())
+    connection.close()
+    body = b"".join(chunks)
+    assert echo["chunked"] is True
+    assert echo["body_len"] == len(body)
+    assert echo["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.parametrize("size", [10, 200_000], ids=["small", "streamed"])
+def test_expect_100_continue(router, size):
+    body = b"z" * size
+    with socket.create_connection(("127.0.0.1", router.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /expect HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {size}\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
+        )
+        interim = sock.recv(64)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        response = read_response(sock)
+    assert status_of(response) == 200
+    assert b'"body_len": %d' % size in response or b'"body_len":%d' % size in response
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_response_framing_is_preserved(router, chunked):
+    size = 300_000
+    path = f"/bytes/{size}" + ("?chunked=1" if chunked else "")
+    with socket.create_connection(("127.0.0.1", router.port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        response_head = head + b"\r\n\r\n"
+        if chunked:
+            assert header_of(response_head, "Transfer-Encoding") == "chunked"
+            assert header_of(response_head, "Content-Length") is None
+            while not rest.endswith(b"0\r\n\r\n"):
+                rest += sock.recv(65536)
+            decoded, remaining = b"", rest
+            while True:
+                size_line, _, remaining = remaining.partition(b"\r\n")
+                length = int(size_line, 16)
+                if length == 0:
+                    break
+                decoded += remaining[:length]
+                remaining = remaining[length + 2 :]
+            assert decoded == b"x" * size
+        else:
+            assert header_of(response_head, "Content-Length") == str(size)
+            while len(rest) < size:
+                rest += sock.recv(65536)
+            assert rest == b"x" * size
+
+
+def test_head_keeps_the_backend_content_length(router):
+    response = router.request("HEAD", "/bytes/12345", host=HOST)
+    assert response.status == 200
+    assert response.header("Content-Length") == "12345"
+    assert response.body == b""
+
+
+def test_websocket_echo(router):
+    async def talk() -> list[str]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"http://127.0.0.1:{router.port}/ws", headers={"Host": HOST}) as ws,
+        ):
+            replies = []
+            for text in ("hello", "world"):
+                await ws.send_str(text)
+                replies.append((await ws.receive(timeout=5)).data)
+            await ws.send_bytes(b"\x00\x01binary")
+            replies.append((await ws.receive(timeout=5)).data)
+            return replies
+
+    assert asyncio.run(talk()) == ["echo: hello", "echo: world", b"\x00\x01binary"]
+
+
+def test_upgrade_refused_by_backend_is_relayed_not_tunnelled(router):
+    with socket.create_connection(("127.0.0.1", router.port), timeout=10) as sock:
+        sock.sendall(
+            f"GET /plain HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade\r\n"
+            "Upgrade: websocket\r\n\r\n".encode()
+        )
+        response = read_response(sock)
+    assert status_of(response) == 200

@@ -1,0 +1,171 @@
+"""Gorouter's NATS protocol: register, unregister, greet, router.start, and hostile payloads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.nats import NatsClient
+from tests.support.routes import register, route_addresses, wait_routed
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+# Gorouter's README example, byte for byte.
+README_REGISTER = (
+    '{"host":"127.0.0.1","port":4567,"uris":["my_first_url.localhost.routing.cf-app.com",'
+    '"my_second_url.localhost.routing.cf-app.com"],"tags":{"another_key":"another_value",'
+    '"some_key":"some_value"},"app":"some_app_guid","stale_threshold_in_seconds":120,'
+    '"private_instance_id":"some_app_instance_id","private_instance_index":"0",'
+    '"server_cert_domain_san":"some_subject_alternative_name"}'
+)
+
+
+def test_register_and_unregister_gorouter_example(routerd_factory, nats_client):
+    router = routerd_factory()
+    nats_client.publish("router.register", README_REGISTER.encode())
+    nats_client.flush()
+    uri = "my_first_url.localhost.routing.cf-app.com"
+    wait_until(lambda: route_addresses(router, uri) == ["127.0.0.1:4567"], what="registration")
+    routes = router.status_json("/routes")
+    entry = routes[uri][0]
+    assert entry["tls"] is False
+    assert entry["ttl"] == 120
+    assert entry["tags"] == {"another_key": "another_value", "some_key": "some_value"}
+    assert entry["private_instance_id"] == "some_app_instance_id"
+    assert entry["server_cert_domain_san"] == "some_subject_alternative_name"
+    assert entry["protocol"] == "http1"
+    assert "my_second_url.localhost.routing.cf-app.com" in routes
+    registered = router.events_named("endpoint-registered")
+    assert {e["data"]["uri"] for e in registered} >= {uri}
+    assert registered[0]["source"] == "vcap.gorouter.registry"
+    assert registered[0]["data"]["backend"] == "127.0.0.1:4567"
+    nats_client.publish("router.unregister", README_REGISTER.encode())
+    nats_client.flush()
+    wait_until(lambda: uri not in router.status_json("/routes"), what="unregistration")
+    assert router.events_named("endpoint-unregistered")
+    assert router.events_named("route-unregistered")
+
+
+def test_greet_is_answered_with_router_start_shape(routerd_factory, nats_client):
+    router = routerd_factory()
+    reply = nats_client.request("router.greet", b"")
+    message = reply.json()
+    assert set(message) == {
+        "id",
+        "hosts",
+        "minimumRegisterIntervalInSeconds",
+        "pruneThresholdInSeconds",
+    }
+    assert message["pruneThresholdInSeconds"] == router.config["droplet_stale_threshold"]
+    assert (
+        message["minimumRegisterIntervalInSeconds"]
+        == router.config["start_response_delay_interval"]
+    )
+    assert message["hosts"] == ["127.0.0.1"]
+
+
+def test_router_start_on_connect_and_after_nats_restart(routerd_factory, nats_server, nats_client):
+    starts = nats_client.subscribe("router.start")
+    router = routerd_factory()
+    first = starts.get(timeout=10).json()
+    assert first["pruneThresholdInSeconds"] == 120
+    nats_client.close()
+    nats_server.restart()
+    with NatsClient(nats_server.port) as again:
+        restarted = again.subscribe("router.start")
+        message = restarted.get(timeout=20).json()
+        assert message["id"] == first["id"]
+        assert router.status_json("/varz")["nats"]["connected"] is True
+
+
+BAD_PAYLOADS = [
+    b"",
+    b"not json",
+    b"{",
+    b"[]",
+    b"null",
+    b'"a string"',
+    b'{"host":"127.0.0.1","port":"8080","uris":["bad.example.com"]}',
+    b'{"host":"127.0.0.1","port":-1,"uris":["bad.example.com"]}',
+    b'{"host":"127.0.0.1","port":70000,"uris":["bad.example.com"]}',
+    b'{"host":"127.0.0.1","uris":["bad.example.com"]}',
+    b'{"host":"127.0.0.1","port":8080,"uris":[]}',
+    b'{"host":"127.0.0.1","port":8080}',
+    b'{"host":"127.0.0.1","port":8080,"uris":"bad.example.com"}',
+    b'{"host":"127.0.0.1","port":8080,"uris":[42]}',
+    b'{"host":"127.0.0.1","port":8080,"uris":["bad.example.com"],'
+    b'"route_service_url":"http://insecure.example.com"}',
+    b'{"host":"127.0.0.1","tls_port":8443,"uris":["bad.example.com"]}',
+    b'{"host":"127.0.0.1","port":8080,"uris":["bad.example.com"],"tags":["x"]}',
+    b'{"host":"127.0.0.1","port":8080,"uris":["bad.example.com"],"options":{"loadbalancing":"magic"}}',
+    b'{"port":8080,"uris":["bad.example.com"]}',
+    b'{"host":"127.0.0.1","port":8080,"uris":["http://bad.example.com"]}',
+    b'{"host":"127.0.0.1","port":8080,"uris":["bad example.com"]}',
+    json.dumps(
+        {"host": "127.0.0.1", "port": 8080, "uris": [f"u{i}.example.com" for i in range(5000)]}
+    ).encode(),
+    b"\xff\xfe\x00garbage",
+]
+
+
+def test_hostile_payloads_are_counted_logged_and_skipped(
+    routerd_factory, nats_client, backend_factory
+):
+    backend = backend_factory()
+    router = routerd_factory()
+    good = []
+    for index, payload in enumerate(BAD_PAYLOADS):
+        nats_client.publish("router.register", payload)
+        host = f"good{index}.example.com"
+        register(nats_client, backend.port, [host])
+        good.append(host)
+    nats_client.publish("router.unregister", b"{garbage")
+    nats_client.flush()
+    for host in good:
+        wait_routed(router, host)
+    varz = wait_until(
+        lambda: (
+            (v := router.status_json("/varz"))["nats"]["rejected"].get("router.register")
+            == len(BAD_PAYLOADS)
+            and v
+        ),
+        what="every bad payload to be counted",
+    )
+    assert varz["nats"]["rejected"]["router.unregister"] == 1
+    errors = router.events_named("validation-error")
+    assert len(errors) == len(BAD_PAYLOADS) + 1
+    assert all(e["data"]["error"] for e in errors)
+    assert "bad.example.com" not in router.status_json("/routes")
+    metrics = router.status_request("GET", "/metrics").text
+    assert (
+        f'routerd_nats_messages_rejected_total{{subject="router.register"}} {len(BAD_PAYLOADS)}'
+        in metrics
+    )
+    assert router.get("/", host="good0.example.com").status == 200
+
+
+def test_isolation_segments_filter_registrations(routerd_factory, nats_client, backend_factory):
+    backend = backend_factory()
+    router = routerd_factory(
+        {"routing_table_sharding_mode": "segments", "isolation_segments": ["blue"]}
+    )
+    register(nats_client, backend.port, ["blue.example.com"], isolation_segment="blue")
+    register(nats_client, backend.port, ["red.example.com"], isolation_segment="red")
+    register(nats_client, backend.port, ["shared.example.com"])
+    wait_routed(router, "blue.example.com")
+    routes = router.status_json("/routes")
+    assert "red.example.com" not in routes
+    assert "shared.example.com" not in routes
+
+
+def test_per_route_load_balancing_option(routerd_factory, nats_client, backend_factory):
+    backend = backend_factory()
+    router = routerd_factory()
+    register(
+        nats_client, backend.port, ["lc.example.com"], options={"loadbalancing": "least-connection"}
+    )
+    wait_routed(router, "lc.example.com")
+    entry = router.status_json("/routes")["lc.example.com"][0]
+    assert entry["load_balancing_algorithm"] == "least-connection"

@@ -78,7 +78,7 @@ def is_prunable(kind: Kind) -> bool:
 class ErrorResponse(NamedTuple):
     status: int
     body: str
-    stat: Stat
+    stat: int
 
 
 BAD_GATEWAY_BODY: Final = "502 Bad Gateway: Registered endpoint failed to handle the request."
@@ -116,7 +116,7 @@ class RouterError(NamedTuple):
     message: str  # goes after "<code> <Status Text>: "
     router_error: str  # X-Cf-RouterError
     cache_control: str | None
-    stat: Stat
+    stat: int
 
 
 def empty_host() -> RouterError:

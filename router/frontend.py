@@ -54,8 +54,12 @@ class Frontend:
         received_at = time.time()
         proxy = self.proxy
         transport = request.transport
-        peer = transport.get_extra_info("peername") if transport else None
-        local = transport.get_extra_info("sockname") if transport else None
+        protocol = request.protocol
+        if isinstance(protocol, GorouterRequestHandler):
+            peer, local = protocol.peer, protocol.local
+        else:
+            peer = transport.get_extra_info("peername") if transport else None
+            local = transport.get_extra_info("sockname") if transport else None
         headers = request.headers
         version = request.version
         method = request.method
@@ -194,6 +198,15 @@ class Frontend:
 
 class GorouterRequestHandler(RequestHandler):
     """aiohttp's connection handler, answering unparseable requests the way Gorouter does."""
+
+    peer: tuple[str, int] | None = None
+    local: tuple[str, int] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Once per connection rather than once per request (each is a syscall).
+        self.peer = transport.get_extra_info("peername")
+        self.local = transport.get_extra_info("sockname")
 
     def handle_error(
         self,

@@ -62,6 +62,24 @@ PROTECTED: Final = frozenset(
     | ROUTER_SET
 )
 RESPONSE_DROP: Final = HOP_BY_HOP | {b"content-length", b"x-cf-proxy-signature"}
+# Request headers that need more than passing through; everything else is copied as is.
+_INSPECTED: Final = (
+    HOP_BY_HOP
+    | ROUTER_SET
+    | {
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-request-start",
+        b"referer",
+        b"user-agent",
+        b"cookie",
+        b"idempotency-key",
+        b"x-idempotency-key",
+        b"b3",
+        b"x-b3-traceid",
+        b"x-b3-spanid",
+    }
+)
 
 
 class RequestFacts:
@@ -89,13 +107,33 @@ class RequestFacts:
         self.trace_id = ""
 
 
+class _Entropy:
+    """os.urandom in 4 KiB reads: one getrandom() call per 256 request ids instead of one each."""
+
+    __slots__ = ("buffer", "offset")
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.offset = 0
+
+    def take(self, size: int) -> bytes:
+        if self.offset + size > len(self.buffer):
+            self.buffer = os.urandom(4096)
+            self.offset = 0
+        start = self.offset
+        self.offset = start + size
+        return self.buffer[start : start + size]
+
+
+_entropy = _Entropy()
+_VARIANT: Final = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
 def new_request_id() -> tuple[str, str]:
     """A UUIDv4 string and its 32-hex form (the B3 trace id when tracing generates one)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    hexed = raw.hex()
-    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}", hexed
+    h = _entropy.take(16).hex()
+    h = f"{h[:12]}4{h[13:16]}{_VARIANT[h[16]]}{h[17:]}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", h
 
 
 def request_id_from_trace(trace_id: str) -> str:
@@ -122,21 +160,24 @@ def build_common_headers(
     has_request_start = False
     b3_trace = b""
     b3_span = b""
-    # First pass over names only: which extra headers `Connection` asks to drop.
-    for name, value in raw_headers:
-        if name.lower() == b"connection":
-            for raw_token in value.split(b","):
-                token = raw_token.strip().lower()
-                if token and token not in PROTECTED and not (upgrade and token == b"upgrade"):
-                    strip.add(token)
     lines: list[bytes] = []
+    append = lines.append
     for name, value in raw_headers:
         lower = name.lower()
-        if lower in HOP_BY_HOP:
-            if upgrade and lower == b"upgrade":
-                lines.append(name + b": " + value + b"\r\n")
+        if lower not in _INSPECTED:
+            append(b"%s: %s\r\n" % (name, value))
             continue
-        if lower in ROUTER_SET or lower in strip:
+        if lower in HOP_BY_HOP:
+            if lower == b"connection":
+                # Headers named here are dropped too, except the router's own.
+                for raw_token in value.split(b","):
+                    token = raw_token.strip().lower()
+                    if token and token not in PROTECTED and not (upgrade and token == b"upgrade"):
+                        strip.add(token)
+            elif upgrade and lower == b"upgrade":
+                append(b"%s: %s\r\n" % (name, value))
+            continue
+        if lower in ROUTER_SET:
             continue
         if lower == b"x-forwarded-for":
             xff_parts.append(value)
@@ -162,10 +203,14 @@ def build_common_headers(
             b3_trace = value
         elif lower == b"x-b3-spanid":
             b3_span = value
-        lines.append(name + b": " + value + b"\r\n")
+        append(b"%s: %s\r\n" % (name, value))
+    if strip:
+        # Rare: the client named extra headers in Connection (they may come before it).
+        lines = [line for line in lines if line.split(b":", 1)[0].lower() not in strip]
+        append = lines.append
 
     if upgrade:
-        lines.append(b"Connection: Upgrade\r\n")
+        append(b"Connection: Upgrade\r\n")
     xff = b", ".join([*xff_parts, client_ip.encode()])
     lines.append(b"X-Forwarded-For: " + xff + b"\r\n")
     facts.forwarded_for = xff.decode("latin-1")

@@ -31,6 +31,7 @@ to be buffered before the first attempt. A request whose body was consumed is ne
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import Sequence
 from typing import Final, Protocol
@@ -546,11 +547,9 @@ def _header(raw: RawHeaders, name: bytes) -> str | None:
     return None
 
 
-def _latency_bucket(micros: int) -> Stat:
-    for index, bound in enumerate(LATENCY_BOUNDS_US):
-        if micros <= bound:
-            return Stat(Stat.latency_le_1ms + index)
-    return Stat.latency_inf
+def _latency_bucket(micros: int) -> int:
+    # Buckets are contiguous counters; past the last bound lands on latency_inf.
+    return Stat.latency_le_1ms + bisect.bisect_left(LATENCY_BOUNDS_US, micros)
 
 
 _STATUS_CLASS: Final = {

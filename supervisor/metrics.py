@@ -12,7 +12,7 @@ from typing import Any
 
 from registry.shm.counters import LATENCY_BOUNDS_US, Stat
 
-LATENCY_BUCKETS = [Stat(Stat.latency_le_1ms + i) for i in range(len(LATENCY_BOUNDS_US))]
+LATENCY_BUCKETS = [Stat.latency_le_1ms + i for i in range(len(LATENCY_BOUNDS_US))]
 ERROR_CAUSES = {
     "dial": Stat.error_dial,
     "connection_reset": Stat.error_reset,

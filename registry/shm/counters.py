@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import sys
 import time
-from enum import IntEnum
 from typing import Final
 
 from registry.shm import layout as L
@@ -34,58 +33,67 @@ STAT_WORDS: Final = 128
 C_MAGIC, C_VERSION, C_ROWS, C_SLOTS, C_ROW_WORDS, C_CREATED_MS = range(6)
 
 
-class Stat(IntEnum):
-    """Request/response counters in each worker row; names as /metrics shows them."""
+class Stat:
+    """Indexes of the request/response counters in each worker row.
 
-    requests = 0
-    responses_1xx = 1
-    responses_2xx = 2
-    responses_3xx = 3
-    responses_4xx = 4
-    responses_5xx = 5
-    responses_xxx = 6
-    bad_requests = 7
-    bad_gateways = 8
-    client_closed = 9
-    retries = 10
-    failed_attempts = 11
-    unknown_route = 12
-    no_endpoints = 13
-    connection_limit = 14
-    empty_host = 15
-    invalid_app_instance = 16
-    error_dial = 17
-    error_reset = 18
-    error_timeout = 19
-    error_closed = 20
-    error_bad_response = 21
-    error_tls_handshake = 22
-    error_tls_untrusted = 23
-    error_tls_hostname = 24
-    error_tls_client_cert = 25
-    websocket_upgrades = 26
-    upstream_connects = 27
-    upstream_reuses = 28
-    bytes_received = 29
-    bytes_sent = 30
-    response_time_us_total = 31
+    Plain ints, not an Enum: workers index their row with these on every request, and an
+    Enum member costs an attribute lookup through the metaclass plus __index__ each time.
+    """
+
+    requests: Final = 0
+    responses_1xx: Final = 1
+    responses_2xx: Final = 2
+    responses_3xx: Final = 3
+    responses_4xx: Final = 4
+    responses_5xx: Final = 5
+    responses_xxx: Final = 6
+    bad_requests: Final = 7
+    bad_gateways: Final = 8
+    client_closed: Final = 9
+    retries: Final = 10
+    failed_attempts: Final = 11
+    unknown_route: Final = 12
+    no_endpoints: Final = 13
+    connection_limit: Final = 14
+    empty_host: Final = 15
+    invalid_app_instance: Final = 16
+    error_dial: Final = 17
+    error_reset: Final = 18
+    error_timeout: Final = 19
+    error_closed: Final = 20
+    error_bad_response: Final = 21
+    error_tls_handshake: Final = 22
+    error_tls_untrusted: Final = 23
+    error_tls_hostname: Final = 24
+    error_tls_client_cert: Final = 25
+    websocket_upgrades: Final = 26
+    upstream_connects: Final = 27
+    upstream_reuses: Final = 28
+    bytes_received: Final = 29
+    bytes_sent: Final = 30
+    response_time_us_total: Final = 31
     # Response-time histogram buckets (cumulative counts are derived when read).
-    latency_le_1ms = 32
-    latency_le_5ms = 33
-    latency_le_10ms = 34
-    latency_le_25ms = 35
-    latency_le_50ms = 36
-    latency_le_100ms = 37
-    latency_le_250ms = 38
-    latency_le_500ms = 39
-    latency_le_1s = 40
-    latency_le_2500ms = 41
-    latency_le_5s = 42
-    latency_le_10s = 43
-    latency_inf = 44
-    error_other = 45
-    pruned_endpoints = 46
-    in_flight = 47  # a gauge: requests being proxied by this worker now
+    latency_le_1ms: Final = 32
+    latency_le_5ms: Final = 33
+    latency_le_10ms: Final = 34
+    latency_le_25ms: Final = 35
+    latency_le_50ms: Final = 36
+    latency_le_100ms: Final = 37
+    latency_le_250ms: Final = 38
+    latency_le_500ms: Final = 39
+    latency_le_1s: Final = 40
+    latency_le_2500ms: Final = 41
+    latency_le_5s: Final = 42
+    latency_le_10s: Final = 43
+    latency_inf: Final = 44
+    error_other: Final = 45
+    pruned_endpoints: Final = 46
+    in_flight: Final = 47  # a gauge: requests being proxied by this worker now
+
+
+def stat_names() -> dict[int, str]:
+    """Index → name, for reports."""
+    return {value: name for name, value in vars(Stat).items() if isinstance(value, int)}
 
 
 LATENCY_BOUNDS_US: Final = (

@@ -75,7 +75,8 @@ def decode_message(data: bytes) -> RegistryMessage | Rejection:
         return _decoder.decode(data)
     except msgspec.ValidationError as exc:
         return Rejection(f"invalid field: {exc}")
-    except msgspec.DecodeError as exc:
+    # msgspec raises UnicodeDecodeError, not DecodeError, for a string that is not UTF-8.
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         return Rejection(f"invalid JSON: {exc}")
 
 

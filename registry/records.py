@@ -63,8 +63,12 @@ def encode_shard(pools: list[PoolRecord]) -> bytes:
 
 def decode_shard(data: bytes) -> ShardRoutes:
     """Decode a shard payload into the lookup structure; raises msgspec.DecodeError if torn."""
+    try:
+        pools = _decoder.decode(data)
+    except UnicodeDecodeError as exc:  # what msgspec raises for a string that is not UTF-8
+        raise msgspec.DecodeError(f"invalid UTF-8: {exc}") from None
     routes: ShardRoutes = {}
-    for pool in _decoder.decode(data):
+    for pool in pools:
         by_path = routes.get(pool.host)
         if by_path is None:
             routes[pool.host] = {pool.path: pool}

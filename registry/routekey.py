@@ -46,8 +46,8 @@ def normalize_host(host: str) -> str:
 
 def normalize_path(path: str) -> str:
     """Lower-cased, escaped, no query, no trailing slash; "" for the root."""
-    path = path.split("?", 1)[0].lower()
-    path = quote(path, safe=_PATH_SAFE)
+    # Lower-case after escaping, so "/ü" and "/%C3%BC" both become "/%c3%bc" as lookups do.
+    path = quote(path.split("?", 1)[0], safe=_PATH_SAFE).lower()
     path = path.rstrip("/")
     if path and not path.startswith("/"):
         path = "/" + path

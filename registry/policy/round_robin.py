@@ -1,4 +1,5 @@
-"""Round-robin: each request starts one past the previous one, from a random first index."""
+"""Round-robin: each request starts one past the endpoint the previous one chose, from a random
+first index."""
 
 from __future__ import annotations
 
@@ -28,15 +29,20 @@ class RoundRobin:
         start = pool.cursor % count
         pool.cursor = start + 1
         fallback: EndpointRecord | None = None
+        fallback_step = 0
         for step in range(count):
             endpoint = endpoints[(start + step) % count]
             if endpoint.slot in exclude or health.is_overloaded(endpoint):
                 continue
             if not health.is_failed(endpoint):
+                # The next request starts after the chosen endpoint, not after `start`: otherwise
+                # the endpoint after a failed or full one would get its share too (Gorouter).
+                pool.cursor = start + step + 1
                 return endpoint
             if fallback is None:
-                fallback = endpoint
+                fallback, fallback_step = endpoint, step
         if fallback is not None:
             # Every usable endpoint is marked failed: forget the marks and try again (Gorouter).
             health.clear_failures(endpoints)
+            pool.cursor = start + fallback_step + 1
         return fallback

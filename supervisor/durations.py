@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -24,6 +25,8 @@ def parse_duration(value: object) -> Duration:
     elif isinstance(value, str):
         seconds = _parse_string(value.strip())
     else:
+        raise ValueError(_EXPECTED)
+    if not math.isfinite(seconds):  # float() takes "nan" and "inf"; no timer can use them
         raise ValueError(_EXPECTED)
     if seconds < 0:
         raise ValueError("expected a duration >= 0")

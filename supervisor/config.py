@@ -199,7 +199,9 @@ def load_config_text(text: str | bytes, source: str = "config") -> Config:
     try:
         config = msgspec.yaml.decode(text, type=Config, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe_validation_error(str(exc))}") from None
+        if str(exc) != "Expected `object`, got `null`":
+            raise ConfigError(f"{source}: {_describe_validation_error(str(exc))}") from None
+        config = Config()  # a file of comments only (or `---`): every key at its default
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid YAML: {_first_line(str(exc))}") from None
     validate(config, source)

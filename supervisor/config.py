@@ -290,10 +290,26 @@ def _describe_validation_error(message: str) -> str:
         field = text.removeprefix("Object missing required field ")
         full = f"{key}.{field}" if key else field
         return f"{full}: required key is missing"
+    if text.startswith("Invalid enum value ") and key is not None:
+        choices = _choices_at(key)
+        if choices:
+            got = text.removeprefix("Invalid enum value ")
+            return f"{key}: expected one of {', '.join(map(repr, choices))}, got {got}"
     text = text[:1].lower() + text[1:]
     if key is None:
         return f"top level: {text}"
     return f"{key}: {text}"
+
+
+def _choices_at(key: str) -> tuple[object, ...]:
+    """The values a Literal-typed key accepts ("balancing_algorithm", "logging.level")."""
+    node: Any = msgspec.inspect.type_info(Config)
+    for name in key.split("."):
+        types = {field.encode_name: field.type for field in getattr(node, "fields", ())}
+        node = types.get(name)
+        if node is None:
+            return ()
+    return tuple(getattr(node, "values", ()))
 
 
 def _first_line(text: str) -> str:

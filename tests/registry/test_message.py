@@ -1,0 +1,236 @@
+"""`router.register` messages: Gorouter's example decodes whole; anything else is a Rejection."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from registry.message import (
+    MAX_MESSAGE_BYTES,
+    MAX_URIS,
+    Registration,
+    RegistryMessage,
+    parse_registration,
+)
+from registry.rejection import Rejection
+from registry.routekey import RouteKey
+from tests.registry.tables import message
+
+# The example message from Gorouter's README, byte for byte.
+README_EXAMPLE = (
+    b'{"host":"127.0.0.1","port":4567,"uris":["my_first_url.localhost.routing.cf-app.com",'
+    b'"my_second_url.localhost.routing.cf-app.com"],"tags":{"another_key":"another_value",'
+    b'"some_key":"some_value"},"app":"some_app_guid","stale_threshold_in_seconds":120,'
+    b'"private_instance_id":"some_app_instance_id","private_instance_index":"0",'
+    b'"server_cert_domain_san":"some_subject_alternative_name"}'
+)
+# Non-ASCII text, so that some prefixes end in the middle of a UTF-8 sequence.
+UNICODE_EXAMPLE = message("cafe.example.com/ünï", tags={"owner": "Zoë ☃ 雪"})
+
+
+def parse(data: bytes, for_unregister: bool = False) -> Registration | Rejection:
+    return parse_registration(data, 120, for_unregister=for_unregister)
+
+
+def accepted(data: bytes) -> Registration:
+    result = parse(data)
+    assert isinstance(result, Registration), result
+    return result
+
+
+def rejected(data: bytes) -> Rejection:
+    result = parse(data)
+    assert isinstance(result, Rejection), result
+    assert result.reason
+    assert not result  # a Rejection is falsy, so callers can write `if not result`
+    return result
+
+
+def test_readme_example_decodes_whole() -> None:
+    reg = accepted(README_EXAMPLE)
+    assert reg.message == RegistryMessage(
+        host="127.0.0.1",
+        port=4567,
+        uris=[
+            "my_first_url.localhost.routing.cf-app.com",
+            "my_second_url.localhost.routing.cf-app.com",
+        ],
+        tags={"another_key": "another_value", "some_key": "some_value"},
+        app="some_app_guid",
+        stale_threshold_in_seconds=120,
+        private_instance_id="some_app_instance_id",
+        private_instance_index="0",
+        server_cert_domain_san="some_subject_alternative_name",
+    )
+    assert reg.routes == (
+        RouteKey("my_first_url.localhost.routing.cf-app.com"),
+        RouteKey("my_second_url.localhost.routing.cf-app.com"),
+    )
+    assert (reg.address, reg.tls, reg.stale_threshold, reg.load_balancing) == (
+        "127.0.0.1:4567",
+        False,
+        120,
+        "",
+    )
+
+
+def test_message_encodes_back_to_the_same_fields() -> None:
+    reg = accepted(README_EXAMPLE)
+    assert json.loads(msgspec.json.encode(reg.message)) == json.loads(README_EXAMPLE)
+
+
+@pytest.mark.parametrize("data", [README_EXAMPLE, UNICODE_EXAMPLE], ids=["readme", "unicode"])
+def test_every_proper_prefix_is_rejected_never_raised(data: bytes) -> None:
+    # Feed the message one byte at a time, as a truncated NATS payload could arrive.
+    received = b""
+    for byte in data:
+        rejected(received)
+        received += bytes([byte])
+    assert received == data
+    accepted(received)
+
+
+def test_unicode_example_is_accepted_and_escaped() -> None:
+    reg = accepted(UNICODE_EXAMPLE)
+    assert reg.routes == (RouteKey("cafe.example.com", "/%c3%bcn%c3%af"),)
+    assert reg.message.tags == {"owner": "Zoë ☃ 雪"}
+
+
+def _fields(**fields: object) -> bytes:
+    body: dict[str, object] = {"host": "10.0.0.1", "port": 8080, "uris": ["app.example.com"]}
+    body.update(fields)
+    return msgspec.json.encode({key: value for key, value in body.items() if value is not None})
+
+
+INVALID = {
+    "bad JSON": (b'{"host": "10.0.0.1", port: 80}', "invalid JSON"),
+    "empty body": (b"", "invalid JSON"),
+    "trailing garbage": (_fields() + b"}", "invalid JSON"),
+    "invalid UTF-8": (b'{"host": "10.0.0.\xff", "port": 80, "uris": ["a.com"]}', "invalid JSON"),
+    "host not a string": (_fields(host=10), "$.host"),
+    "port as a string": (_fields(port="8080"), "$.port"),
+    "negative port": (_fields(port=-1), "$.port"),
+    "port above 65535": (_fields(port=65536), "$.port"),
+    "tls_port above 65535": (_fields(tls_port=70000), "$.tls_port"),
+    "tags not strings": (_fields(tags={"index": 1}), "$.tags"),
+    "uris not a list": (_fields(uris="app.example.com"), "$.uris"),
+    "negative stale threshold": (_fields(stale_threshold_in_seconds=-5), "$.stale_threshold"),
+    "missing host": (_fields(host=None), "host is required"),
+    "missing port and tls_port": (_fields(port=None), "port or tls_port is required"),
+    "port 0": (_fields(port=0), "port or tls_port is required"),
+    "missing uris": (_fields(uris=None), "uris must list at least one route"),
+    "empty uris": (_fields(uris=[]), "uris must list at least one route"),
+    "too many uris": (
+        _fields(uris=[f"app{i}.example.com" for i in range(MAX_URIS + 1)]),
+        f"too many uris: {MAX_URIS + 1}",
+    ),
+    "empty uri": (_fields(uris=["app.example.com", ""]), "uris must be non-empty"),
+    "uri too long": (_fields(uris=["app.example.com/" + "a" * 5000]), "at most 4096"),
+    "http route service": (
+        _fields(route_service_url="http://rs.example.com"),
+        "route_service_url must be https",
+    ),
+    "tls_port without server_cert_domain_san": (
+        _fields(tls_port=8443),
+        "server_cert_domain_san is required with tls_port",
+    ),
+    "unknown options.loadbalancing": (
+        _fields(options={"loadbalancing": "random"}),
+        "options.loadbalancing must be one of ['least-connection', 'round-robin']",
+    ),
+    "uri with a scheme": (_fields(uris=["https://app.example.com"]), "must not have a scheme"),
+    "uri with an invalid host": (_fields(uris=["app_!.example.com"]), "has an invalid host"),
+    "wildcard not leftmost": (_fields(uris=["app.*.example.com"]), "has an invalid host"),
+    "uri with no host": (_fields(uris=["/just/a/path"]), "has no host"),
+    "JSON array": (b'[{"host": "10.0.0.1", "port": 80, "uris": ["a.com"]}]', "expected `object`"),
+    "JSON string": (b'"router.register"', "expected `object`"),
+    "null": (b"null", "expected `object`"),
+}
+OVERSIZED = _fields(tags={"padding": "x" * MAX_MESSAGE_BYTES})
+INVALID["oversized message"] = (
+    OVERSIZED,
+    f"message too large: {len(OVERSIZED)} bytes (limit {MAX_MESSAGE_BYTES})",
+)
+
+
+@pytest.mark.parametrize(("data", "reason"), INVALID.values(), ids=INVALID.keys())
+def test_invalid_messages_are_rejected_with_a_reason(data: bytes, reason: str) -> None:
+    result = rejected(data)
+    assert reason.lower() in result.reason.lower()
+    assert "\n" not in result.reason  # it goes into one log line
+
+
+def test_unknown_fields_are_ignored_as_gorouter_does() -> None:
+    reg = accepted(_fields(future_field={"nested": [1, 2]}, another=3))
+    assert reg.routes == (RouteKey("app.example.com"),)
+
+
+def test_tls_port_wins_over_port() -> None:
+    reg = accepted(_fields(port=8080, tls_port=8443, server_cert_domain_san="app.internal"))
+    assert (reg.port, reg.tls, reg.address) == (8443, True, "10.0.0.1:8443")
+
+
+def test_tls_port_alone_is_enough() -> None:
+    reg = accepted(_fields(port=None, tls_port=8443, server_cert_domain_san="app.internal"))
+    assert (reg.port, reg.tls) == (8443, True)
+
+
+def test_unregister_needs_no_server_cert_domain_san() -> None:
+    assert isinstance(parse(_fields(tls_port=8443)), Rejection)
+    reg = parse(_fields(tls_port=8443), for_unregister=True)
+    assert isinstance(reg, Registration)
+    assert reg.address == "10.0.0.1:8443"
+
+
+@pytest.mark.parametrize(
+    ("in_message", "effective"),
+    [(None, 120), (0, 120), (30, 30), (1, 1), (119, 119), (120, 120), (121, 120), (3600, 120)],
+)
+def test_stale_threshold_in_seconds_only_shortens(in_message: int | None, effective: int) -> None:
+    assert accepted(_fields(stale_threshold_in_seconds=in_message)).stale_threshold == effective
+
+
+def test_uris_are_normalised_and_deduplicated() -> None:
+    reg = accepted(
+        _fields(uris=["App.Example.COM", "app.example.com:8080", "app.example.com.", "a.com/X/"])
+    )
+    assert reg.routes == (RouteKey("app.example.com"), RouteKey("a.com", "/x"))
+
+
+@pytest.mark.parametrize("algorithm", ["round-robin", "least-connection"])
+def test_options_loadbalancing_is_carried(algorithm: str) -> None:
+    assert accepted(_fields(options={"loadbalancing": algorithm})).load_balancing == algorithm
+
+
+def test_https_route_service_is_accepted() -> None:
+    reg = accepted(_fields(route_service_url="https://rs.example.com/path"))
+    assert reg.message.route_service_url == "https://rs.example.com/path"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=10,
+)
+FIELD_NAMES = st.sampled_from(
+    [*RegistryMessage.__struct_fields__, "options", "loadbalancing", "unknown"]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(FIELD_NAMES, JSON_VALUES, max_size=8))
+def test_any_json_object_is_accepted_or_rejected_never_raised(body: dict[str, object]) -> None:
+    result = parse(msgspec.json.encode(body))
+    assert isinstance(result, Registration | Rejection)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_are_rejected_never_raised(data: bytes) -> None:
+    result = parse(README_EXAMPLE[: len(README_EXAMPLE) // 2] + data)
+    assert isinstance(result, Registration | Rejection)
+    assert isinstance(parse(data), Registration | Rejection)

@@ -40,6 +40,9 @@ class BackendError(Exception):
         self.kind = kind
         self.detail = detail
         self.reused = reused
+        # The kind as first seen, when the proxy refined it for the request (e.g. a reset on an
+        # idempotent request becomes a replayable EOF); failure marks go by this one.
+        self.blamed: Kind | None = None
 
     def __repr__(self) -> str:
         return f"BackendError({self.kind.value}, {self.detail!r}, reused={self.reused})"
@@ -172,4 +175,35 @@ def connection_limit(host: str) -> RouterError:
         "Connection Limit Reached",
         None,
         Stat.connection_limit,
+    )
+
+
+def route_service_unsupported() -> RouterError:
+    return RouterError(
+        502,
+        "Support for route services is disabled.",
+        "route_service_unsupported",
+        None,
+        Stat.route_service_failures,
+    )
+
+
+def route_service_websocket() -> RouterError:
+    return RouterError(
+        503,
+        "Websocket requests are not supported for routes bound to Route Services.",
+        "route_service_unsupported",
+        None,
+        Stat.route_service_failures,
+    )
+
+
+def route_service_signature(reason: str, expired: bool) -> RouterError:
+    # Gorouter sets no X-Cf-RouterError here; an expired signature is a gateway timeout.
+    return RouterError(
+        504 if expired else 502,
+        f"Failed to validate Route Service Signature: {reason}",
+        "",
+        None,
+        Stat.route_service_failures,
     )

@@ -16,8 +16,9 @@ from aiohttp.web_protocol import RequestHandler
 
 from registry.shm.counters import Stat
 from router.errors import BackendError
+from router.exchange import Exchange, ProxyRequest
 from router.headers import response_headers
-from router.proxy import Exchange, Proxy, ProxyRequest
+from router.proxy import Proxy
 from router.sticky import VCAP_ID, vcap_id_cookie
 from router.tunnel import tunnel
 
@@ -94,14 +95,15 @@ class Frontend:
                 preq.send_continue = lambda: transport.write(CONTINUE)  # type: ignore[union-attr]
             ex = proxy.begin(preq)
             await proxy.forward(ex)
-            if ex.is_answer:
-                answer = web.Response(
-                    status=ex.answer_status, body=ex.answer_body, headers=ex.answer_headers
+            answer = ex.answer
+            if answer is not None:
+                response = web.Response(
+                    status=answer.status, body=answer.body, headers=answer.headers
                 )
-                await answer.prepare(request)
-                await answer.write_eof()
-                sent = len(ex.answer_body)
-                return answer
+                await response.prepare(request)
+                await response.write_eof()
+                sent = len(answer.body)
+                return response
             relayed, sent = await self._relay(request, ex)
             return relayed
         except asyncio.CancelledError:
@@ -110,7 +112,8 @@ class Frontend:
             raise
         finally:
             if ex is not None:
-                proxy.finish(ex, ex.answer_status or (ex.conn.status if ex.conn else 0), sent)
+                status = ex.answer.status if ex.answer else (ex.conn.status if ex.conn else 0)
+                proxy.finish(ex, status, sent)
 
     async def _relay(
         self, request: web.BaseRequest, ex: Exchange

@@ -44,6 +44,10 @@ ROUTER_SET: Final = frozenset(
         b"content-length",
         b"expect",
         b"host",
+        # Route-service headers: only ever set by the router itself.
+        b"x-cf-proxy-signature",
+        b"x-cf-proxy-metadata",
+        b"x-cf-forwarded-url",
     }
 )
 PROTECTED: Final = frozenset(
@@ -241,6 +245,14 @@ def build_common_headers(
     return lines, facts, request_id
 
 
+def header_value(raw: RawHeaders, name: bytes) -> str | None:
+    """The first value of a header (`name` in lower case), or None."""
+    for key, value in raw:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
 def _is_hex(text: str) -> bool:
     try:
         int(text, 16)
@@ -266,7 +278,7 @@ def build_head(
     target: str,
     host: str,
     common: Iterable[bytes],
-    endpoint: EndpointRecord,
+    instance_lines: bytes,
     framing: bytes,
 ) -> bytes:
     """The request head for one attempt. `framing` is the Content-Length/chunked line (or b"")."""
@@ -274,7 +286,7 @@ def build_head(
         (
             f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n".encode("latin-1", "replace"),
             *common,
-            endpoint_headers(endpoint),
+            instance_lines,
             framing,
             b"\r\n",
         )

@@ -17,7 +17,8 @@ from router.errors import BackendError
 from router.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
-    from router.proxy import Exchange, Proxy
+    from router.exchange import Exchange
+    from router.proxy import Proxy
 
 
 class ClientToBackend:

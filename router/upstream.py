@@ -1,28 +1,23 @@
-"""Connections to backends: asyncio protocols with llhttp (httptools) parsing, pooled per endpoint.
+"""A connection to a backend: an asyncio protocol parsing responses with llhttp (httptools).
 
 One exchange at a time per connection; no pipelining. Every failure is converted here, at the
-boundary, into a `BackendError` whose kind says what happened and when (see errors.py).
-
-Idle connections are closed after `backends.idle_timeout`, which defaults below common backend
-keep-alive timeouts, so the router usually closes first and rarely reuses a socket the backend is
-about to close. When it does lose that race, the failure is `IDEMPOTENT_EOF`/`RESET` on a reused
-connection before any response byte, which the proxy retries on a fresh connection.
+boundary, into a `BackendError` whose kind says what happened and when (see errors.py): a
+connection lost before any response byte on a reused connection is the keep-alive race the proxy
+retries on a fresh connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import socket
 import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, cast
+from typing import Final, cast
 
 import httptools
 
 from router.errors import BackendError, Kind
+from router.failures import classify_tls_error, describe_lost
 
 HIGH_WATER: Final = 1 << 20  # pause reading the backend when this much body is buffered
 LOW_WATER: Final = 1 << 18
@@ -228,6 +223,10 @@ class UpstreamConnection(asyncio.Protocol):
         self._buffered = 0
         return body
 
+    def time_out(self) -> None:
+        """endpoint_timeout passed without a response head (Go's context deadline)."""
+        self.fail(BackendError(Kind.TIMEOUT, "context deadline exceeded"))
+
     def fail(self, error: BackendError) -> None:
         """Abort the exchange from outside (endpoint timeout, client gone)."""
         self._fail(error)
@@ -298,201 +297,3 @@ class UpstreamConnection(asyncio.Protocol):
                 waiter.set_exception(self._error or self._lost_error(exc))
             else:
                 waiter.set_result(None)
-
-
-def describe_lost(exc: Exception | None, what: str) -> str:
-    if exc is None:
-        return f"unexpected EOF reading {what}"
-    if isinstance(exc, ConnectionResetError):
-        return f"read: connection reset by peer ({what})"
-    return f"{exc} ({what})"
-
-
-def classify_tls_error(exc: ssl.SSLError) -> BackendError:
-    """Map OpenSSL's verdicts onto Gorouter's TLS classifiers."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        message = exc.verify_message or str(exc)
-        if exc.verify_code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
-            return BackendError(
-                Kind.TLS_HOSTNAME, f"x509: certificate is not valid for the SAN: {message}"
-            )
-        return BackendError(Kind.TLS_UNTRUSTED, f"x509: {message}")
-    reason = (exc.reason or "").upper()
-    if reason in {
-        "WRONG_VERSION_NUMBER",
-        "RECORD_LAYER_FAILURE",
-        "PACKET_LENGTH_TOO_LONG",
-        "UNEXPECTED_RECORD",
-        "HTTP_REQUEST",
-        "UNKNOWN_PROTOCOL",
-    }:
-        return BackendError(
-            Kind.TLS_NOT_TLS, "tls: first record does not look like a TLS handshake"
-        )
-    if "CERTIFICATE_REQUIRED" in reason or "BAD_CERTIFICATE" in reason:
-        return BackendError(Kind.TLS_CLIENT_CERT, "remote error: tls: bad certificate")
-    return BackendError(
-        Kind.TLS_HANDSHAKE, f"remote error: tls: handshake failure ({exc.reason or exc})"
-    )
-
-
-def classify_dial_error(exc: BaseException, address: str) -> BackendError:
-    if isinstance(exc, ssl.SSLError):
-        return classify_tls_error(exc)
-    if isinstance(exc, TimeoutError):
-        return BackendError(Kind.DIAL, f"dial tcp {address}: i/o timeout")
-    if isinstance(exc, ConnectionRefusedError):
-        return BackendError(Kind.DIAL, f"dial tcp {address}: connect: connection refused")
-    if isinstance(exc, ConnectionResetError | ConnectionAbortedError):
-        # Reset during a TLS handshake: the far end is not a TLS server (or refused us).
-        return BackendError(
-            Kind.TLS_HANDSHAKE, f"dial tcp {address}: connection reset during handshake"
-        )
-    if isinstance(exc, OSError):
-        text = errno.errorcode.get(exc.errno or 0, "") if exc.errno else ""
-        return BackendError(
-            Kind.DIAL, f"dial tcp {address}: connect: {exc.strerror or text or exc}"
-        )
-    return BackendError(Kind.DIAL, f"dial tcp {address}: {exc}")
-
-
-class TlsSettings:
-    """How to reach TLS endpoints: one context, the SAN as server_hostname."""
-
-    def __init__(self, context: ssl.SSLContext | None) -> None:
-        self.context = context
-
-
-class UpstreamPool:
-    """Idle keep-alive connections per endpoint, in this worker."""
-
-    def __init__(
-        self,
-        dial_timeout: float,
-        idle_timeout: float,
-        max_idle_per_endpoint: int,
-        keepalive_interval: float,
-        tls_context: ssl.SSLContext | None,
-    ) -> None:
-        self.dial_timeout = dial_timeout
-        self.idle_timeout = idle_timeout
-        self.max_idle_per_endpoint = max_idle_per_endpoint
-        self.keepalive_interval = keepalive_interval
-        self.tls_context = tls_context
-        self._idle: dict[str, deque[UpstreamConnection]] = {}
-        self._loop = asyncio.get_running_loop()
-        self.connects = 0
-        self.reuses = 0
-        self._sweeper: asyncio.TimerHandle | None = None
-
-    def __repr__(self) -> str:
-        idle = sum(len(q) for q in self._idle.values())
-        return f"UpstreamPool(idle={idle}, connects={self.connects}, reuses={self.reuses})"
-
-    def take_idle(self, key: str) -> UpstreamConnection | None:
-        """A pooled connection that is still fresh, or None."""
-        queue = self._idle.get(key)
-        if not queue:
-            return None
-        deadline = self._loop.time() - self.idle_timeout
-        while queue:
-            conn = queue.pop()  # most recently used first: the least likely to be closing
-            if not conn.closed and conn.idle_since > deadline:
-                self.reuses += 1
-                return conn
-            conn.close()
-        return None
-
-    async def dial(
-        self, key: str, host: str, port: int, tls: bool, server_hostname: str
-    ) -> UpstreamConnection:
-        address = f"{host}:{port}"
-        context = self.tls_context if tls else None
-        if tls and context is None:
-            raise BackendError(Kind.TLS_HANDSHAKE, "no TLS context for backends")
-        try:
-            async with asyncio.timeout(self.dial_timeout):
-                _, conn = await self._loop.create_connection(
-                    lambda: UpstreamConnection(key, self._forget),
-                    host,
-                    port,
-                    ssl=context,
-                    server_hostname=(server_hostname or host) if tls else None,
-                    ssl_handshake_timeout=self.dial_timeout if tls else None,
-                )
-        except BackendError:
-            raise
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
-            raise classify_dial_error(exc, address) from None
-        self.connects += 1
-        self._set_keepalive(conn)
-        return conn
-
-    def _set_keepalive(self, conn: UpstreamConnection) -> None:
-        transport = conn.transport
-        sock: socket.socket | None = transport.get_extra_info("socket") if transport else None
-        if sock is None:
-            return
-        interval = max(1, int(self.keepalive_interval))
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, interval)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-
-    def release(self, conn: UpstreamConnection) -> None:
-        """Return a connection after an exchange: pooled if it can serve another one."""
-        conn.active = False
-        if not conn.is_reusable:
-            conn.close()
-            return
-        queue = self._idle.get(conn.key)
-        if queue is None:
-            queue = self._idle[conn.key] = deque()
-        if len(queue) >= self.max_idle_per_endpoint:
-            conn.close()
-            return
-        conn.idle_since = self._loop.time()
-        queue.append(conn)
-        if self._sweeper is None:
-            self._sweeper = self._loop.call_later(self.idle_timeout, self._sweep)
-
-    def _forget(self, conn: UpstreamConnection) -> None:
-        queue = self._idle.get(conn.key)
-        if queue is not None and not conn.active:
-            with contextlib.suppress(ValueError):
-                queue.remove(conn)
-
-    def _sweep(self) -> None:
-        """Close connections idle longer than idle_timeout, before backends close them."""
-        self._sweeper = None
-        deadline = self._loop.time() - self.idle_timeout
-        remaining = 0
-        for key in list(self._idle):
-            queue = self._idle[key]
-            while queue and queue[0].idle_since <= deadline:
-                queue.popleft().close()
-            if not queue:
-                del self._idle[key]
-            remaining += len(queue)
-        if remaining:
-            self._sweeper = self._loop.call_later(max(self.idle_timeout / 2, 0.05), self._sweep)
-
-    def close_all(self) -> None:
-        for queue in self._idle.values():
-            for conn in queue:
-                conn.close()
-        self._idle.clear()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-
-    def drop_endpoint(self, key: str) -> None:
-        for conn in self._idle.pop(key, ()):
-            conn.close()
-
-
-def info(conn: UpstreamConnection) -> dict[str, Any]:
-    return {"key": conn.key, "uses": conn.uses, "closed": conn.closed}

@@ -29,7 +29,7 @@ from router.backend_tls import backend_tls_context
 from router.frontend import Frontend, GorouterServer
 from router.health import WorkerHealth
 from router.proxy import Proxy
-from router.upstream import UpstreamPool
+from router.upstream_pool import UpstreamPool
 from supervisor import control, logs
 from supervisor.config import Config, decode_config
 

@@ -152,6 +152,8 @@ class Config(_Model, frozen=True):
     route_services_secret_decrypt_only: str = ""
     # Gorouter's default: route service signatures are valid for 60 s.
     route_services_timeout: Duration = Duration(60)
+    # Gorouter's production default: tell route services the app was asked for over https.
+    route_services_recommend_https: bool = True
 
     # PEM strings, as in Gorouter, trusted for TLS backends in addition to the system store.
     ca_certs: tuple[str, ...] = ()

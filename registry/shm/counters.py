@@ -89,6 +89,7 @@ class Stat:
     error_other: Final = 45
     pruned_endpoints: Final = 46
     in_flight: Final = 47  # a gauge: requests being proxied by this worker now
+    route_service_failures: Final = 48
 
 
 def stat_names() -> dict[int, str]:

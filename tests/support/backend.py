@@ -10,6 +10,10 @@ Prints `LISTENING <port>` once it accepts connections. Modes:
 - `close-reused`: answers the first request on each connection and keeps it open, then closes
   without answering when a second request arrives on it (a deterministic keep-alive race).
 
+With `--route-service-to PORT` the http mode acts as a route service: it sends each request back
+through the router on PORT to its `X-CF-Forwarded-Url`, signature headers intact, and answers with
+what came back plus `X-Route-Service: <name>`.
+
 Knobs: `--delay` before every answer, `--keepalive-timeout` (idle close), `--close-after N`
 requests per connection, `--log FILE` (one JSON line per request seen), TLS with `--cert/--key`.
 """
@@ -26,8 +30,9 @@ import ssl
 import struct
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
-from aiohttp import WSMsgType, web
+from aiohttp import ClientSession, WSMsgType, web
 
 CHUNK = 64 * 1024
 
@@ -46,6 +51,8 @@ def build_app(args: argparse.Namespace, recorder: Recorder) -> web.Application:
     per_connection: dict[int, int] = {}
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        if args.route_service_to:
+            return await route_service(request)
         conn = id(request.transport)
         per_connection[conn] = per_connection.get(conn, 0) + 1
         count = per_connection[conn]
@@ -85,6 +92,43 @@ def build_app(args: argparse.Namespace, recorder: Recorder) -> web.Application:
         if args.close_after and count >= args.close_after:
             response.force_close()
         return response
+
+    async def route_service(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        forwarded = request.headers.get("X-CF-Forwarded-Url", "")
+        recorder.record(
+            method=request.method,
+            path=request.path_qs,
+            forwarded_url=forwarded,
+            signature=request.headers.get("X-CF-Proxy-Signature", ""),
+            metadata=request.headers.get("X-CF-Proxy-Metadata", ""),
+        )
+        if args.delay:
+            await asyncio.sleep(args.delay)
+        url = urlsplit(forwarded)
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if name.lower() not in ("host", "content-length", "connection", "transfer-encoding")
+        }
+        headers["Host"] = url.netloc
+        target = f"http://127.0.0.1:{args.route_service_to}{url.path or '/'}"
+        if url.query:
+            target += f"?{url.query}"
+        async with (
+            ClientSession(auto_decompress=False) as session,
+            session.request(
+                request.method, target, headers=headers, data=body, allow_redirects=False
+            ) as reply,
+        ):
+            payload = await reply.read()
+            passed = {
+                name: value
+                for name, value in reply.headers.items()
+                if name.lower() not in ("content-length", "transfer-encoding", "connection")
+            }
+            passed["X-Route-Service"] = args.name
+            return web.Response(status=reply.status, body=payload, headers=passed)
 
     async def stream_bytes(request: web.Request, total: int) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
@@ -216,6 +260,7 @@ def main() -> None:
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--client-ca")
+    parser.add_argument("--route-service-to", type=int, default=0)
     args = parser.parse_args()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

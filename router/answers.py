@@ -1,0 +1,58 @@
+"""Responses the router writes itself: Gorouter's status line, body text and headers.
+
+Two writers, as in Gorouter: the error writer for the router's own decisions
+(`"<code> <Status Text>: <message>\\n"`, with `X-Cf-RouterError` and a Cache-Control), and the
+round-tripper's error handler after backends failed (`http.Error` bodies, and
+`X-Cf-RouterError: endpoint_failure (<error>)`).
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+from router import errors
+from router.errors import BackendError, RouterError
+
+STATUS_TEXT: Final = {
+    400: "Bad Request",
+    404: "Not Found",
+    496: "SSL Certificate Required",
+    499: "Request Cancelled",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    525: "SSL Handshake Failed",
+    526: "Invalid SSL Certificate",
+}
+_PLAIN: Final = ("Content-Type", "text/plain; charset=utf-8")
+_NOSNIFF: Final = ("X-Content-Type-Options", "nosniff")
+
+
+class Answer(NamedTuple):
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]]
+    router_error: str  # what the access log's x_cf_routererror shows
+    stat: int  # the counter this answer adds to
+
+
+def router_answer(error: RouterError) -> Answer:
+    """Gorouter's error writer."""
+    body = f"{error.status} {STATUS_TEXT.get(error.status, '')}: {error.message}\n".encode()
+    headers = [_PLAIN, _NOSNIFF]
+    if error.router_error:
+        headers.append(("X-Cf-RouterError", error.router_error))
+    if error.cache_control:
+        headers.append(("Cache-Control", error.cache_control))
+    return Answer(error.status, body, headers, error.router_error, error.stat)
+
+
+def backend_answer(error: BackendError) -> Answer:
+    """Gorouter's round-tripper error handler, after every attempt failed."""
+    response = errors.response_for(error.kind)
+    router_error = f"endpoint_failure ({error.detail})"
+    headers = [_PLAIN, _NOSNIFF, ("X-Cf-RouterError", router_error)]
+    return Answer(
+        response.status, (response.body + "\n").encode(), headers, router_error, response.stat
+    )

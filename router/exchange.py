@@ -1,0 +1,136 @@
+"""One request as the proxy sees it: plain values in (`ProxyRequest`), its state (`Exchange`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from registry.records import EndpointRecord, PoolRecord
+from router.accesslog import AccessRecord
+from router.headers import RawHeaders, RequestFacts
+from router.upstream import UpstreamConnection
+
+if TYPE_CHECKING:
+    from router.answers import Answer
+
+
+class BodySource(Protocol):
+    """The client's request body, read once, in order."""
+
+    consumed: bool
+    bytes_read: int
+
+    async def read(self) -> bytes:
+        """The next chunk; b"" at the end."""
+
+
+class ProxyRequest:
+    __slots__ = (
+        "body",
+        "buffered_body",
+        "chunked",
+        "client_ip",
+        "client_port",
+        "content_length",
+        "expect_continue",
+        "host_header",
+        "local_ip",
+        "method",
+        "raw_headers",
+        "received_at",
+        "send_continue",
+        "target",
+        "upgrade",
+        "version",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        host_header: str,
+        version: str,
+        raw_headers: RawHeaders,
+        client_ip: str,
+        client_port: int,
+        local_ip: str,
+        received_at: float,
+        body: BodySource | None = None,
+        buffered_body: bytes | None = None,
+        content_length: int | None = None,
+        chunked: bool = False,
+        upgrade: bool = False,
+        expect_continue: bool = False,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.host_header = host_header
+        self.version = version
+        self.raw_headers = raw_headers
+        self.client_ip = client_ip
+        self.client_port = client_port
+        self.local_ip = local_ip
+        self.received_at = received_at
+        self.body = body
+        self.buffered_body = buffered_body
+        self.content_length = content_length
+        self.chunked = chunked
+        self.upgrade = upgrade
+        self.expect_continue = expect_continue
+        # The front end's way to send "100 Continue" just before the body is read.
+        self.send_continue: Callable[[], object] | None = None
+
+    def __repr__(self) -> str:
+        return f"ProxyRequest({self.method} {self.host_header}{self.target})"
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length) or bool(self.buffered_body)
+
+    @property
+    def is_replayable(self) -> bool:
+        return self.body is None or not self.body.consumed
+
+
+class Exchange:
+    """One request's state from lookup to the last response byte."""
+
+    __slots__ = (
+        "answer",
+        "backend_started",
+        "conn",
+        "endpoint",
+        "facts",
+        "pool",
+        "record",
+        "request",
+        "request_id",
+        "sticky_requested",
+        "t0",
+        "upstream_host",
+        "upstream_target",
+    )
+
+    def __init__(self, request: ProxyRequest, record: AccessRecord, t0: float) -> None:
+        self.request = request
+        self.record = record
+        self.t0 = t0
+        self.conn: UpstreamConnection | None = None
+        self.endpoint: EndpointRecord | None = None
+        self.pool: PoolRecord | None = None
+        self.answer: Answer | None = None
+        self.facts: RequestFacts | None = None
+        self.request_id = ""
+        self.backend_started = 0.0
+        self.sticky_requested = ""
+        self.upstream_target = request.target
+        self.upstream_host = request.host_header
+
+    def __repr__(self) -> str:
+        target = self.endpoint.address if self.endpoint else "router"
+        return f"Exchange({self.request!r} -> {target}, status={self.record.status})"
+
+    @property
+    def is_answered(self) -> bool:
+        """The router made the response itself (no backend response to relay)."""
+        return self.answer is not None

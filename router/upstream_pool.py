@@ -1,0 +1,149 @@
+"""Idle keep-alive connections to backends, per endpoint, in one worker; and dialing new ones.
+
+Idle connections are closed after `backends.idle_timeout`, which defaults below common backend
+keep-alive timeouts, so the router usually closes first and rarely reuses a socket the backend is
+about to close. When it does lose that race the proxy retries on a fresh connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections import deque
+
+from router.errors import BackendError, Kind
+from router.failures import classify_dial_error
+from router.upstream import UpstreamConnection
+
+
+class UpstreamPool:
+    """Idle keep-alive connections per endpoint, in this worker."""
+
+    def __init__(
+        self,
+        dial_timeout: float,
+        idle_timeout: float,
+        max_idle_per_endpoint: int,
+        keepalive_interval: float,
+        tls_context: ssl.SSLContext | None,
+    ) -> None:
+        self.dial_timeout = dial_timeout
+        self.idle_timeout = idle_timeout
+        self.max_idle_per_endpoint = max_idle_per_endpoint
+        self.keepalive_interval = keepalive_interval
+        self.tls_context = tls_context
+        self._idle: dict[str, deque[UpstreamConnection]] = {}
+        self._loop = asyncio.get_running_loop()
+        self.connects = 0
+        self.reuses = 0
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        idle = sum(len(q) for q in self._idle.values())
+        return f"UpstreamPool(idle={idle}, connects={self.connects}, reuses={self.reuses})"
+
+    def take_idle(self, key: str) -> UpstreamConnection | None:
+        """A pooled connection that is still fresh, or None."""
+        queue = self._idle.get(key)
+        if not queue:
+            return None
+        deadline = self._loop.time() - self.idle_timeout
+        while queue:
+            conn = queue.pop()  # most recently used first: the least likely to be closing
+            if not conn.closed and conn.idle_since > deadline:
+                self.reuses += 1
+                return conn
+            conn.close()
+        return None
+
+    async def dial(
+        self, key: str, host: str, port: int, tls: bool, server_hostname: str
+    ) -> UpstreamConnection:
+        address = f"{host}:{port}"
+        context = self.tls_context if tls else None
+        if tls and context is None:
+            raise BackendError(Kind.TLS_HANDSHAKE, "no TLS context for backends")
+        try:
+            async with asyncio.timeout(self.dial_timeout):
+                _, conn = await self._loop.create_connection(
+                    lambda: UpstreamConnection(key, self._forget),
+                    host,
+                    port,
+                    ssl=context,
+                    server_hostname=(server_hostname or host) if tls else None,
+                    ssl_handshake_timeout=self.dial_timeout if tls else None,
+                )
+        except BackendError:
+            raise
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            raise classify_dial_error(exc, address) from None
+        self.connects += 1
+        self._set_keepalive(conn)
+        return conn
+
+    def _set_keepalive(self, conn: UpstreamConnection) -> None:
+        transport = conn.transport
+        sock: socket.socket | None = transport.get_extra_info("socket") if transport else None
+        if sock is None:
+            return
+        interval = max(1, int(self.keepalive_interval))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, interval)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+    def release(self, conn: UpstreamConnection) -> None:
+        """Return a connection after an exchange: pooled if it can serve another one."""
+        conn.active = False
+        if not conn.is_reusable:
+            conn.close()
+            return
+        queue = self._idle.get(conn.key)
+        if queue is None:
+            queue = self._idle[conn.key] = deque()
+        if len(queue) >= self.max_idle_per_endpoint:
+            conn.close()
+            return
+        conn.idle_since = self._loop.time()
+        queue.append(conn)
+        if self._sweeper is None:
+            self._sweeper = self._loop.call_later(self.idle_timeout, self._sweep)
+
+    def _forget(self, conn: UpstreamConnection) -> None:
+        queue = self._idle.get(conn.key)
+        if queue is not None and not conn.active:
+            with contextlib.suppress(ValueError):
+                queue.remove(conn)
+
+    def _sweep(self) -> None:
+        """Close connections idle longer than idle_timeout, before backends close them."""
+        self._sweeper = None
+        deadline = self._loop.time() - self.idle_timeout
+        remaining = 0
+        for key in list(self._idle):
+            queue = self._idle[key]
+            while queue and queue[0].idle_since <= deadline:
+                queue.popleft().close()
+            if not queue:
+                del self._idle[key]
+            remaining += len(queue)
+        if remaining:
+            self._sweeper = self._loop.call_later(max(self.idle_timeout / 2, 0.05), self._sweep)
+
+    def close_all(self) -> None:
+        for queue in self._idle.values():
+            for conn in queue:
+                conn.close()
+        self._idle.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    def drop_endpoint(self, key: str) -> None:
+        for conn in self._idle.pop(key, ()):
+            conn.close()

@@ -7,6 +7,7 @@ it made as values; the caller logs them and publishes the dirty shards.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Final
 
@@ -119,7 +120,7 @@ class RouteTable:
                 self._touch(pool)
                 changes.append(_endpoint_change(ENDPOINT_REGISTERED, pool, template))
             else:
-                state.last_seen = now
+                state.last_seen = max(state.last_seen, now)  # pinned static routes stay pinned
                 if template is None or template.slot != state.record.slot:
                     template = build_record(reg, state.record.slot)
                 if template != state.record:
@@ -172,11 +173,19 @@ class RouteTable:
             self._remove_pool(pool)
         return [Change(ROUTE_UNREGISTERED, str(pool.key)) for pool in expired]
 
+    def pin(self, reg: Registration) -> None:
+        """Never let the registration's endpoints go stale (static routes from the config)."""
+        for key in reg.routes:
+            pool = self.pools.get(key)
+            state = pool.endpoints.get(reg.address) if pool is not None else None
+            if state is not None:
+                state.last_seen = math.inf
+
     def freshen(self, now: float) -> None:
         """Treat every endpoint as just heard from (after a NATS outage)."""
         for pool in self.pools.values():
             for state in pool.endpoints.values():
-                state.last_seen = now
+                state.last_seen = max(state.last_seen, now)  # pinned ones stay pinned
 
     # -- views -------------------------------------------------------------------------------
 

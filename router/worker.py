@@ -41,14 +41,18 @@ MAX_FIELD = 64 * 1024
 MAX_HEADERS = 512
 
 
-def require_c_parser() -> None:
-    """The pure-Python parser is slow and has had advisories the C one had not."""
+def c_parser_problem() -> str | None:
+    """Why aiohttp's C request parser is not in use, or None when it is.
+
+    The pure-Python parser is several times slower and has had advisories the C one had not.
+    """
     if os.environ.get("AIOHTTP_NO_EXTENSIONS"):
-        raise SystemExit("routerd worker: refusing to start with AIOHTTP_NO_EXTENSIONS set")
+        return "refusing to start with AIOHTTP_NO_EXTENSIONS set: aiohttp's C parser is required"
     from aiohttp import http_parser  # noqa: PLC0415
 
     if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
-        raise SystemExit("routerd worker: aiohttp's C HTTP parser is not available")
+        return "aiohttp's C HTTP parser is not available (reinstall aiohttp with its extensions)"
+    return None
 
 
 class Worker:
@@ -185,7 +189,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--control-fd", type=int, required=True)
     args = parser.parse_args(argv)
-    require_c_parser()
+    problem = c_parser_problem()
+    if problem is not None:
+        log.fatal("worker-refused-to-start", index=args.index, error=problem)
+        sys.exit(2)
     setproctitle(f"routerd: worker {args.index}")
     # aiohttp logs client protocol errors with tracebacks; they are counted and answered instead.
     logging.getLogger("aiohttp").setLevel(logging.CRITICAL)

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from registry.message import RegistryMessage, validate_message
+from registry.rejection import Rejection
 from supervisor.durations import Duration, parse_duration
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
@@ -163,6 +165,9 @@ class Config(_Model, frozen=True):
     # Gorouter's isolation-segment sharding; "all" serves every route.
     routing_table_sharding_mode: ShardingMode = "all"
     isolation_segments: tuple[str, ...] = ()
+    # Project-specific: routes served without NATS, in router.register's format (uris, host,
+    # port, tls_port, route_service_url, ...). They are never pruned.
+    static_routes: tuple[RegistryMessage, ...] = ()
     # Gorouter's default sticky-session trigger cookie.
     sticky_session_cookie_names: tuple[str, ...] = ("JSESSIONID",)
 
@@ -270,6 +275,10 @@ def validate(config: Config, source: str = "config") -> None:
             fail(f"ca_certs[{index}]", "expected a PEM certificate")
     if bool(config.backends.cert_chain) != bool(config.backends.private_key):
         fail("backends.private_key", "expected cert_chain and private_key to be set together")
+    for index, route in enumerate(config.static_routes):
+        verdict = validate_message(route, config.stale_threshold_seconds)
+        if isinstance(verdict, Rejection):
+            fail(f"static_routes[{index}]", f"expected a valid registration: {verdict.reason}")
     if not config.run_dir:
         fail("run_dir", "expected a directory path")
 

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Final
 
-from registry.message import Registration, parse_registration
+from registry.message import Registration, parse_registration, validate_message
 from registry.prune import plan_prune
 from registry.records import encode_shard
 from registry.rejection import Rejection
@@ -128,6 +128,20 @@ class Routing:
             self.publish()
         elif dirty:
             self.schedule_publish()
+
+    def load_static_routes(self) -> None:
+        """Register the config's static_routes (validated with the config) and pin them."""
+        now = self.clock()
+        for message in self.config.static_routes:
+            reg = validate_message(message, self.config.stale_threshold_seconds)
+            if isinstance(reg, Rejection):  # pragma: no cover - the config was validated
+                continue
+            result = self.table.register(reg, now)
+            if isinstance(result, Rejection):
+                log.error("static-route-rejected", uris=message.uris, error=result.reason)
+                continue
+            self.table.pin(reg)
+            self._log_changes(result)
 
     # -- publishing --------------------------------------------------------------------------
 

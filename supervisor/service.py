@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import time
@@ -23,6 +24,7 @@ from registry.shm.counters import STAT_WORDS, CounterTable, counters_size
 from registry.shm.region import FileRegion
 from registry.shm.writer import TableWriter, initial_size
 from registry.slots import SlotAllocator
+from router.worker import c_parser_problem
 from supervisor import logs
 from supervisor.config import Config, ConfigError, load_config
 from supervisor.lifecycle import RESTART_ONLY_KEYS, RouterState, changed_keys, transition
@@ -105,6 +107,9 @@ class Supervisor:
     async def _start(self) -> None:
         config = self.config
         setproctitle("routerd: supervisor")
+        problem = c_parser_problem()
+        if problem is not None:
+            raise StartupError(problem)
         self._open_tables()
         listeners = self._bind_listeners()
         assert self.routing is not None
@@ -175,6 +180,7 @@ class Supervisor:
         )
         self.routing = Routing(config, table, writer, counters)
         self.routing.schedule_publish = self._schedule_publish
+        self.routing.load_static_routes()
         self.routing.publish_all()
 
     def _bind_listeners(self) -> list[Any]:
@@ -362,7 +368,8 @@ class Supervisor:
                     entry["load_balancing_algorithm"] = pool.load_balancing
                 if with_ttl_left:
                     left = record.stale_threshold - (now - state.last_seen)
-                    entry["ttl_left"] = None if record.tls else max(0, round(left, 1))
+                    pinned = record.tls or math.isinf(state.last_seen)
+                    entry["ttl_left"] = None if pinned else max(0, round(left, 1))
                 entries.append(entry)
             result[str(key)] = entries
         return result

@@ -138,3 +138,29 @@ def test_upgrade_refused_by_backend_is_relayed_not_tunnelled(router):
         )
         response = read_response(sock)
     assert status_of(response) == 200
+
+
+def test_pipelined_requests_are_answered_in_order(router):
+    requests = b"".join(
+        f"GET /pipe/{index} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode() for index in range(5)
+    )
+    with socket.create_connection(("127.0.0.1", router.port), timeout=10) as sock:
+        sock.sendall(requests)
+        paths = []
+        for _ in range(5):
+            response = read_response(sock)
+            assert status_of(response) == 200
+            paths.append(__import__("json").loads(response.split(b"\r\n\r\n", 1)[1])["path"])
+    assert paths == [f"/pipe/{index}" for index in range(5)]
+
+
+def test_http_10_client_gets_a_complete_response(router):
+    with socket.create_connection(("127.0.0.1", router.port), timeout=10) as sock:
+        sock.sendall(f"GET /bytes/5000?chunked=1 HTTP/1.0\r\nHost: {HOST}\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.")
+    assert b"chunked" not in head.lower()
+    assert body == b"x" * 5000

@@ -272,6 +272,15 @@ BAD_CONFIGS = {
         "isolation_segments: expected at least one segment when routing_table_sharding_mode is "
         '"segments"',
     ),
+    "static route with an http route_service_url": (
+        "static_routes:\n  - host: 10.0.0.1\n    port: 8080\n    uris: [app.example.com]\n"
+        "    route_service_url: http://rs.example.com\n",
+        "static_routes[0]: expected a valid registration: route_service_url must be https",
+    ),
+    "static route without a port": (
+        "static_routes:\n  - host: 10.0.0.1\n    uris: [app.example.com]\n",
+        "static_routes[0]: expected a valid registration: port or tls_port is required",
+    ),
 }
 
 

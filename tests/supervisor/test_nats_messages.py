@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.support.nats import NatsClient
+from tests.support.nats import NatsClient, NatsServer
+from tests.support.routerd import new_routerd
 from tests.support.routes import register, route_addresses, wait_routed
 from tests.support.waiting import wait_until
 
@@ -169,3 +170,40 @@ def test_per_route_load_balancing_option(routerd_factory, nats_client, backend_f
     wait_routed(router, "lc.example.com")
     entry = router.status_json("/routes")["lc.example.com"][0]
     assert entry["load_balancing_algorithm"] == "least-connection"
+
+
+def test_connects_to_nats_with_user_and_password(backend_factory):
+    server = NatsServer(user="router", password="s3cret")
+    server.start()
+    router = new_routerd(server.port, {"nats": {"user": "router", "pass": "s3cret"}})
+    try:
+        router.start()
+        backend = backend_factory()
+        with NatsClient(server.port, user="router", password="s3cret") as client:
+            register(client, backend.port, ["authed.example.com"])
+            wait_routed(router, "authed.example.com")
+        assert router.status_json("/varz")["nats"]["connected"] is True
+    finally:
+        router.stop()
+        server.cleanup()
+
+
+def test_wrong_nats_password_keeps_router_unready_and_logs_why():
+    server = NatsServer(user="router", password="s3cret")
+    server.start()
+    router = new_routerd(server.port, {"nats": {"user": "router", "pass": "wrong"}})
+    try:
+        router.start(wait_healthy=False)
+        wait_until(
+            lambda: any(
+                "Authorization Violation" in event["data"].get("error", "")
+                for event in router.log_events()
+                if event["log_level"] >= 3
+            ),
+            timeout=15,
+            what="the authorization failure to be logged",
+        )
+        assert router.health().status == 503
+    finally:
+        router.stop()
+        server.cleanup()

@@ -102,3 +102,22 @@ def test_nats_outage_suspends_pruning_and_router_keeps_serving(
     with NatsClient(nats_server.port) as client:
         register(client, backend.port, ["outage.example.com"])
     assert router.get("/", host="outage.example.com").status == 200
+
+
+def test_static_routes_are_served_and_never_pruned(routerd_factory, backend_factory):
+    backend = backend_factory(name="static")
+    router = routerd_factory(
+        {
+            **SHORT,
+            "static_routes": [
+                {"host": "127.0.0.1", "port": backend.port, "uris": ["static.example.com"]}
+            ],
+        }
+    )
+    assert router.get("/", host="static.example.com").header("X-Backend") == "static"
+    # Several stale thresholds later it is still there, without a single heartbeat.
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert router.get("/", host="static.example.com").status == 200
+        time.sleep(0.25)
+    assert router.status_json("/routes?ttl_left=1")["static.example.com"][0]["ttl_left"] is None

@@ -145,3 +145,12 @@ def test_sd_notify_ready_and_watchdog(nats_server, tmp_path):
     finally:
         router.stop()
         listener.close()
+
+
+def test_refuses_to_start_without_aiohttp_c_parser(nats_server):
+    router = new_routerd(nats_server.port)
+    router.env = {"AIOHTTP_NO_EXTENSIONS": "1"}
+    router.start(wait_healthy=False)
+    assert router.wait_exit(timeout=30) != 0
+    fatal = router.events_named("router-failed-to-start")
+    assert fatal and "AIOHTTP_NO_EXTENSIONS" in fatal[0]["data"]["error"]

@@ -1,0 +1,1 @@
+"""`routerctl`: the operator's command line for a running routerd."""

@@ -1,0 +1,3 @@
+from supervisor.ctl.cli import main
+
+main()

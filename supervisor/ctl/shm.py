@@ -1,0 +1,118 @@
+"""`routerctl routes --from-shm`: the live route table read straight from run_dir, read-only.
+
+This is the table the workers route by, read through registry/'s lock-free reader, so it works
+while the status server is down and after routerd exited (the file stays behind). Time to live
+comes from the supervisor's row in counters.shm, where it keeps each endpoint's last-seen time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from registry.records import EndpointRecord, PoolRecord
+from registry.shm import layout
+from registry.shm.counters import CounterTable
+from registry.shm.reader import ShardReadError, TableReader, is_pid_alive
+from registry.shm.region import FileRegion
+from supervisor.ctl.client import RoutesJson
+from supervisor.ctl.errors import Unreachable, UsageProblem, describe_os_error
+from supervisor.ctl.target import COUNTERS_FILE, TABLE_FILE
+
+
+@dataclass(frozen=True)
+class TableSnapshot:
+    routes: RoutesJson
+    writer_pid: int
+    writer_alive: bool
+    generation: int
+    last_update_ms: int
+
+
+def read_table(run_dir: str, now: float | None = None) -> TableSnapshot:
+    """Every route in the table, in /routes' shape with `ttl_left`."""
+    table_path = os.path.join(run_dir, TABLE_FILE)
+    region = _open(table_path)
+    try:
+        reader = TableReader(region)
+    except ValueError as exc:
+        raise Unreachable(f"{table_path}: {exc}") from None
+    last_seen = _last_seen(os.path.join(run_dir, COUNTERS_FILE))
+    now = time.time() if now is None else now
+    routes: RoutesJson = {}
+    for shard in range(reader.shard_count):
+        pools = reader.shard(shard)
+        if isinstance(pools, ShardReadError):
+            raise Unreachable(f"{table_path}: {pools.reason}")
+        for by_path in pools.values():
+            for pool in by_path.values():
+                routes[pool.uri] = [
+                    endpoint_json(pool, endpoint, last_seen, now) for endpoint in pool.endpoints
+                ]
+    writer_pid = reader.header_word(layout.H_WRITER_PID)
+    return TableSnapshot(
+        routes=dict(sorted(routes.items())),
+        writer_pid=writer_pid,
+        writer_alive=is_pid_alive(writer_pid),
+        generation=reader.generation,
+        last_update_ms=reader.header_word(layout.H_LAST_UPDATE_MS),
+    )
+
+
+def endpoint_json(
+    pool: PoolRecord, record: EndpointRecord, last_seen: memoryview | None, now: float
+) -> dict[str, Any]:
+    """The same fields, in the same order, as the status server's /routes."""
+    entry: dict[str, Any] = {
+        "address": record.address,
+        "availability_zone": record.availability_zone,
+        "protocol": record.protocol,
+        "tls": record.tls,
+        "ttl": record.stale_threshold,
+        "route_service_url": pool.route_service_url,
+        "tags": record.tags,
+        "isolation_segment": record.isolation_segment,
+        "private_instance_id": record.instance_id,
+        "private_instance_index": record.instance_index,
+        "server_cert_domain_san": record.server_cert_domain_san,
+        "app": record.app_id,
+    }
+    if pool.load_balancing:
+        entry["load_balancing_algorithm"] = pool.load_balancing
+    entry["ttl_left"] = _ttl_left(record, last_seen, now)
+    return entry
+
+
+def _ttl_left(record: EndpointRecord, last_seen: memoryview | None, now: float) -> float | None:
+    if record.tls or last_seen is None or not 0 <= record.slot < len(last_seen):
+        return None
+    seen_ms = int(last_seen[record.slot])
+    if seen_ms <= 0:
+        return None
+    left = record.stale_threshold - (now - seen_ms / 1000)
+    return max(0, round(left, 1))
+
+
+def _open(path: str) -> FileRegion:
+    try:
+        return FileRegion.open(path)
+    except FileNotFoundError:
+        raise Unreachable(
+            f"no route table at {path}: is routerd running with this run_dir? (--run-dir)"
+        ) from None
+    except PermissionError:
+        raise UsageProblem(
+            f"cannot read {path}: permission denied (run as root or as the routerd user)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise Unreachable(f"cannot map {path}: {describe_os_error(exc)}") from None
+
+
+def _last_seen(path: str) -> memoryview | None:
+    """The supervisor's last-seen row, or None if counters.shm is missing or unreadable."""
+    try:
+        return CounterTable(FileRegion.open(path)).supervisor_row
+    except (OSError, ValueError):
+        return None

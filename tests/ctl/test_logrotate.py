@@ -1,0 +1,114 @@
+"""Access log rotation: after a rename (what logrotate does) and SIGHUP, routerd's workers write
+to a new file at the configured path, and nothing more to the renamed one."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.ctl.conftest import PATIENCE, BackendFactory, RouterFactory, register_and_wait
+from tests.support.nats import NatsClient
+from tests.support.routerd import Routerd
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = "logged.ctl.test"
+
+
+@pytest.fixture
+def logging_router(
+    routerd_factory: RouterFactory,
+    backend_factory: BackendFactory,
+    nats_client: NatsClient,
+    tmp_path: Path,
+) -> Routerd:
+    log_dir = tmp_path / "log"
+    log_dir.mkdir()
+    router = routerd_factory({"access_log": {"file": str(log_dir / "access.log")}})
+    register_and_wait(router, nats_client, backend_factory().port, HOST)
+    return router
+
+
+def access_log(router: Routerd) -> Path:
+    return Path(router.config["access_log"]["file"])
+
+
+def request_logged(router: Routerd, path: str, log: Path) -> None:
+    assert router.get(path, host=HOST).status == 200
+    wait_until(
+        lambda: log.exists() and path in log.read_text(), timeout=PATIENCE, what=f"{path} in {log}"
+    )
+
+
+def wait_reopened(router: Routerd, reloads_before: int) -> None:
+    """Every worker has handled the reload, so every later line goes to the reopened file."""
+    workers = int(router.config["workers"])
+    wait_until(
+        lambda: len(router.events_named("worker-config-reloaded")) >= reloads_before + workers,
+        timeout=PATIENCE,
+        what="every worker reloaded",
+    )
+
+
+def test_sighup_after_rename_writes_to_a_new_file(logging_router: Routerd) -> None:
+    log = access_log(logging_router)
+    rotated = log.with_name("access.log.1")
+    request_logged(logging_router, "/before-rotation", log)
+
+    log.rename(rotated)
+    logging_router.signal(signal.SIGHUP)
+    wait_reopened(logging_router, 0)
+    for _ in range(4):  # on whichever workers take them
+        request_logged(logging_router, "/after-rotation", log)
+
+    assert os.stat(log).st_ino != os.stat(rotated).st_ino
+    assert "/before-rotation" not in log.read_text()
+    assert "/after-rotation" not in rotated.read_text()
+    assert "/before-rotation" in rotated.read_text()
+
+
+@pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate is absent")
+def test_shipped_logrotate_config_rotates_and_routerd_reopens(
+    logging_router: Routerd, tmp_path: Path
+) -> None:
+    # The shipped file, pointed at this router's log directory and PID file, rotating as the
+    # current user instead of `routerd`; everything else (postrotate included) runs as shipped.
+    log = access_log(logging_router)
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    shipped = (REPO / "etc" / "logrotate.d" / "routerd").read_text()
+    config = tmp_path / "logrotate.conf"
+    config.write_text(
+        shipped.replace("/var/log/routerd", str(log.parent))
+        .replace("/run/routerd", logging_router.config["run_dir"])
+        .replace("su routerd routerd", f"su {user} {group}")
+        .replace("create 0640 routerd routerd", f"create 0640 {user} {group}")
+    )
+    config.chmod(0o644)
+    request_logged(logging_router, "/before-rotation", log)
+
+    result = subprocess.run(
+        ["logrotate", "--force", "--state", str(tmp_path / "state"), str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    rotated = log.with_name("access.log.1")  # delaycompress: the first rotation stays plain
+    assert "/before-rotation" in rotated.read_text()
+    wait_reopened(logging_router, 0)
+    for _ in range(4):
+        request_logged(logging_router, "/after-rotation", log)
+    assert "/after-rotation" not in rotated.read_text()
+    assert log.stat().st_mode & 0o777 == 0o640

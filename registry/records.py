@@ -61,6 +61,26 @@ def encode_shard(pools: list[PoolRecord]) -> bytes:
     return _encoder.encode(pools)
 
 
+def encode_pool(pool: PoolRecord) -> bytes:
+    return _encoder.encode(pool)
+
+
+def join_shard(encoded_pools: list[bytes]) -> bytes:
+    """The same bytes as `encode_shard`, from pools encoded one by one (a msgpack array).
+
+    The writer keeps each pool's encoding until the pool changes, so publishing a shard in a
+    registration storm costs a join, not a re-encode of every route in it.
+    """
+    count = len(encoded_pools)
+    if count <= 15:
+        header = bytes((0x90 | count,))
+    elif count <= 0xFFFF:
+        header = b"\xdc" + count.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + count.to_bytes(4, "big")
+    return header + b"".join(encoded_pools)
+
+
 def decode_shard(data: bytes) -> ShardRoutes:
     """Decode a shard payload into the lookup structure; raises msgspec.DecodeError if torn."""
     try:

@@ -15,7 +15,7 @@ import msgspec
 
 from registry.message import Registration
 from registry.prune import EndpointAge
-from registry.records import EndpointRecord, PoolRecord
+from registry.records import EndpointRecord, PoolRecord, encode_pool, join_shard
 from registry.rejection import Rejection
 from registry.routekey import RouteKey
 from registry.sharding import shard_of
@@ -48,7 +48,7 @@ class EndpointState:
 
 
 class PoolState:
-    __slots__ = ("emptied_at", "endpoints", "key", "load_balancing", "route_service_url")
+    __slots__ = ("emptied_at", "encoded", "endpoints", "key", "load_balancing", "route_service_url")
 
     def __init__(self, key: RouteKey) -> None:
         self.key = key
@@ -56,9 +56,15 @@ class PoolState:
         self.load_balancing = ""
         self.route_service_url = ""
         self.emptied_at: float | None = None
+        self.encoded: bytes | None = None  # this pool's msgpack, until it changes
 
     def __repr__(self) -> str:
         return f"PoolState({self.key}, endpoints={list(self.endpoints)})"
+
+    def encoding(self) -> bytes:
+        if self.encoded is None:
+            self.encoded = encode_pool(self.to_record())
+        return self.encoded
 
     def to_record(self) -> PoolRecord:
         return PoolRecord(
@@ -204,6 +210,11 @@ class RouteTable:
     def dirty_count(self) -> int:
         return len(self._dirty)
 
+    def shard_payload(self, shard: int) -> bytes:
+        """The shard's encoded pools, re-encoding only pools that changed since last time."""
+        keys = self._shards.get(shard, ())
+        return join_shard([self.pools[key].encoding() for key in sorted(keys)])
+
     def shard_pools(self, shard: int) -> list[PoolRecord]:
         keys = self._shards.get(shard, ())
         return [self.pools[key].to_record() for key in sorted(keys)]
@@ -232,6 +243,7 @@ class RouteTable:
         self._dirty.add(shard)
 
     def _touch(self, pool: PoolState) -> None:
+        pool.encoded = None
         self._dirty.add(shard_of(pool.key.host, self.shard_count))
 
 

@@ -15,7 +15,6 @@ from typing import Final
 
 from registry.message import Registration, parse_registration, validate_message
 from registry.prune import plan_prune
-from registry.records import encode_shard
 from registry.rejection import Rejection
 from registry.routes import ENDPOINT_UNREGISTERED, Change, RouteTable
 from registry.segments import is_served
@@ -150,7 +149,7 @@ class Routing:
         shards = self.table.take_dirty()
         if not shards:
             return 0
-        payloads = [(shard, encode_shard(self.table.shard_pools(shard))) for shard in shards]
+        payloads = [(shard, self.table.shard_payload(shard)) for shard in shards]
         self.writer.publish(
             payloads, routes=len(self.table.pools), endpoints=self.table.endpoint_count
         )
@@ -159,10 +158,7 @@ class Routing:
 
     def publish_all(self) -> None:
         """Publish every shard (start-up, or after static routes were loaded)."""
-        payloads = [
-            (shard, encode_shard(self.table.shard_pools(shard)))
-            for shard in self.table.all_shards()
-        ]
+        payloads = [(shard, self.table.shard_payload(shard)) for shard in self.table.all_shards()]
         self.table.take_dirty()
         self.writer.publish(
             payloads, routes=len(self.table.pools), endpoints=self.table.endpoint_count

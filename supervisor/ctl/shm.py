@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from registry.records import EndpointRecord, PoolRecord
+from registry.records import EndpointRecord
 from registry.shm import layout
 from registry.shm.counters import CounterTable
 from registry.shm.reader import ShardReadError, TableReader, is_pid_alive
@@ -49,7 +49,11 @@ def read_table(run_dir: str, now: float | None = None) -> TableSnapshot:
         for by_path in pools.values():
             for pool in by_path.values():
                 routes[pool.uri] = [
-                    endpoint_json(pool, endpoint, last_seen, now) for endpoint in pool.endpoints
+                    {
+                        **endpoint_json(endpoint, pool.route_service_url, pool.load_balancing),
+                        "ttl_left": _ttl_left(endpoint, last_seen, now),
+                    }
+                    for endpoint in pool.endpoints
                 ]
     writer_pid = reader.header_word(layout.H_WRITER_PID)
     return TableSnapshot(
@@ -62,16 +66,17 @@ def read_table(run_dir: str, now: float | None = None) -> TableSnapshot:
 
 
 def endpoint_json(
-    pool: PoolRecord, record: EndpointRecord, last_seen: memoryview | None, now: float
+    record: EndpointRecord, route_service_url: str, load_balancing: str
 ) -> dict[str, Any]:
-    """The same fields, in the same order, as the status server's /routes."""
+    """One endpoint in Gorouter's /routes shape: the same fields, in the same order, as the
+    status server's (which builds them from the supervisor's table, with the same record)."""
     entry: dict[str, Any] = {
         "address": record.address,
         "availability_zone": record.availability_zone,
         "protocol": record.protocol,
         "tls": record.tls,
         "ttl": record.stale_threshold,
-        "route_service_url": pool.route_service_url,
+        "route_service_url": route_service_url,
         "tags": record.tags,
         "isolation_segment": record.isolation_segment,
         "private_instance_id": record.instance_id,
@@ -79,9 +84,8 @@ def endpoint_json(
         "server_cert_domain_san": record.server_cert_domain_san,
         "app": record.app_id,
     }
-    if pool.load_balancing:
-        entry["load_balancing_algorithm"] = pool.load_balancing
-    entry["ttl_left"] = _ttl_left(record, last_seen, now)
+    if load_balancing:
+        entry["load_balancing_algorithm"] = load_balancing
     return entry
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from supervisor.config import Config, ConfigError, load_config
 from supervisor.ctl.errors import UsageProblem
 from supervisor.main import DEFAULT_CONFIG
+from supervisor.pem import load_cert_chain_from_pem
 
 PID_FILE = "routerd.pid"
 TABLE_FILE = "routes.shm"
@@ -119,8 +120,6 @@ def _nats_tls(config: Config) -> ssl.SSLContext | None:
         if nats.ca_certs:
             context.load_verify_locations(cadata=nats.ca_certs)
         if nats.cert_chain:
-            from supervisor.pem import load_cert_chain_from_pem  # noqa: PLC0415
-
             load_cert_chain_from_pem(context, nats.cert_chain, nats.private_key)
     except (ssl.SSLError, ValueError) as exc:
         raise UsageProblem(f"nats TLS settings in the config: {exc}") from None

@@ -35,6 +35,9 @@ class SlotAllocator:
     def __len__(self) -> int:
         return len(self._by_address)
 
+    def used_slots(self) -> list[int]:
+        return list(self._by_address.values())
+
     def slot_of(self, address: str) -> int | None:
         return self._by_address.get(address)
 

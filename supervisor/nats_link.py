@@ -19,8 +19,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import SlowConsumerError
 
-from supervisor.config import Config
+from supervisor.config import Config, NatsConfig
 from supervisor.logs import EventLog
+from supervisor.pem import load_cert_chain_from_pem
 from supervisor.routing import Routing
 
 log = EventLog("vcap.gorouter.nats")
@@ -94,7 +95,7 @@ class NatsLink:
             servers=self.servers,
             user=nats_config.user or None,
             password=nats_config.pass_ or None,
-            tls=self._tls_context(),
+            tls=nats_tls_context(self.config.nats),
             name=f"routerd-{self.router_id}",
             allow_reconnect=True,
             max_reconnect_attempts=-1,
@@ -115,19 +116,6 @@ class NatsLink:
             server=str(client.connected_url.netloc if client.connected_url else ""),
         )
         await self.publish_start()
-
-    def _tls_context(self) -> ssl.SSLContext | None:
-        nats_config = self.config.nats
-        if not nats_config.tls_enabled:
-            return None
-        context = ssl.create_default_context()
-        if nats_config.ca_certs:
-            context.load_verify_locations(cadata=nats_config.ca_certs)
-        if nats_config.cert_chain:
-            from supervisor.pem import load_cert_chain_from_pem  # noqa: PLC0415
-
-            load_cert_chain_from_pem(context, nats_config.cert_chain, nats_config.private_key)
-        return context
 
     async def publish_start(self) -> None:
         if self.client is None:
@@ -179,3 +167,16 @@ class NatsLink:
 
     async def _on_closed(self) -> None:
         log.info("nats-connection-closed")
+
+
+def nats_tls_context(nats_config: NatsConfig) -> ssl.SSLContext | None:
+    """TLS to NATS when `nats.tls_enabled`: the configured CA (or the system store) and,
+    when given, a client certificate. Raises ssl.SSLError/ValueError for unusable PEM."""
+    if not nats_config.tls_enabled:
+        return None
+    context = ssl.create_default_context()
+    if nats_config.ca_certs:
+        context.load_verify_locations(cadata=nats_config.ca_certs)
+    if nats_config.cert_chain:
+        load_cert_chain_from_pem(context, nats_config.cert_chain, nats_config.private_key)
+    return context

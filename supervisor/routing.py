@@ -184,6 +184,9 @@ class Routing:
             self.prune_suspended = False
             log.debug("prune-unsuspended-refresh-routes-start")
             self.table.freshen(now)
+            now_ms = int(now * 1000)
+            for slot in self.table.slots.used_slots():
+                self._last_seen[slot] = now_ms
             log.debug("prune-unsuspended-refresh-routes-complete")
             return 0
         removed: dict[str, list[str]] = {}

@@ -30,6 +30,7 @@ from supervisor.config import Config, ConfigError, load_config
 from supervisor.lifecycle import RESTART_ONLY_KEYS, RouterState, changed_keys, transition
 from supervisor.metrics import Snapshot
 from supervisor.nats_link import NatsLink
+from supervisor.routes_view import endpoint_json
 from supervisor.routing import Routing
 from supervisor.sdnotify import Notifier
 from supervisor.status_server import StatusServer
@@ -43,6 +44,8 @@ SIGNAL_EVENTS = {
     signal.SIGUSR1: "drain",
     signal.SIGHUP: "reload",
 }
+# The most that closing NATS or the status server may add to a shutdown.
+STEP_TIMEOUT = 5.0
 # Freed endpoint slots wait this long before reuse, beyond the longest request.
 SLOT_GRACE_MIN = 120.0
 
@@ -71,6 +74,7 @@ class Supervisor:
         self._tasks: list[asyncio.Task[Any]] = []
         self._startup: asyncio.Task[None] | None = None
         self._publish_handle: asyncio.TimerHandle | None = None
+        self._stopper: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"Supervisor(state={self.state.value}, pid={os.getpid()})"
@@ -234,10 +238,16 @@ class Supervisor:
     # -- signal handlers -----------------------------------------------------------------------
 
     async def handle_stop(self) -> None:
-        if self.state in (RouterState.STOPPING, RouterState.STOPPED):
+        if self.state is RouterState.STOPPING:
+            # A second stop signal while stopping: stop waiting for in-flight requests.
+            log.info("router-stop-forced")
+            if self.workers is not None:
+                kill_all(self.workers)
+            return
+        if self.state is RouterState.STOPPED:
             return
         log.info("router-stopping", state=self.state.value)
-        await self._shutdown(float(self.config.shutdown_timeout))
+        self._begin_shutdown(float(self.config.shutdown_timeout))
 
     async def handle_drain(self) -> None:
         if self.state is not RouterState.RUNNING:
@@ -261,13 +271,26 @@ class Supervisor:
 
     async def handle_drain_wait_over(self) -> None:
         if self.state is RouterState.DRAINING:
-            await self._shutdown(float(self.config.drain_timeout))
+            self._begin_shutdown(float(self.config.drain_timeout))
+
+    async def handle_stopped(self) -> None:
+        """The shutdown task finished; run() sees the state and returns."""
+
+    def _begin_shutdown(self, timeout: float) -> None:
+        # Shutdown runs as a task so this loop keeps taking signals (a second SIGTERM forces it).
+        self.move(RouterState.STOPPING)
+        task = asyncio.get_running_loop().create_task(self._shutdown(timeout))
+        task.add_done_callback(lambda _: self.events.put_nowait("stopped"))
+        self._stopper = task
 
     async def handle_reload(self) -> None:
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
             log.error("config-reload-failed", error=str(exc))
+            # SIGHUP also means "reopen your logs" (logrotate): do that with the running config.
+            if self.workers is not None:
+                self.workers.reload(self.config)
             return
         new = msgspec.structs.replace(new, run_dir=self.config.run_dir)
         changed = changed_keys(self.config, new)
@@ -287,7 +310,6 @@ class Supervisor:
         )
 
     async def _shutdown(self, timeout: float) -> None:
-        self.move(RouterState.STOPPING)
         self.notifier.stopping()
         if self.status is not None:
             self.status.healthy = False
@@ -306,12 +328,15 @@ class Supervisor:
             task.cancel()
         if self._publish_handle is not None:
             self._publish_handle.cancel()
+        # Each remaining step is bounded: nothing here may keep the process from exiting.
         if self.nats is not None:
-            await self.nats.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.nats.close(), STEP_TIMEOUT)
         if self.routing is not None:
             self.routing.publish()
         if self.status is not None:
-            await self.status.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.status.stop(), STEP_TIMEOUT)
         with contextlib.suppress(OSError):
             os.unlink(self.pid_path)
         log.info("router-stopped", exit_code=self.exit_code)
@@ -350,22 +375,7 @@ class Supervisor:
             entries = []
             for state in pool.endpoints.values():
                 record = state.record
-                entry: dict[str, Any] = {
-                    "address": record.address,
-                    "availability_zone": record.availability_zone,
-                    "protocol": record.protocol,
-                    "tls": record.tls,
-                    "ttl": record.stale_threshold,
-                    "route_service_url": pool.route_service_url,
-                    "tags": record.tags,
-                    "isolation_segment": record.isolation_segment,
-                    "private_instance_id": record.instance_id,
-                    "private_instance_index": record.instance_index,
-                    "server_cert_domain_san": record.server_cert_domain_san,
-                    "app": record.app_id,
-                }
-                if pool.load_balancing:
-                    entry["load_balancing_algorithm"] = pool.load_balancing
+                entry = endpoint_json(record, pool.route_service_url, pool.load_balancing)
                 if with_ttl_left:
                     left = record.stale_threshold - (now - state.last_seen)
                     pinned = record.tls or math.isinf(state.last_seen)

@@ -47,7 +47,10 @@ class StatusServer:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.application(), access_log=None, handle_signals=False)
+        # Status requests are short; a stop should not wait aiohttp's default minute for them.
+        self._runner = web.AppRunner(
+            self.application(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.status.host, self.config.status.port)
         try:

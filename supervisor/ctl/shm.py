@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from registry.records import EndpointRecord
 from registry.shm import layout
@@ -20,6 +19,7 @@ from registry.shm.region import FileRegion
 from supervisor.ctl.client import RoutesJson
 from supervisor.ctl.errors import Unreachable, UsageProblem, describe_os_error
 from supervisor.ctl.target import COUNTERS_FILE, TABLE_FILE
+from supervisor.routes_view import endpoint_json
 
 
 @dataclass(frozen=True)
@@ -63,30 +63,6 @@ def read_table(run_dir: str, now: float | None = None) -> TableSnapshot:
         generation=reader.generation,
         last_update_ms=reader.header_word(layout.H_LAST_UPDATE_MS),
     )
-
-
-def endpoint_json(
-    record: EndpointRecord, route_service_url: str, load_balancing: str
-) -> dict[str, Any]:
-    """One endpoint in Gorouter's /routes shape: the same fields, in the same order, as the
-    status server's (which builds them from the supervisor's table, with the same record)."""
-    entry: dict[str, Any] = {
-        "address": record.address,
-        "availability_zone": record.availability_zone,
-        "protocol": record.protocol,
-        "tls": record.tls,
-        "ttl": record.stale_threshold,
-        "route_service_url": route_service_url,
-        "tags": record.tags,
-        "isolation_segment": record.isolation_segment,
-        "private_instance_id": record.instance_id,
-        "private_instance_index": record.instance_index,
-        "server_cert_domain_san": record.server_cert_domain_san,
-        "app": record.app_id,
-    }
-    if load_balancing:
-        entry["load_balancing_algorithm"] = load_balancing
-    return entry
 
 
 def _ttl_left(record: EndpointRecord, last_seen: memoryview | None, now: float) -> float | None:

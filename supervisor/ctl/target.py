@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from supervisor.config import Config, ConfigError, load_config
 from supervisor.ctl.errors import UsageProblem
 from supervisor.main import DEFAULT_CONFIG
-from supervisor.pem import load_cert_chain_from_pem
+from supervisor.nats_link import nats_tls_context
 
 PID_FILE = "routerd.pid"
 TABLE_FILE = "routes.shm"
@@ -112,18 +112,10 @@ def nats_target(source: ConfigSource, urls: tuple[str, ...]) -> NatsTarget:
 
 
 def _nats_tls(config: Config) -> ssl.SSLContext | None:
-    nats = config.nats
-    if not nats.tls_enabled:
-        return None
-    context = ssl.create_default_context()
     try:
-        if nats.ca_certs:
-            context.load_verify_locations(cadata=nats.ca_certs)
-        if nats.cert_chain:
-            load_cert_chain_from_pem(context, nats.cert_chain, nats.private_key)
+        return nats_tls_context(config.nats)
     except (ssl.SSLError, ValueError) as exc:
         raise UsageProblem(f"nats TLS settings in the config: {exc}") from None
-    return context
 
 
 def stale_threshold(source: ConfigSource) -> int:

@@ -154,3 +154,24 @@ def test_refuses_to_start_without_aiohttp_c_parser(nats_server):
     assert router.wait_exit(timeout=30) != 0
     fatal = router.events_named("router-failed-to-start")
     assert fatal and "AIOHTTP_NO_EXTENSIONS" in fatal[0]["data"]["error"]
+
+
+def test_second_stop_signal_cuts_a_long_drain_short(routerd_factory, nats_client, backend_factory):
+    backend = backend_factory()
+    router = routerd_factory({"drain_wait": 0, "drain_timeout": "120s"})
+    register(nats_client, backend.port, ["longdrain.example.com"])
+    wait_routed(router, "longdrain.example.com")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        stuck = pool.submit(router.get, "/slow?seconds=60", host="longdrain.example.com")
+        wait_until(
+            lambda: any(r["path"].startswith("/slow") for r in backend.requests_seen()), what="slow"
+        )
+        router.signal(signal.SIGUSR1)
+        wait_until(lambda: router.events_named("router-draining"), what="drain to start")
+        started = time.monotonic()
+        router.signal(signal.SIGTERM)
+        router.wait_exit(timeout=30)
+        assert time.monotonic() - started < 15
+        assert router.events_named("router-stop-forced")
+        with pytest.raises(Exception):  # noqa: B017 - the forced stop cut this request off
+            stuck.result(timeout=30)

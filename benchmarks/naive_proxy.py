@@ -1,0 +1,112 @@
+"""A naive aiohttp reverse proxy: the baseline routerd must beat by a wide margin.
+
+One `web.Application` per process and one shared `ClientSession` forwarding every request to a
+single backend, reading the whole body and answering with it. No routing, no limits, no retries,
+no header rules beyond dropping hop-by-hop headers. Runs `--processes` copies on one port with
+SO_REUSEPORT (the same process count as routerd's workers), on uvloop like routerd.
+
+    python -m benchmarks.naive_proxy --port 8080 --backend-port 9000 [--processes 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+
+import aiohttp
+import uvloop
+from aiohttp import web
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+
+
+def build_app(backend: str) -> web.Application:
+    app = web.Application()
+
+    async def open_session(app: web.Application) -> None:
+        connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=60)
+        app[SESSION] = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+    async def close_session(app: web.Application) -> None:
+        await app[SESSION].close()
+
+    async def forward(request: web.Request) -> web.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        body = await request.read() if request.can_read_body else None
+        async with app[SESSION].request(
+            request.method, backend + request.path_qs, headers=headers, data=body
+        ) as upstream:
+            payload = await upstream.read()
+            out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+            return web.Response(body=payload, status=upstream.status, headers=out)
+
+    app.on_startup.append(open_session)
+    app.on_cleanup.append(close_session)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    return app
+
+
+async def serve(port: int, backend: str) -> None:
+    runner = web.AppRunner(build_app(backend), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port, reuse_port=True, backlog=4096)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="naive_proxy")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--backend-port", type=int, required=True)
+    parser.add_argument("--processes", type=int, default=1)
+    args = parser.parse_args(argv)
+    backend = f"http://127.0.0.1:{args.backend_port}"
+    extra = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.naive_proxy",
+                "--port",
+                str(args.port),
+                "--backend-port",
+                str(args.backend_port),
+            ]
+        )
+        for _ in range(args.processes - 1)
+    ]
+    try:
+        uvloop.run(serve(args.port, backend))
+    finally:
+        for child in extra:
+            child.terminate()
+        for child in extra:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

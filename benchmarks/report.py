@@ -1,0 +1,263 @@
+"""The readable report: one section per benchmark, then the targets met or missed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MIB = 1 << 20
+
+# What the project aims for (see DESIGN.md and the benchmark brief).
+TABLE_LIMIT_MIB = 64
+UPDATES_TARGET = 50_000
+VISIBLE_P99_TARGET_MS = 50.0
+STORM_VISIBLE_TARGET_S = 20.0
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def fmt_ratio(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def table_rows(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = str(cells[0]).ljust(widths[0])
+        rest = [str(cell).rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
+        return "  " + "  ".join([first, *rest])
+
+    return [line(header), *(line(row) for row in rows)]
+
+
+def proxy_section(proxy: dict[str, Any]) -> list[str]:
+    settings = proxy["settings"]
+    out = [
+        f"PROXY  wrk -t1 -c{settings['connections']}, {settings['seconds']:.0f} s x "
+        f"{settings['rounds']} alternating rounds per target; best round shown",
+    ]
+    rows = []
+    for name, run in proxy["best"].items():
+        rows.append(
+            [
+                proxy["labels"][name],
+                fmt_rate(run["rps"]),
+                f"{run['p50_ms']:.2f}",
+                f"{run['p99_ms']:.2f}",
+                f"{run['cpu_us_per_request']:.0f}",
+                f"{run['cpu_percent']:.0f}%",
+                str(run["errors"]),
+            ]
+        )
+    header = ["target", "req/s", "p50 ms", "p99 ms", "CPU us/req", "CPU", "errors"]
+    out += table_rows(header, rows)
+    ratios = proxy["ratios"]
+    out.append(
+        "  routerd ÷ "
+        + ", ".join(f"{base.split('/')[1]} {fmt_ratio(value)}" for base, value in ratios.items())
+    )
+    paced = proxy["paced"]
+    out.append(
+        f"  paced at ~{fmt_rate(paced['target_rps'])} req/s (half routerd's peak; "
+        f"{paced['selection']}):"
+    )
+    for name, run in paced["best"].items():
+        out.append(
+            f"    {proxy['labels'][name]:<24} achieved {fmt_rate(run['rps'])} req/s, "
+            f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms"
+        )
+    out.append("  (CPU: the target's own processes; the backend's CPU is not included for proxies)")
+    return out
+
+
+def table_section(table: dict[str, Any]) -> list[str]:
+    settings = table["settings"]
+    out = [
+        f"TABLE  {settings['shards']} shards, publish every "
+        f"{settings['publish_interval_s'] * 1000:.0f} ms; {settings['endpoints']} endpoints "
+        "per route; readers are separate processes",
+        "  lookup: best pass, warm; 1st: first touch (decodes); new/change/beat: registrations",
+        "  per second through parse, table and writer; MiB: table bytes in use / mapped; RSS:",
+        "  a reader's RSS with every shard decoded",
+    ]
+    rows = []
+    for routes, size in table["sizes"].items():
+        build, lookup = size["build"], size["lookup"]
+        rows.append(
+            [
+                fmt_rate(int(routes)),
+                str(lookup["warm_ns"]),
+                str(lookup["first_touch_ns"]),
+                str(lookup["miss_ns"]),
+                fmt_rate(build["new_msgs_per_s"]),
+                fmt_rate(build["change_msgs_per_s"]),
+                fmt_rate(build["heartbeat_msgs_per_s"]),
+                f"{build['bytes_in_use'] / MIB:.1f}/{build['mapped_size'] / MIB:.1f}",
+                f"{lookup['memory_kib_decoded']['VmRSS'] / 1024:.0f}",
+            ]
+        )
+    header = [
+        "routes",
+        "lookup ns",
+        "1st ns",
+        "miss ns",
+        "new/s",
+        "change/s",
+        "beat/s",
+        "MiB used/map",
+        "RSS MiB",
+    ]
+    out += table_rows(header, rows)
+    for name in ("visibility_paced", "visibility_burst"):
+        vis = table[name]
+        label = f"{vis['rate']:.0f}/s" if vis["rate"] else "back to back"
+        out.append(
+            f"  register→visible ({vis['registered']} new routes {label}, "
+            f"{settings['visibility_preload']} preloaded): p50 {vis['p50_ms']:.1f} ms, "
+            f"p99 {vis['p99_ms']:.1f} ms, max {vis['max_ms']:.1f} ms, "
+            f"{vis['visible']}/{vis['registered']} seen"
+        )
+    largest = max(table["sizes"], key=int)
+    build_gc = table["sizes"][largest]["build"]["gc"]
+    reader_gc = table["visibility_paced"]["reader"]["gc"]
+    out.append(
+        f"  GC pauses: writer building {fmt_rate(int(largest))} routes longest "
+        f"{build_gc['longest_ms']:.0f} ms ({build_gc['full_collections']} full); "
+        f"reader during the paced run longest {reader_gc['longest_ms']:.0f} ms "
+        f"({reader_gc['full_collections']} full)"
+    )
+    storm = table["storm"]
+    writer, reader = storm["writer"], storm["reader"]
+    out.append(
+        f"  storm: {writer['messages']} routes changed at {fmt_rate(writer['msgs_per_s'])} msg/s "
+        f"({writer['shards_published']} shard publishes) under a busy reader:"
+    )
+    out.append(
+        f"    it re-decoded {reader['decodes']} shards at "
+        f"{reader['decode_cpu_us_mean']:.0f} us CPU each, "
+        f"{100 * reader['decode_cpu_share']:.0f}% of its CPU; lookups/s "
+        f"{fmt_rate(reader['lookups_per_s_at_rest'])} at rest, "
+        f"{fmt_rate(reader['lookups_per_s_during_storm'])} during"
+    )
+    return out
+
+
+def storm_section(storm: dict[str, Any]) -> list[str]:
+    settings = storm["settings"]
+    out = [
+        f"STORM  routerd (2 workers), {settings['messages']} distinct registrations, one publisher"
+    ]
+    rows = []
+    for level, run in storm["runs"].items():
+        visible = run["all_visible_seconds"]
+        rows.append(
+            [
+                level,
+                f"{run['publish_seconds']:.1f}",
+                f"{visible:.1f}" if visible is not None else "not all",
+                str(run["dropped"]),
+                str(run["varz_slow_consumer_events"]),
+                str(run["nats_server_slow_consumer_reports"]),
+                str(sum(run["varz_rejected"].values()) if run["varz_rejected"] else 0),
+                f"{run['supervisor_cpu_seconds']:.1f}",
+                f"{run['supervisor_vmhwm_kib'] / 1024:.0f}",
+            ]
+        )
+    header = [
+        "log level",
+        "publish s",
+        "all visible s",
+        "dropped",
+        "slow cons.",
+        "nats slow",
+        "rejected",
+        "sup CPU s",
+        "sup peak RSS MiB",
+    ]
+    out += table_rows(header, rows)
+    for level, run in storm["runs"].items():
+        beats = run.get("heartbeats")
+        if beats:
+            out.append(
+                f"  heartbeats ({level}): {beats['routes']} routes every "
+                f"{beats['interval_seconds']:.0f} s ({fmt_rate(beats['msgs_per_s'])} msg/s) "
+                f"for {beats['window_seconds']:.0f} s:"
+            )
+            out.append(
+                f"    supervisor CPU {beats['supervisor_cpu_percent']}% "
+                f"({beats['supervisor_cpu_us_per_msg']:.0f} us/msg), workers "
+                f"{beats['workers_cpu_percent']}%, table generations during the window "
+                f"{beats['table_generations_during']}"
+            )
+    return out
+
+
+def target_lines(results: dict[str, Any]) -> list[str]:
+    checks: list[tuple[str, bool]] = []
+    table = results.get("table")
+    if table and "100000" in table.get("sizes", {}):
+        size = table["sizes"]["100000"]["build"]
+        checks.append(
+            (
+                f"table at 100k routes < {TABLE_LIMIT_MIB} MiB "
+                f"(mapped {size['mapped_size'] / MIB:.1f} MiB)",
+                size["mapped_size"] < TABLE_LIMIT_MIB * MIB,
+            )
+        )
+    if table:
+        largest = max(table["sizes"], key=int)
+        rate = table["sizes"][largest]["build"]["new_msgs_per_s"]
+        checks.append(
+            (
+                f"updates >= {fmt_rate(UPDATES_TARGET)}/s at {fmt_rate(int(largest))} routes "
+                f"({fmt_rate(rate)}/s)",
+                rate >= UPDATES_TARGET,
+            )
+        )
+        for name in ("visibility_paced", "visibility_burst"):
+            p99 = table[name]["p99_ms"]
+            checks.append(
+                (
+                    f"register→visible p99 < {VISIBLE_P99_TARGET_MS:.0f} ms, {name[11:]} "
+                    f"({p99:.1f} ms)",
+                    p99 < VISIBLE_P99_TARGET_MS,
+                )
+            )
+    storm = results.get("storm")
+    if storm:
+        for level, run in storm["runs"].items():
+            seconds = run["all_visible_seconds"]
+            took = "not all" if seconds is None else f"{seconds:.1f} s"
+            checks.append(
+                (
+                    f"storm at {level}: all {run['messages']} visible within "
+                    f"{STORM_VISIBLE_TARGET_S:.0f} s, 0 dropped ({took}, {run['dropped']} dropped)",
+                    seconds is not None
+                    and seconds <= STORM_VISIBLE_TARGET_S
+                    and run["dropped"] == 0,
+                )
+            )
+    return [f"  {'met   ' if ok else 'MISSED'} {text}" for text, ok in checks]
+
+
+def render(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    lines = [
+        f"routerd benchmarks  {meta['started']}  ({meta['mode']} run, {meta['cpus']} CPUs, "
+        f"load {meta['load_before'][0]:.1f} before / {meta['load_after'][0]:.1f} after)",
+        "Compare ratios, not absolute numbers: everything was measured side by side on a shared",
+        "machine whose other load drifts.",
+        "",
+    ]
+    sections = (("proxy", proxy_section), ("table", table_section), ("storm", storm_section))
+    for name, section in sections:
+        if name in results:
+            lines += [*section(results[name]), ""]
+        elif name in results.get("errors", {}):
+            lines += [f"{name.upper()}  failed: {results['errors'][name]}", ""]
+    checks = target_lines(results)
+    if checks:
+        lines += ["TARGETS", *checks, ""]
+    return "\n".join(lines)

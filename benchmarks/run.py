@@ -1,0 +1,204 @@
+"""`python -m benchmarks.run [--quick] [--only proxy|table|storm]`: run, report, save JSON.
+
+Results go to stdout (a readable report) and to benchmarks/results/<timestamp>.json. Temporary
+files live under one temp dir (logs, configs) and one tmpfs dir (shared tables, like /run); both
+are removed at the end, except the log dir when something failed. Every process started is
+stopped on the way out, also on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from benchmarks.processes import BenchmarkError, load_average
+from benchmarks.proxies import HAPROXY, NGINX, repo_root
+from benchmarks.proxy import ProxySettings, run_proxy
+from benchmarks.report import render
+from benchmarks.storm import StormSettings, run_storm
+from benchmarks.table import TableSettings, run_table
+from benchmarks.wrk import WRK
+
+BENCHMARKS = ("proxy", "table", "storm")
+
+
+@dataclass(frozen=True)
+class Plan:
+    proxy: ProxySettings
+    table: TableSettings
+    storm: StormSettings
+
+
+QUICK = Plan(
+    proxy=ProxySettings(seconds=3, rounds=2, warmup_seconds=1, paced_seconds=3, paced_rounds=1),
+    table=TableSettings(
+        sizes=(1_000, 10_000, 100_000),
+        endpoints=2,
+        lookup_seconds=1.0,
+        visibility_preload=10_000,
+        visibility_rate=2_000,
+        visibility_count=4_000,
+        burst_count=10_000,
+        storm_routes=20_000,
+        timeout=120,
+    ),
+    storm=StormSettings(
+        messages=50_000,
+        levels=("info", "error"),
+        visible_timeout=60,
+        stall_timeout=10,
+        heartbeat_routes=25_000,
+        heartbeat_interval=20,
+        heartbeat_window=15,
+    ),
+)
+
+FULL = Plan(
+    proxy=ProxySettings(seconds=10, rounds=3, warmup_seconds=3, paced_seconds=10, paced_rounds=2),
+    table=TableSettings(
+        sizes=(1_000, 10_000, 100_000),
+        endpoints=2,
+        lookup_seconds=3.0,
+        visibility_preload=100_000,
+        visibility_rate=2_000,
+        visibility_count=20_000,
+        burst_count=50_000,
+        storm_routes=100_000,
+        timeout=240,
+    ),
+    storm=StormSettings(
+        messages=200_000,
+        levels=("info", "error"),
+        visible_timeout=120,
+        stall_timeout=20,
+        heartbeat_routes=100_000,
+        heartbeat_interval=20,
+        heartbeat_window=60,
+    ),
+)
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def tool_version(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unavailable"
+    text = (done.stdout or done.stderr).strip().splitlines()
+    return text[0] if text else "unknown"
+
+
+def git_commit() -> str:
+    head = tool_version(["git", "-C", str(repo_root()), "rev-parse", "--short", "HEAD"])
+    dirty = tool_version(["git", "-C", str(repo_root()), "status", "--porcelain"])
+    return head + (" (uncommitted changes)" if dirty not in ("unknown", "unavailable") else "")
+
+
+def metadata(mode: str, only: list[str]) -> dict[str, Any]:
+    return {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "mode": mode,
+        "benchmarks": only,
+        "cpus": os.cpu_count(),
+        "load_before": load_average(),
+        "commit": git_commit(),
+        "python": sys.version.split()[0],
+        "tools": {
+            "wrk": tool_version([WRK, "--version"]),
+            "nginx": tool_version([NGINX, "-v"]),
+            "haproxy": tool_version([HAPROXY, "-v"]),
+            "nats-server": tool_version(["nats-server", "--version"]),
+        },
+    }
+
+
+def shm_root() -> str | None:
+    """A tmpfs for shared tables, as systemd's /run/routerd is; None to use the temp dir."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def run_selected(
+    only: list[str], mode: str, workdir: Path, shmdir: Path, results: dict[str, Any]
+) -> None:
+    plan = QUICK if mode == "quick" else FULL
+    runners: dict[str, Callable[[], dict[str, Any]]] = {
+        "proxy": lambda: run_proxy(workdir / "proxy", shmdir, plan.proxy, say),
+        "table": lambda: run_table(shmdir, plan.table, say),
+        "storm": lambda: run_storm(workdir / "storm", shmdir, plan.storm, say),
+    }
+    for name in only:
+        say(f"--- {name} ---")
+        (workdir / name).mkdir(exist_ok=True)
+        started = time.monotonic()
+        try:
+            results[name] = runners[name]()
+        except BenchmarkError as exc:
+            say(f"{name} failed: {exc}")
+            results.setdefault("errors", {})[name] = str(exc)
+        say(f"{name} took {time.monotonic() - started:.0f} s")
+
+
+def save(results: dict[str, Any]) -> Path:
+    directory = Path(__file__).resolve().parent / "results"
+    directory.mkdir(exist_ok=True)
+    path = directory / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short smoke run (~2 minutes)")
+    parser.add_argument("--only", choices=BENCHMARKS, action="append", help="repeatable")
+    args = parser.parse_args(argv)
+    only = args.only or list(BENCHMARKS)
+    mode = "quick" if args.quick else "full"
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, raise_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    workdir = Path(tempfile.mkdtemp(prefix="routerd-bench-"))
+    shmdir = Path(tempfile.mkdtemp(prefix="routerd-bench-", dir=shm_root()))
+    results: dict[str, Any] = {"meta": metadata(mode, only)}
+    interrupted = False
+    try:
+        run_selected(only, mode, workdir, shmdir, results)
+    except KeyboardInterrupt:
+        interrupted = True
+        say("interrupted: every process started has been stopped")
+    finally:
+        shutil.rmtree(shmdir, ignore_errors=True)
+        results["meta"]["load_after"] = load_average()
+        results["meta"]["interrupted"] = interrupted
+        failed = interrupted or bool(results.get("errors"))
+        if failed:
+            say(f"logs and configs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    path = save(results)
+    print(render(results))
+    print(f"JSON results: {path}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

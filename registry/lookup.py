@@ -6,6 +6,8 @@ whole segments whose pool has endpoints (an emptied pool still answers when noth
 
 from __future__ import annotations
 
+from zlib import crc32
+
 from registry.records import PoolRecord
 from registry.routekey import host_candidates, path_prefixes
 from registry.sharding import shard_of
@@ -24,7 +26,21 @@ class RouteLookup:
 
     def find(self, host: str, path: str) -> PoolRecord | ShardReadError | None:
         """`host` is normalised (lower case, no port); `path` is the raw path without query."""
-        for candidate in host_candidates(host):
+        # The exact host first, without the wildcard machinery: by far the common case.
+        routes = self._reader.shard(crc32(host.encode()) % self._shards)
+        if isinstance(routes, ShardReadError):
+            return routes
+        by_path = routes.get(host)
+        if by_path is not None:
+            pool = match_path(by_path, path)
+            if pool is not None:
+                return pool
+        return self._find_wildcard(host, path)
+
+    def _find_wildcard(self, host: str, path: str) -> PoolRecord | ShardReadError | None:
+        candidates = host_candidates(host)
+        next(candidates)  # the exact host, already tried
+        for candidate in candidates:
             routes = self._reader.shard(shard_of(candidate, self._shards))
             if isinstance(routes, ShardReadError):
                 return routes

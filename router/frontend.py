@@ -11,20 +11,18 @@ import asyncio
 import time
 from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 from aiohttp.web_protocol import RequestHandler
 
 from registry.shm.counters import Stat
-from router.errors import BackendError
 from router.exchange import Exchange, ProxyRequest
-from router.headers import response_headers
 from router.proxy import Proxy
-from router.sticky import VCAP_ID, vcap_id_cookie
-from router.tunnel import tunnel
+from router.relay import relay
 
 # Bodies up to this size are read before the first attempt, which makes them replayable.
 BUFFER_LIMIT: Final = 64 * 1024
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_VERSIONS: Final = {HttpVersion11: "HTTP/1.1", HttpVersion10: "HTTP/1.0"}
 
 
 class StreamBody:
@@ -56,32 +54,34 @@ class Frontend:
         proxy = self.proxy
         transport = request.transport
         protocol = request.protocol
-        if isinstance(protocol, GorouterRequestHandler):
+        if isinstance(protocol, GorouterRequestHandler) and protocol.peer and protocol.local:
             peer, local = protocol.peer, protocol.local
-        else:
-            peer = transport.get_extra_info("peername") if transport else None
-            local = transport.get_extra_info("sockname") if transport else None
+        else:  # a request handled by plain aiohttp machinery (tests)
+            extra = transport.get_extra_info if transport else None
+            peer = (extra("peername") if extra else None) or ("", 0)
+            local = (extra("sockname") if extra else None) or ("", 0)
         headers = request.headers
         version = request.version
-        method = request.method
-        upgrade = "upgrade" in headers.get("Connection", "").lower() and "Upgrade" in headers
+        length_header = headers.get("Content-Length")
+        # aiohttp's parser has validated Content-Length (digits only) before we get here.
+        length = int(length_header) if length_header is not None else None
         chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
-        length = request.content_length
         preq = ProxyRequest(
-            method=method,
-            target=request.raw_path,
-            host_header=headers.get("Host", ""),
-            version=f"HTTP/{version.major}.{version.minor}",
-            raw_headers=request.raw_headers,
-            client_ip=peer[0] if peer else "",
-            client_port=peer[1] if peer else 0,
-            local_ip=local[0] if local else "",
-            received_at=received_at,
-            content_length=length,
-            chunked=chunked,
-            upgrade=upgrade,
-            expect_continue="100-continue" in headers.get("Expect", "").lower()
-            and version >= (1, 1),
+            request.method,
+            request.raw_path,
+            headers.get("Host", ""),
+            _VERSIONS.get(version) or f"HTTP/{version.major}.{version.minor}",
+            request.raw_headers,
+            peer[0],
+            peer[1],
+            local[0],
+            received_at,
+            None,
+            None,
+            length,
+            chunked,
+            "upgrade" in headers.get("Connection", "").lower() and "Upgrade" in headers,
+            version >= (1, 1) and "100-continue" in headers.get("Expect", "").lower(),
         )
         ex: Exchange | None = None
         sent = 0
@@ -104,7 +104,7 @@ class Frontend:
                 await response.write_eof()
                 sent = len(answer.body)
                 return response
-            relayed, sent = await self._relay(request, ex)
+            relayed, sent = await relay(request, ex, proxy)
             return relayed
         except asyncio.CancelledError:
             if ex is not None:
@@ -114,89 +114,6 @@ class Frontend:
             if ex is not None:
                 status = ex.answer.status if ex.answer else (ex.conn.status if ex.conn else 0)
                 proxy.finish(ex, status, sent)
-
-    async def _relay(
-        self, request: web.BaseRequest, ex: Exchange
-    ) -> tuple[web.StreamResponse, int]:
-        conn = ex.conn
-        assert conn is not None
-        upgrade = conn.status == 101
-        headers = response_headers(conn.headers, upgrade=upgrade)
-        content_length: int | None = None
-        has_request_id = False
-        set_cookies: list[str] = []
-        for name, value in headers:
-            lower = name.lower()
-            if lower == "x-vcap-request-id":
-                has_request_id = True
-            elif lower == "set-cookie":
-                set_cookies.append(value)
-        chunked = False
-        for raw_name, raw_value in conn.headers:
-            raw_lower = raw_name.lower()
-            if raw_lower == b"content-length":
-                try:
-                    content_length = int(raw_value)
-                except ValueError:
-                    content_length = None
-            elif raw_lower == b"transfer-encoding":
-                chunked = b"chunked" in raw_value.lower()
-        if not has_request_id:
-            headers.append(("X-Vcap-Request-Id", ex.request_id))
-        endpoint = ex.endpoint
-        proxy = self.proxy
-        if endpoint is not None and endpoint.instance_id and proxy.sticky_names:
-            cookie = vcap_id_cookie(
-                set_cookies,
-                proxy.sticky_names,
-                endpoint.instance_id,
-                ex.pool.path if ex.pool else "",
-                ex.sticky_requested,
-            )
-            if cookie is not None:
-                headers.append(("Set-Cookie", cookie))
-        reason = conn.reason.decode("latin-1", "replace") or None
-        record = ex.record
-        record.status = conn.status
-        if upgrade:
-            return await tunnel(request, ex, headers, reason, proxy)
-        if conn.complete and not chunked:
-            body = conn.take_body()
-            response = web.Response(status=conn.status, reason=reason, headers=headers, body=body)
-            if request.method == "HEAD" and content_length is not None:
-                response.headers["Content-Length"] = str(content_length)
-            await response.prepare(request)
-            await response.write_eof()
-            return response, len(body)
-        stream = web.StreamResponse(status=conn.status, reason=reason, headers=headers)
-        if content_length is not None and not chunked:
-            stream.content_length = content_length
-        elif request.version >= (1, 1):
-            stream.enable_chunked_encoding()
-        else:
-            stream.force_close()  # HTTP/1.0 client: the end of the body is the end of the stream
-        await stream.prepare(request)
-        sent = 0
-        timeout = proxy.endpoint_timeout
-        try:
-            while True:
-                async with asyncio.timeout(timeout):
-                    chunk = await conn.read()
-                if not chunk:
-                    break
-                await stream.write(chunk)
-                sent += len(chunk)
-        except (BackendError, TimeoutError) as exc:
-            # Too late for an error page: cut the client connection so it sees the truncation.
-            detail = exc.detail if isinstance(exc, BackendError) else "context deadline exceeded"
-            record.router_error = f"endpoint_failure ({detail})"
-            proxy.row.stats[Stat.error_reset] += 1
-            conn.close()
-            if request.transport is not None:
-                request.transport.abort()
-            return stream, sent
-        await stream.write_eof()
-        return stream, sent
 
 
 class GorouterRequestHandler(RequestHandler):
@@ -257,4 +174,4 @@ class GorouterServer(web.Server):
         return GorouterRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
-__all__ = ["VCAP_ID", "Frontend", "GorouterServer"]
+__all__ = ["Frontend", "GorouterServer"]

@@ -291,16 +291,3 @@ def build_head(
             b"\r\n",
         )
     )
-
-
-def response_headers(
-    raw: Iterable[tuple[bytes, bytes]], upgrade: bool = False
-) -> list[tuple[str, str]]:
-    """The backend's headers minus hop-by-hop ones; aiohttp frames the body itself."""
-    result = []
-    for name, value in raw:
-        lower = name.lower()
-        if lower in RESPONSE_DROP and not (upgrade and lower in (b"connection", b"upgrade")):
-            continue
-        result.append((name.decode("latin-1"), value.decode("latin-1")))
-    return result

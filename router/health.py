@@ -44,9 +44,3 @@ class WorkerHealth:
 
     def in_flight(self, endpoint: EndpointRecord) -> int:
         return self.counters.in_flight(endpoint.slot)
-
-    def is_pool_overloaded(self, endpoints: Sequence[EndpointRecord]) -> bool:
-        """Gorouter's pool.IsOverloaded: a limit is set and every endpoint is at it."""
-        if self.max_conns <= 0 or not endpoints:
-            return False
-        return all(self.is_overloaded(endpoint) for endpoint in endpoints)

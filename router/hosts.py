@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from registry.routekey import normalize_host
 
+_normalized: dict[str, str] = {}
+
 
 def lookup_host_and_path(host_header: str, target: str) -> tuple[str, str]:
     """Lower-cased host without port or trailing dot, and the path without its query.
 
     An absolute-form target (`GET http://host/path`) names the authority, which wins over Host.
     """
+    if target[:1] == "/":
+        # Origin form, the common case: the Host header as normalised before, if seen before.
+        host = _normalized.get(host_header)
+        if host is None:
+            if len(_normalized) >= 4096:
+                _normalized.clear()
+            host = _normalized[host_header] = normalize_host(host_header)
+        query = target.find("?")
+        return host, target if query == -1 else target[:query]
     if target.startswith(("http://", "https://")):
         rest = target.split("://", 1)[1]
         authority, slash, path = rest.partition("/")

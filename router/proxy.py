@@ -196,9 +196,6 @@ class Proxy:
             )
             self.answer(ex, router_answer(error))
             return None
-        if self.health.is_pool_overloaded(pool.endpoints):
-            self.answer(ex, router_answer(errors.connection_limit(req.host_header)))
-            return None
         return pool
 
     # -- attempts against the pool's endpoints ---------------------------------------------------
@@ -216,6 +213,11 @@ class Proxy:
         for attempt in range(1, self.max_attempts + 1):
             endpoint = self._choose(ex, pool, policy, excluded, attempt)
             if endpoint is None:
+                if attempt == 1:
+                    # Nothing excluded yet, so every endpoint is at max_conns (Gorouter's
+                    # pool.IsOverloaded): the route has reached its connection limit.
+                    self.answer(ex, router_answer(errors.connection_limit(req.host_header)))
+                    return
                 break
             slot = endpoint.slot
             inflight[slot] += 1
@@ -336,7 +338,7 @@ class Proxy:
         head = build_head(
             req.method, ex.upstream_target, ex.upstream_host, common, instance_lines, framing
         )
-        timer = asyncio.get_running_loop().call_later(self.endpoint_timeout, conn.time_out)
+        upstream.watch(conn, self.endpoint_timeout)
         try:
             conn.begin(head + body if body else head, req.method == "HEAD")
             if req.body is not None and not conn.headers_done:
@@ -347,7 +349,7 @@ class Proxy:
             error.reused = reused
             raise
         finally:
-            timer.cancel()
+            upstream.unwatch(conn)
 
     async def _send_body(self, req: ProxyRequest, conn: UpstreamConnection) -> None:
         source = req.body

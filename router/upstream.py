@@ -42,12 +42,15 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = False
         self.status = 0
         self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        # The response's status line and header lines exactly as received (each ending in
+        # CRLF, without the blank line): relayed as bytes, parsed into pairs only when needed.
+        self.head = b""
+        self._head_chunks: list[bytes] = []
+        self._headers: list[tuple[bytes, bytes]] | None = None
         self.keep_alive = False
         self.upgraded = False
         self.headers_done = False
         self.complete = False
-        self.until_close = False
         self._head_waiter: asyncio.Future[None] | None = None
         self._body: deque[bytes] = deque()
         self._buffered = 0
@@ -77,6 +80,8 @@ class UpstreamConnection(asyncio.Protocol):
             self._push_body(data)
             return
         self.got_bytes = True
+        if not self.headers_done:
+            self._head_chunks.append(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -96,7 +101,7 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.active:
-            if self.headers_done and (self.until_close or self.upgraded) and exc is None:
+            if self.headers_done and (self._is_read_until_close() or self.upgraded) and exc is None:
                 self._finish_message()
             elif not self.complete:
                 self._fail(self._lost_error(exc))
@@ -112,19 +117,16 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self.headers = []
-
     def on_status(self, status: bytes) -> None:
         self.reason = status
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             return  # an interim response (100 Continue, 103): the real one follows
+        self.head = final_head(b"".join(self._head_chunks))
+        self._head_chunks.clear()
+        self._headers = None
         self.status = status
         self.keep_alive = self._parser.should_keep_alive()
         self.headers_done = True
@@ -132,11 +134,6 @@ class UpstreamConnection(asyncio.Protocol):
             # llhttp cannot be told a response answers HEAD; the message ends with its head.
             self._parser = httptools.HttpResponseParser(self)
             self._finish_message()
-        elif status != 101:
-            self.until_close = not any(
-                name.lower() in (b"content-length", b"transfer-encoding")
-                for name, _ in self.headers
-            )
         self._wake_head()
 
     def on_body(self, body: bytes) -> None:
@@ -149,16 +146,24 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- exchange API (used by the proxy) ----------------------------------------------------------
 
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The response's header lines as (name, value) pairs."""
+        if self._headers is None:
+            self._headers = header_pairs(self.head)
+        return self._headers
+
     def begin(self, head: bytes, is_head: bool) -> None:
         """Start an exchange by writing the request head."""
         self.active = True
         self.is_head = is_head
         self.got_bytes = False
         self.status = 0
-        self.headers = []
+        self.head = b""
+        self._headers = None
+        self._head_chunks.clear()
         self.headers_done = False
         self.complete = False
-        self.until_close = False
         self.upgraded = False
         self.keep_alive = False
         self._body.clear()
@@ -249,6 +254,14 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _is_read_until_close(self) -> bool:
+        """A body with neither Content-Length nor chunking ends when the connection does."""
+        if self.status == 101 or self.complete:
+            return False
+        return not any(
+            name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self.headers
+        )
+
     def _push_body(self, body: bytes) -> None:
         self._body.append(body)
         self._buffered += len(body)
@@ -297,3 +310,25 @@ class UpstreamConnection(asyncio.Protocol):
                 waiter.set_exception(self._error or self._lost_error(exc))
             else:
                 waiter.set_result(None)
+
+
+def final_head(raw: bytes) -> bytes:
+    """The last response head in `raw` (interim 1xx heads skipped), without its blank line."""
+    start = 0
+    while True:
+        end = raw.find(b"\r\n\r\n", start)
+        if end == -1:
+            return raw[start:]
+        if raw[start + 9 : start + 10] == b"1" and raw[start + 9 : start + 12] != b"101":
+            start = end + 4  # "HTTP/1.1 1xx": an interim response
+            continue
+        return raw[start : end + 2]
+
+
+def header_pairs(head: bytes) -> list[tuple[bytes, bytes]]:
+    pairs = []
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            pairs.append((name, value.strip(b" \t")))
+    return pairs

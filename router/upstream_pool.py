@@ -12,10 +12,14 @@ import contextlib
 import socket
 import ssl
 from collections import deque
+from typing import Final
 
 from router.errors import BackendError, Kind
 from router.failures import classify_dial_error
 from router.upstream import UpstreamConnection
+
+# How late an endpoint_timeout may fire: deadlines are checked this often.
+DEADLINE_TICK: Final = 0.05
 
 
 class UpstreamPool:
@@ -39,6 +43,10 @@ class UpstreamPool:
         self.connects = 0
         self.reuses = 0
         self._sweeper: asyncio.TimerHandle | None = None
+        # Exchanges waiting for a response head, checked against their deadlines by one timer
+        # (a timer per request would cost more than the rest of the bookkeeping together).
+        self._waiting: dict[UpstreamConnection, float] = {}
+        self._deadline_timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         idle = sum(len(q) for q in self._idle.values())
@@ -97,6 +105,25 @@ class UpstreamPool:
         except OSError:
             pass
 
+    def watch(self, conn: UpstreamConnection, timeout: float) -> None:
+        """Fail the exchange with a timeout if no response head arrives within `timeout`."""
+        self._waiting[conn] = self._loop.time() + timeout
+        if self._deadline_timer is None:
+            self._deadline_timer = self._loop.call_later(DEADLINE_TICK, self._check_deadlines)
+
+    def unwatch(self, conn: UpstreamConnection) -> None:
+        self._waiting.pop(conn, None)
+
+    def _check_deadlines(self) -> None:
+        self._deadline_timer = None
+        now = self._loop.time()
+        expired = [conn for conn, deadline in self._waiting.items() if deadline <= now]
+        for conn in expired:
+            del self._waiting[conn]
+            conn.time_out()
+        if self._waiting:
+            self._deadline_timer = self._loop.call_later(DEADLINE_TICK, self._check_deadlines)
+
     def release(self, conn: UpstreamConnection) -> None:
         """Return a connection after an exchange: pooled if it can serve another one."""
         conn.active = False
@@ -136,6 +163,9 @@ class UpstreamPool:
             self._sweeper = self._loop.call_later(max(self.idle_timeout / 2, 0.05), self._sweep)
 
     def close_all(self) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         for queue in self._idle.values():
             for conn in queue:
                 conn.close()

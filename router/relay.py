@@ -1,0 +1,235 @@
+"""Relaying a backend's response to the client.
+
+The common case — an HTTP/1.1 client, a response whose whole Content-Length body has arrived —
+is written to the client's transport as one buffer: the status line and the backend's own header
+lines (minus hop-by-hop ones) are copied as bytes, without decoding them into a header map and
+serialising them again. aiohttp still owns the connection: the handler returns a
+`WrittenResponse`, whose prepare/write_eof have nothing left to do, and aiohttp's keep-alive and
+pipelining logic carry on as for any response.
+
+Everything else (HEAD, HTTP/1.0 clients, chunked or unfinished bodies, interim and bodiless
+statuses) goes through aiohttp's StreamResponse, streaming with back-pressure both ways.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import TYPE_CHECKING, Final, cast
+
+from aiohttp import web
+
+from registry.shm.counters import Stat
+from router.errors import BackendError
+from router.headers import RESPONSE_DROP
+from router.sticky import vcap_id_cookie
+from router.tunnel import tunnel
+from router.upstream import UpstreamConnection
+
+if TYPE_CHECKING:
+    from router.exchange import Exchange
+    from router.proxy import Proxy
+
+_NO_BODY_STATUS: Final = frozenset({204, 304})
+# Hop-by-hop response header lines, dropped from the relayed head (Content-Length is kept: the
+# fast path relays a complete body of exactly that length).
+_HOP_LINES: Final = re.compile(
+    rb"\r\n(?:connection|keep-alive|proxy-connection|proxy-authenticate|proxy-authorization|te|"
+    rb"trailer|transfer-encoding|upgrade|x-cf-proxy-signature)[ \t]*:[^\r]*",
+    re.IGNORECASE,
+)
+_CONNECTION_VALUE: Final = re.compile(rb"\r\nconnection[ \t]*:([^\r]*)", re.IGNORECASE)
+_PLAIN_CONNECTION: Final = frozenset({b"", b"keep-alive", b"close"})
+
+
+class WrittenResponse:
+    """What the handler returns after writing the response itself: aiohttp only needs to know
+    whether to keep the connection alive."""
+
+    __slots__ = ("keep_alive", "status")
+
+    def __init__(self, status: int, keep_alive: bool) -> None:
+        self.status = status
+        self.keep_alive = keep_alive
+
+    def __repr__(self) -> str:
+        return f"WrittenResponse({self.status}, keep_alive={self.keep_alive})"
+
+    async def prepare(self, request: web.BaseRequest) -> None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+class ResponseHead:
+    """The backend's header lines, sorted once into what the relay needs."""
+
+    __slots__ = ("chunked", "content_length", "has_request_id", "lines", "set_cookies")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]], want_cookies: bool) -> None:
+        self.lines: list[bytes] = []
+        self.content_length: int | None = None
+        self.chunked = False
+        self.has_request_id = False
+        self.set_cookies: list[str] = []
+        append = self.lines.append
+        for name, value in raw:
+            lower = name.lower()
+            if lower in RESPONSE_DROP:
+                if lower == b"content-length":
+                    try:
+                        self.content_length = int(value)
+                    except ValueError:
+                        self.content_length = None
+                elif lower == b"transfer-encoding":
+                    self.chunked = b"chunked" in value.lower()
+                continue
+            if lower == b"x-vcap-request-id":
+                self.has_request_id = True
+            elif lower == b"set-cookie" and want_cookies:
+                self.set_cookies.append(value.decode("latin-1"))
+            append(b"%s: %s\r\n" % (name, value))
+
+    def __repr__(self) -> str:
+        return f"ResponseHead(length={self.content_length}, chunked={self.chunked})"
+
+
+async def relay(
+    request: web.BaseRequest, ex: Exchange, proxy: Proxy
+) -> tuple[web.StreamResponse, int]:
+    """Send the backend's response to the client; returns the response and body bytes sent."""
+    conn = ex.conn
+    assert conn is not None
+    status = conn.status
+    ex.record.status = status
+    if status == 101:
+        headers = _decoded(conn.headers, upgrade=True)
+        if not any(name.lower() == "x-vcap-request-id" for name, _ in headers):
+            headers.append(("X-Vcap-Request-Id", ex.request_id))
+        return await tunnel(request, ex, headers, _reason(conn), proxy)
+    endpoint = ex.endpoint
+    sticky = endpoint is not None and bool(endpoint.instance_id) and bool(proxy.sticky_names)
+    # A sticky-session cookie may be due when the app sets cookies or the client asked for an
+    # instance that did not serve it; the fast path handles everything else.
+    repin = sticky and bool(ex.sticky_requested) and ex.sticky_requested != endpoint.instance_id  # type: ignore[union-attr]
+    if (
+        conn.complete
+        and not repin
+        and request.version == (1, 1)
+        and request.method != "HEAD"
+        and status >= 200
+        and status not in _NO_BODY_STATUS
+    ):
+        written = _write_whole(request, conn, ex.request_id, sticky)
+        if written is not None:
+            return written
+    head = ResponseHead(conn.headers, sticky)
+    extra: list[tuple[str, str]] = []
+    if not head.has_request_id:
+        extra.append(("X-Vcap-Request-Id", ex.request_id))
+    if sticky and endpoint is not None:
+        cookie = vcap_id_cookie(
+            head.set_cookies,
+            proxy.sticky_names,
+            endpoint.instance_id,
+            ex.pool.path if ex.pool else "",
+            ex.sticky_requested,
+        )
+        if cookie is not None:
+            extra.append(("Set-Cookie", cookie))
+    return await _stream(request, ex, proxy, conn, head, extra)
+
+
+def _write_whole(
+    request: web.BaseRequest, conn: UpstreamConnection, request_id: str, sticky: bool
+) -> tuple[web.StreamResponse, int] | None:
+    """Write a complete Content-Length response in one buffer; None when it needs the slow path."""
+    head = conn.head
+    lower = head.lower()
+    if b"\r\ncontent-length:" not in lower or b"\r\ntransfer-encoding:" in lower:
+        return None
+    if sticky and b"\r\nset-cookie:" in lower:
+        return None
+    connection = _CONNECTION_VALUE.search(head)
+    if connection is not None and any(
+        token.strip().lower() not in _PLAIN_CONNECTION for token in connection[1].split(b",")
+    ):
+        return None  # the backend names extra hop-by-hop headers: let the slow path drop them
+    body = conn.take_body()
+    keep_alive = request.keep_alive
+    parts = [b"HTTP/1.1" + _HOP_LINES.sub(b"", head)[8:]]
+    if b"\r\nx-vcap-request-id:" not in lower:
+        parts.append(b"X-Vcap-Request-Id: %s\r\n" % request_id.encode())
+    parts.append(b"\r\n" if keep_alive else b"Connection: close\r\n\r\n")
+    parts.append(body)
+    transport = request.transport
+    if transport is not None:
+        transport.write(b"".join(parts))
+    # aiohttp's handler contract is a StreamResponse; this one has already been written.
+    return cast(web.StreamResponse, WrittenResponse(conn.status, keep_alive)), len(body)
+
+
+async def _stream(
+    request: web.BaseRequest,
+    ex: Exchange,
+    proxy: Proxy,
+    conn: UpstreamConnection,
+    head: ResponseHead,
+    extra: list[tuple[str, str]],
+) -> tuple[web.StreamResponse, int]:
+    headers = [(line.split(b":", 1)[0].decode("latin-1"), _value(line)) for line in head.lines]
+    headers.extend(extra)
+    stream = web.StreamResponse(status=conn.status, reason=_reason(conn), headers=headers)
+    if request.method == "HEAD" or conn.status in _NO_BODY_STATUS:
+        if head.content_length is not None:
+            stream.headers["Content-Length"] = str(head.content_length)
+        await stream.prepare(request)
+        await stream.write_eof()
+        return stream, 0
+    if head.content_length is not None and not head.chunked:
+        stream.content_length = head.content_length
+    elif request.version >= (1, 1):
+        stream.enable_chunked_encoding()
+    else:
+        stream.force_close()  # HTTP/1.0 client: the end of the body is the end of the stream
+    await stream.prepare(request)
+    sent = 0
+    timeout = proxy.endpoint_timeout
+    try:
+        while True:
+            async with asyncio.timeout(timeout):
+                chunk = await conn.read()
+            if not chunk:
+                break
+            await stream.write(chunk)
+            sent += len(chunk)
+    except (BackendError, TimeoutError) as exc:
+        # Too late for an error page: cut the client connection so it sees the truncation.
+        detail = exc.detail if isinstance(exc, BackendError) else "context deadline exceeded"
+        ex.record.router_error = f"endpoint_failure ({detail})"
+        proxy.row.stats[Stat.error_reset] += 1
+        conn.close()
+        if request.transport is not None:
+            request.transport.abort()
+        return stream, sent
+    await stream.write_eof()
+    return stream, sent
+
+
+def _value(line: bytes) -> str:
+    return line.split(b":", 1)[1].strip().decode("latin-1")
+
+
+def _reason(conn: UpstreamConnection) -> str | None:
+    return conn.reason.decode("latin-1", "replace") or None
+
+
+def _decoded(raw: list[tuple[bytes, bytes]], upgrade: bool) -> list[tuple[str, str]]:
+    result = []
+    for name, value in raw:
+        lower = name.lower()
+        if lower in RESPONSE_DROP and not (upgrade and lower in (b"connection", b"upgrade")):
+            continue
+        result.append((name.decode("latin-1"), value.decode("latin-1")))
+    return result

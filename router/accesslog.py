@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 import time
-from typing import Final
+from typing import Any, Final
 
 FLUSH_INTERVAL: Final = 0.05
 FLUSH_BYTES: Final = 64 * 1024
@@ -62,30 +62,24 @@ def seconds(value: float) -> str:
 
 
 class AccessRecord:
-    __slots__ = (
-        "app_id",
-        "app_index",
-        "backend",
-        "bytes_received",
-        "bytes_sent",
-        "failed_attempts",
-        "forwarded_for",
-        "forwarded_proto",
-        "gorouter_time",
-        "host",
-        "instance_id",
-        "method",
-        "protocol",
-        "received_at",
-        "referer",
-        "remote",
-        "request_id",
-        "response_time",
-        "router_error",
-        "status",
-        "target",
-        "user_agent",
-    )
+    """One access log line's fields. Class attributes are the defaults (no __slots__ on purpose:
+    a request sets only the fields it has, which keeps creating one nearly free)."""
+
+    status = 0
+    bytes_received = 0
+    bytes_sent = 0
+    backend = ""
+    request_id = ""
+    response_time = -1.0
+    gorouter_time = -1.0
+    app_id = ""
+    app_index = ""
+    instance_id = ""
+    failed_attempts = 0
+    router_error = ""
+    # The client's headers as the proxy read them (router.headers.RequestFacts), if it got
+    # that far; values stay bytes until a line is formatted.
+    facts: Any = None
 
     def __init__(
         self, received_at: float, host: str, method: str, target: str, protocol: str, remote: str
@@ -96,25 +90,13 @@ class AccessRecord:
         self.target = target
         self.protocol = protocol
         self.remote = remote
-        self.status = 0
-        self.bytes_received = 0
-        self.bytes_sent = 0
-        self.referer = ""
-        self.user_agent = ""
-        self.backend = ""
-        self.forwarded_for = ""
-        self.forwarded_proto = ""
-        self.request_id = ""
-        self.response_time = -1.0
-        self.gorouter_time = -1.0
-        self.app_id = ""
-        self.app_index = ""
-        self.instance_id = ""
-        self.failed_attempts = 0
-        self.router_error = ""
 
     def __repr__(self) -> str:
         return f"AccessRecord({self.method} {self.host}{self.target} -> {self.status})"
+
+    def _fact(self, name: str) -> str:
+        value = getattr(self.facts, name, b"") if self.facts is not None else b""
+        return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
     def format(self) -> str:
         status = str(self.status) if self.status else '"-"'
@@ -122,10 +104,10 @@ class AccessRecord:
             f"{self.host} - [{timestamp(self.received_at)}] "
             f"{go_quote(f'{self.method} {self.target} {self.protocol}')} "
             f"{status} {self.bytes_received} {self.bytes_sent} "
-            f"{go_quote(self.referer)} {go_quote(self.user_agent)} "
+            f"{go_quote(self._fact('referer'))} {go_quote(self._fact('user_agent'))} "
             f"{go_quote(self.remote)} {go_quote(self.backend)} "
-            f"x_forwarded_for:{go_quote(self.forwarded_for)} "
-            f"x_forwarded_proto:{go_quote(self.forwarded_proto)} "
+            f"x_forwarded_for:{go_quote(self._fact('forwarded_for'))} "
+            f"x_forwarded_proto:{go_quote(self._fact('forwarded_proto'))} "
             f"vcap_request_id:{go_quote(self.request_id)} "
             f"response_time:{seconds(self.response_time)} "
             f"gorouter_time:{seconds(self.gorouter_time)} "

@@ -141,10 +141,7 @@ class Proxy:
         ex.request_id = request_id
         record = ex.record
         record.request_id = request_id
-        record.referer = facts.referer
-        record.user_agent = facts.user_agent
-        record.forwarded_for = facts.forwarded_for
-        record.forwarded_proto = facts.forwarded_proto
+        record.facts = facts
 
         pool = self._route(ex, host, path)
         if pool is None:

@@ -65,6 +65,7 @@ log = EventLog("vcap.gorouter.proxy")
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 NO_ENDPOINTS_DETAIL: Final = "No endpoints available"
+_NONE_EXCLUDED: Final[set[int]] = set()  # shared, never mutated: no endpoint failed yet
 
 
 class Proxy:
@@ -82,7 +83,7 @@ class Proxy:
         self.health = health
         self.upstream = upstream
         self.access_log = access_log
-        self._instance_cache: dict[int, tuple[EndpointRecord, bytes]] = {}
+        self._instance_cache: dict[int, tuple[EndpointRecord, bytes, str, str]] = {}
         self.route_services: RouteServiceKeys | None = None
         self.apply_config(config)
 
@@ -147,8 +148,9 @@ class Proxy:
         if pool is None:
             return
         ex.pool = pool
-        ex.upstream_target = origin_form(req.target)
-        ex.upstream_host = authority_of(req.target) or req.host_header
+        if req.target[:1] != "/":  # absolute form: the backend gets the origin form and Host
+            ex.upstream_target = origin_form(req.target)
+            ex.upstream_host = authority_of(req.target) or req.host_header
         if pool.route_service_url and not arrived_from_route_service(self, ex, pool):
             if not ex.is_answered:
                 await send_to_route_service(self, ex, lines, pool.route_service_url)
@@ -204,7 +206,7 @@ class Proxy:
         idempotent = req.method in IDEMPOTENT_METHODS or (
             ex.facts is not None and ex.facts.has_idempotency_key
         )
-        excluded: set[int] = set()
+        excluded: set[int] = _NONE_EXCLUDED  # replaced by a real set on the first failure
         last_error: BackendError | None = None
         fresh = False
         for attempt in range(1, self.max_attempts + 1):
@@ -219,8 +221,11 @@ class Proxy:
             slot = endpoint.slot
             inflight[slot] += 1
             ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
+            cached = self._instance_cache.get(slot)
+            if cached is None or cached[0] is not endpoint:
+                cached = self._cache_instance(endpoint)
             try:
-                await self.attempt_once(ex, endpoint, common, fresh, self._instance_lines(endpoint))
+                await self.attempt_once(ex, endpoint, common, fresh, cached[1], cached[2])
             except BackendError as error:
                 inflight[slot] -= 1
                 ex.endpoint = None
@@ -232,12 +237,18 @@ class Proxy:
                 if race:
                     fresh = True  # the keep-alive race: not the endpoint's fault; new socket
                 else:
+                    if excluded is _NONE_EXCLUDED:
+                        excluded = set()
                     self._blame(endpoint, error, excluded)
                 if not retriable:
                     break
                 self.row.stats[Stat.retries] += 1
                 continue
-            self._record_endpoint(ex, endpoint)
+            record = ex.record
+            record.backend = cached[3]
+            record.app_id = endpoint.app_id
+            record.app_index = endpoint.instance_index
+            record.instance_id = endpoint.instance_id
             return
         self.answer(
             ex, backend_answer(last_error or BackendError(Kind.NO_ENDPOINT, NO_ENDPOINTS_DETAIL))
@@ -282,23 +293,16 @@ class Proxy:
                 return sticky
         return policy.choose(pool, self.health, excluded)
 
-    def _record_endpoint(self, ex: Exchange, endpoint: EndpointRecord) -> None:
-        record = ex.record
-        record.backend = endpoint.address
-        record.app_id = endpoint.app_id
-        record.app_index = endpoint.instance_index
-        record.instance_id = endpoint.instance_id
-
-    def _instance_lines(self, endpoint: EndpointRecord) -> bytes:
-        """X-CF-* lines for an endpoint, cached until its record changes (a new shard decode)."""
-        cached = self._instance_cache.get(endpoint.slot)
-        if cached is not None and cached[0] is endpoint:
-            return cached[1]
+    def _cache_instance(self, endpoint: EndpointRecord) -> tuple[EndpointRecord, bytes, str, str]:
+        """Per-endpoint strings every request needs: X-CF-* lines, pool key and address. Kept
+        until the endpoint's record changes (a new shard decode makes a new record)."""
         if len(self._instance_cache) > 65536:
             self._instance_cache.clear()
-        lines = endpoint_headers(endpoint)
-        self._instance_cache[endpoint.slot] = (endpoint, lines)
-        return lines
+        address = endpoint.address
+        key = f"{address}/tls" if endpoint.tls else address
+        cached = (endpoint, endpoint_headers(endpoint), key, address)
+        self._instance_cache[endpoint.slot] = cached
+        return cached
 
     # -- one attempt ---------------------------------------------------------------------------
 
@@ -309,10 +313,10 @@ class Proxy:
         common: list[bytes],
         fresh: bool,
         instance_lines: bytes,
+        key: str,
     ) -> None:
         req = ex.request
         upstream = self.upstream
-        key = endpoint.address if not endpoint.tls else f"{endpoint.address}/tls"
         conn = None if fresh else upstream.take_idle(key)
         reused = conn is not None
         if conn is None:
@@ -340,7 +344,11 @@ class Proxy:
             conn.begin(head + body if body else head, req.method == "HEAD")
             if req.body is not None and not conn.headers_done:
                 await self._send_body(req, conn)
-            await conn.response_head()
+            # Awaited here rather than in a helper coroutine: one frame less per request.
+            waiter = conn.head_waiter()
+            if waiter is not None:
+                await waiter
+            conn.check_head()
         except BackendError as error:
             conn.close()
             error.reused = reused

@@ -98,7 +98,14 @@ async def send_to_route_service(
     last_error: BackendError | None = None
     for attempt in range(1, proxy.max_attempts + 1):
         try:
-            await proxy.attempt_once(ex, service, lines, attempt > 1, b"")
+            await proxy.attempt_once(
+                ex,
+                service,
+                lines,
+                attempt > 1,
+                b"",
+                service.address + "/tls" if service.tls else service.address,
+            )
         except BackendError as error:
             ex.conn = None
             last_error = error

@@ -41,7 +41,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.is_head = False
         self.got_bytes = False
         self.status = 0
-        self.reason = b""
         # The response's status line and header lines exactly as received (each ending in
         # CRLF, without the blank line): relayed as bytes, parsed into pairs only when needed.
         self.head = b""
@@ -117,9 +116,6 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------
 
-    def on_status(self, status: bytes) -> None:
-        self.reason = status
-
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
@@ -145,6 +141,13 @@ class UpstreamConnection(asyncio.Protocol):
             self._finish_message()
 
     # -- exchange API (used by the proxy) ----------------------------------------------------------
+
+    @property
+    def reason(self) -> bytes:
+        """The status line's reason phrase (read from the relayed head, only when needed)."""
+        line = self.head.split(b"\r\n", 1)[0]
+        parts = line.split(b" ", 2)
+        return parts[2] if len(parts) == 3 else b""
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
@@ -186,17 +189,17 @@ class UpstreamConnection(asyncio.Protocol):
         self._drain_waiter = waiter
         await waiter
 
-    async def response_head(self) -> None:
-        """Wait until the response status and headers have arrived."""
-        if self._error is not None:
-            raise self._error
-        if not self.headers_done:
-            waiter = self._loop.create_future()
-            self._head_waiter = waiter
-            try:
-                await waiter
-            finally:
-                self._head_waiter = None
+    def head_waiter(self) -> asyncio.Future[None] | None:
+        """A future for the response head, or None if it is here (or failed: see check_head)."""
+        if self._error is not None or self.headers_done:
+            return None
+        waiter = self._loop.create_future()
+        self._head_waiter = waiter
+        return waiter
+
+    def check_head(self) -> None:
+        """Raise the exchange's error if no response head arrived."""
+        self._head_waiter = None
         if self._error is not None and not self.headers_done:
             raise self._error
 

@@ -21,6 +21,15 @@ class RoundRobin:
     ) -> EndpointRecord | None:
         endpoints = pool.endpoints
         count = len(endpoints)
+        if count == 1:
+            # One endpoint: it is the choice unless excluded or full; a failure mark would be
+            # cleared anyway, since every endpoint of the pool would be marked.
+            only = endpoints[0]
+            if only.slot in exclude or health.is_overloaded(only):
+                return None
+            if health.is_failed(only):
+                health.clear_failures(endpoints)
+            return only
         if count == 0:
             return None
         if pool.cursor < 0:

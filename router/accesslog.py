@@ -62,24 +62,29 @@ def seconds(value: float) -> str:
 
 
 class AccessRecord:
-    """One access log line's fields. Class attributes are the defaults (no __slots__ on purpose:
-    a request sets only the fields it has, which keeps creating one nearly free)."""
+    """One access log line's fields."""
 
-    status = 0
-    bytes_received = 0
-    bytes_sent = 0
-    backend = ""
-    request_id = ""
-    response_time = -1.0
-    gorouter_time = -1.0
-    app_id = ""
-    app_index = ""
-    instance_id = ""
-    failed_attempts = 0
-    router_error = ""
-    # The client's headers as the proxy read them (router.headers.RequestFacts), if it got
-    # that far; values stay bytes until a line is formatted.
-    facts: Any = None
+    __slots__ = (
+        "app_id",
+        "app_index",
+        "backend",
+        "bytes_received",
+        "bytes_sent",
+        "facts",
+        "failed_attempts",
+        "gorouter_time",
+        "host",
+        "instance_id",
+        "method",
+        "protocol",
+        "received_at",
+        "remote",
+        "request_id",
+        "response_time",
+        "router_error",
+        "status",
+        "target",
+    )
 
     def __init__(
         self, received_at: float, host: str, method: str, target: str, protocol: str, remote: str
@@ -90,6 +95,21 @@ class AccessRecord:
         self.target = target
         self.protocol = protocol
         self.remote = remote
+        self.status = 0
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.backend = ""
+        self.request_id = ""
+        self.response_time = -1.0
+        self.gorouter_time = -1.0
+        self.app_id = ""
+        self.app_index = ""
+        self.instance_id = ""
+        self.failed_attempts = 0
+        self.router_error = ""
+        # The client's headers as the proxy read them (router.headers.RequestFacts), if it
+        # got that far; values stay bytes until a line is formatted.
+        self.facts: Any = None
 
     def __repr__(self) -> str:
         return f"AccessRecord({self.method} {self.host}{self.target} -> {self.status})"

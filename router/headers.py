@@ -88,20 +88,31 @@ _INSPECTED: Final = (
 
 class RequestFacts:
     """What the access log and the proxy need from the client's headers, gathered in one pass.
+    Header values stay bytes until the access log needs them."""
 
-    Class attributes are the defaults, so a request sets only what it has (no __slots__ on
-    purpose: creating one per request should cost next to nothing). Header values stay bytes
-    until the access log needs them.
-    """
+    __slots__ = (
+        "b3",
+        "cookie",
+        "forwarded_for",
+        "forwarded_proto",
+        "has_idempotency_key",
+        "referer",
+        "trace_id",
+        "user_agent",
+    )
 
-    forwarded_for: bytes = b""
-    forwarded_proto: bytes = b""
-    referer: bytes = b""
-    user_agent: bytes = b""
-    cookie: str = ""
-    has_idempotency_key: bool = False
-    b3: bool = False
-    trace_id: str = ""
+    def __init__(self) -> None:
+        self.forwarded_for = b""
+        self.forwarded_proto = b""
+        self.referer = b""
+        self.user_agent = b""
+        self.cookie = ""
+        self.has_idempotency_key = False
+        self.b3 = False
+        self.trace_id = ""
+
+    def __repr__(self) -> str:
+        return f"RequestFacts(xff={self.forwarded_for!r}, proto={self.forwarded_proto!r})"
 
 
 class _HexEntropy:

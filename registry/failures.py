@@ -24,6 +24,9 @@ class FailureMarks:
     def mark(self, slot: int, now: float) -> None:
         self._failed_at[slot] = now
 
+    def __bool__(self) -> bool:
+        return bool(self._failed_at)
+
     def is_failed(self, slot: int, now: float) -> bool:
         failed_at = self._failed_at.get(slot)
         if failed_at is None:

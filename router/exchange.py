@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from registry.records import EndpointRecord, PoolRecord
-from router.accesslog import AccessRecord
 from router.headers import RawHeaders, RequestFacts
 from router.upstream import UpstreamConnection
 
@@ -93,27 +92,30 @@ class ProxyRequest:
 
 
 class Exchange:
-    """One request's state from lookup to the last response byte."""
+    """One request's state from lookup to the last response byte, and what the access log
+    line will say about it (built from here, only when an access log is written)."""
 
     __slots__ = (
         "answer",
+        "backend",
         "backend_started",
         "conn",
         "endpoint",
         "facts",
+        "failed_attempts",
         "pool",
-        "record",
         "request",
         "request_id",
+        "router_error",
+        "status",
         "sticky_requested",
         "t0",
         "upstream_host",
         "upstream_target",
     )
 
-    def __init__(self, request: ProxyRequest, record: AccessRecord, t0: float) -> None:
+    def __init__(self, request: ProxyRequest, t0: float) -> None:
         self.request = request
-        self.record = record
         self.t0 = t0
         self.conn: UpstreamConnection | None = None
         self.endpoint: EndpointRecord | None = None
@@ -125,10 +127,14 @@ class Exchange:
         self.sticky_requested = ""
         self.upstream_target = request.target
         self.upstream_host = request.host_header
+        self.status = 0
+        self.router_error = ""
+        self.backend = ""
+        self.failed_attempts = 0
 
     def __repr__(self) -> str:
         target = self.endpoint.address if self.endpoint else "router"
-        return f"Exchange({self.request!r} -> {target}, status={self.record.status})"
+        return f"Exchange({self.request!r} -> {target}, status={self.status})"
 
     @property
     def is_answered(self) -> bool:

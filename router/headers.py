@@ -91,6 +91,7 @@ class RequestFacts:
     Header values stay bytes until the access log needs them."""
 
     __slots__ = (
+        "app_instance",
         "b3",
         "cookie",
         "forwarded_for",
@@ -107,6 +108,7 @@ class RequestFacts:
         self.referer = b""
         self.user_agent = b""
         self.cookie = ""
+        self.app_instance: str | None = None  # X-CF-App-Instance, if sent
         self.has_idempotency_key = False
         self.b3 = False
         self.trace_id = ""
@@ -186,6 +188,8 @@ def build_common_headers(
                 append(b"%s: %s\r\n" % (name, value))
             continue
         if lower in ROUTER_SET:
+            if lower == b"x-cf-app-instance":
+                facts.app_instance = value.decode("latin-1")
             continue
         if lower == b"x-forwarded-for":
             xff_parts.append(value)

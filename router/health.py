@@ -31,7 +31,9 @@ class WorkerHealth:
         return f"WorkerHealth(max_conns={self.max_conns}, {self.marks!r})"
 
     def is_failed(self, endpoint: EndpointRecord) -> bool:
-        return self.marks.is_failed(endpoint.slot, self.clock())
+        marks = self.marks
+        # Usually nothing is marked: skip reading the clock.
+        return bool(marks) and marks.is_failed(endpoint.slot, self.clock())
 
     def clear_failures(self, endpoints: Sequence[EndpointRecord]) -> None:
         self.marks.clear(endpoint.slot for endpoint in endpoints)

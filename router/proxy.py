@@ -50,7 +50,7 @@ from router.accesslog import AccessLog, AccessRecord
 from router.answers import Answer, backend_answer, router_answer
 from router.errors import BackendError, Kind, RouterError
 from router.exchange import Exchange, ProxyRequest
-from router.headers import build_common_headers, build_head, endpoint_headers, header_value
+from router.headers import build_common_headers, build_head, endpoint_headers
 from router.health import WorkerHealth
 from router.hosts import authority_of, lookup_host_and_path, origin_form
 from router.route_service_hop import arrived_from_route_service, send_to_route_service
@@ -118,15 +118,7 @@ class Proxy:
         stats = self.row.stats
         stats[Stat.requests] += 1
         stats[Stat.in_flight] += 1
-        record = AccessRecord(
-            req.received_at,
-            req.host_header,
-            req.method,
-            req.target,
-            req.version,
-            f"{req.client_ip}:{req.client_port}",
-        )
-        return Exchange(req, record, time.monotonic())
+        return Exchange(req, time.monotonic())
 
     async def forward(self, ex: Exchange) -> None:
         """Route and try backends until one answers or the attempts run out."""
@@ -140,9 +132,6 @@ class Proxy:
         )
         ex.facts = facts
         ex.request_id = request_id
-        record = ex.record
-        record.request_id = request_id
-        record.facts = facts
 
         pool = self._route(ex, host, path)
         if pool is None:
@@ -163,7 +152,7 @@ class Proxy:
         """The pool to use, or None after answering (unknown route, no endpoints, limits)."""
         req = ex.request
         wanted: AppInstance | None = None
-        app_instance = header_value(req.raw_headers, b"x-cf-app-instance")
+        app_instance = ex.facts.app_instance if ex.facts is not None else None
         if app_instance is not None:
             parsed = parse_app_instance(app_instance)
             if isinstance(parsed, Rejection):
@@ -244,11 +233,7 @@ class Proxy:
                     break
                 self.row.stats[Stat.retries] += 1
                 continue
-            record = ex.record
-            record.backend = cached[3]
-            record.app_id = endpoint.app_id
-            record.app_index = endpoint.instance_index
-            record.instance_id = endpoint.instance_id
+            ex.backend = cached[3]
             return
         self.answer(
             ex, backend_answer(last_error or BackendError(Kind.NO_ENDPOINT, NO_ENDPOINTS_DETAIL))
@@ -256,7 +241,7 @@ class Proxy:
 
     def _classify_failure(self, ex: Exchange, error: BackendError, idempotent: bool) -> bool:
         """Refine the error's kind for this request; True when it was the keep-alive race."""
-        ex.record.failed_attempts += 1
+        ex.failed_attempts += 1
         self.row.stats[Stat.failed_attempts] += 1
         lost = error.kind in (Kind.CLOSED, Kind.RESET)
         race = lost and error.reused
@@ -379,7 +364,7 @@ class Proxy:
     def answer(self, ex: Exchange, answer: Answer) -> None:
         """The router answers this exchange itself."""
         ex.answer = answer
-        ex.record.router_error = answer.router_error
+        ex.router_error = answer.router_error
         stats = self.row.stats
         stats[answer.stat] += 1
         if answer.status == 400:
@@ -391,10 +376,9 @@ class Proxy:
         """The client left before the response was complete: 499, upstream cancelled."""
         if ex.conn is not None:
             ex.conn.fail(BackendError(Kind.CLIENT_GONE, "context canceled"))
-        record = ex.record
-        if not record.status:
-            record.status = 499
-            record.router_error = record.router_error or "endpoint_failure (context canceled)"
+        if not ex.status:
+            ex.status = 499
+            ex.router_error = ex.router_error or "endpoint_failure (context canceled)"
         self.row.stats[Stat.client_closed] += 1
 
     def finish(self, ex: Exchange, status: int, bytes_sent: int) -> None:
@@ -402,10 +386,9 @@ class Proxy:
         row = self.row
         stats = row.stats
         stats[Stat.in_flight] -= 1
-        record = ex.record
-        if not record.status:
-            record.status = status
-        status = record.status
+        if not ex.status:
+            ex.status = status
+        status = ex.status
         stats[_STATUS_CLASS.get(status // 100, Stat.responses_xxx)] += 1
         if ex.endpoint is not None:
             row.inflight[ex.endpoint.slot] -= 1
@@ -414,21 +397,19 @@ class Proxy:
             self.upstream.release(conn)
             ex.conn = None
         elapsed = time.monotonic() - ex.t0
-        record.bytes_sent = bytes_sent
-        body = ex.request.body
-        if body is not None:
-            record.bytes_received = body.bytes_read
-        elif ex.request.buffered_body:
-            record.bytes_received = len(ex.request.buffered_body)
-        record.response_time = elapsed
-        record.gorouter_time = (ex.backend_started - ex.t0) if ex.backend_started else elapsed
+        req = ex.request
+        if req.body is not None:
+            received = req.body.bytes_read
+        else:
+            received = len(req.buffered_body) if req.buffered_body else 0
         stats[Stat.bytes_sent] += bytes_sent
-        stats[Stat.bytes_received] += record.bytes_received
+        stats[Stat.bytes_received] += received
         micros = int(elapsed * 1e6)
         stats[Stat.response_time_us_total] += micros
         stats[Stat.latency_le_1ms + bisect.bisect_left(LATENCY_BOUNDS_US, micros)] += 1
         if self.access_log is not None:
-            self.access_log.write(record)
+            gorouter_time = (ex.backend_started - ex.t0) if ex.backend_started else elapsed
+            self.access_log.write(access_record(ex, received, bytes_sent, elapsed, gorouter_time))
 
     def _log_failure(
         self, ex: Exchange, backend: str, error: BackendError, attempt: int, retriable: bool
@@ -455,3 +436,33 @@ _STATUS_CLASS: Final = {
 }
 
 __all__ = ["Exchange", "Proxy", "ProxyRequest", "RouterError"]
+
+
+def access_record(
+    ex: Exchange, received: int, sent: int, elapsed: float, gorouter_time: float
+) -> AccessRecord:
+    req = ex.request
+    record = AccessRecord(
+        req.received_at,
+        req.host_header,
+        req.method,
+        req.target,
+        req.version,
+        f"{req.client_ip}:{req.client_port}",
+    )
+    record.status = ex.status
+    record.bytes_received = received
+    record.bytes_sent = sent
+    record.backend = ex.backend
+    record.request_id = ex.request_id
+    record.response_time = elapsed
+    record.gorouter_time = gorouter_time
+    endpoint = ex.endpoint
+    if endpoint is not None:
+        record.app_id = endpoint.app_id
+        record.app_index = endpoint.instance_index
+        record.instance_id = endpoint.instance_id
+    record.failed_attempts = ex.failed_attempts
+    record.router_error = ex.router_error
+    record.facts = ex.facts
+    return record

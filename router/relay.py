@@ -102,7 +102,7 @@ async def relay(
     conn = ex.conn
     assert conn is not None
     status = conn.status
-    ex.record.status = status
+    ex.status = status
     if status == 101:
         headers = _decoded(conn.headers, upgrade=True)
         if not any(name.lower() == "x-vcap-request-id" for name, _ in headers):
@@ -207,7 +207,7 @@ async def _stream(
     except (BackendError, TimeoutError) as exc:
         # Too late for an error page: cut the client connection so it sees the truncation.
         detail = exc.detail if isinstance(exc, BackendError) else "context deadline exceeded"
-        ex.record.router_error = f"endpoint_failure ({detail})"
+        ex.router_error = f"endpoint_failure ({detail})"
         proxy.row.stats[Stat.error_reset] += 1
         conn.close()
         if request.transport is not None:

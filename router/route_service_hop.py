@@ -109,7 +109,7 @@ async def send_to_route_service(
         except BackendError as error:
             ex.conn = None
             last_error = error
-            ex.record.failed_attempts += 1
+            ex.failed_attempts += 1
             retriable = errors.is_retriable(error.kind) and req.is_replayable
             log.error(
                 "route-service-connection-failed",
@@ -121,7 +121,7 @@ async def send_to_route_service(
             if not retriable:
                 break
             continue
-        ex.record.backend = service.address
+        ex.backend = service.address
         return
     assert last_error is not None
     proxy.row.stats[Stat.route_service_failures] += 1

@@ -31,14 +31,12 @@ if TYPE_CHECKING:
     from router.proxy import Proxy
 
 _NO_BODY_STATUS: Final = frozenset({204, 304})
-# Hop-by-hop response header lines, dropped from the relayed head (Content-Length is kept: the
-# fast path relays a complete body of exactly that length).
-_HOP_LINES: Final = re.compile(
-    rb"\r\n(?:connection|keep-alive|proxy-connection|proxy-authenticate|proxy-authorization|te|"
-    rb"trailer|transfer-encoding|upgrade|x-cf-proxy-signature)[ \t]*:[^\r]*",
-    re.IGNORECASE,
+# Hop-by-hop response headers the fast path does not handle (it drops Connection and
+# Keep-Alive itself): a response carrying one goes through the slow path.
+_RARE_HOP: Final = re.compile(
+    rb"\r\n(?:proxy-connection|proxy-authenticate|proxy-authorization|te|trailer|upgrade|"
+    rb"x-cf-proxy-signature)[ \t]*:"
 )
-_CONNECTION_VALUE: Final = re.compile(rb"\r\nconnection[ \t]*:([^\r]*)", re.IGNORECASE)
 _PLAIN_CONNECTION: Final = frozenset({b"", b"keep-alive", b"close"})
 
 
@@ -144,21 +142,33 @@ async def relay(
 def _write_whole(
     request: web.BaseRequest, conn: UpstreamConnection, request_id: str, sticky: bool
 ) -> tuple[web.StreamResponse, int] | None:
-    """Write a complete Content-Length response in one buffer; None when it needs the slow path."""
+    """Write a complete Content-Length response in one buffer; None when it needs the slow path.
+
+    The backend's head is copied minus its Connection and Keep-Alive lines (the router speaks for
+    its own connection); rarer hop-by-hop headers send the response down the slow path.
+    """
     head = conn.head
     lower = head.lower()
-    if b"\r\ncontent-length:" not in lower or b"\r\ntransfer-encoding:" in lower:
-        return None
-    if sticky and b"\r\nset-cookie:" in lower:
-        return None
-    connection = _CONNECTION_VALUE.search(head)
-    if connection is not None and any(
-        token.strip().lower() not in _PLAIN_CONNECTION for token in connection[1].split(b",")
+    if (
+        b"\r\ncontent-length:" not in lower
+        or b"\r\ntransfer-encoding:" in lower
+        or (sticky and b"\r\nset-cookie:" in lower)
+        or _RARE_HOP.search(lower) is not None
     ):
-        return None  # the backend names extra hop-by-hop headers: let the slow path drop them
+        return None
+    connection = lower.find(b"\r\nconnection:")
+    if connection != -1:
+        end = lower.find(b"\r\n", connection + 2)
+        if lower[connection + 13 : end].strip() not in _PLAIN_CONNECTION:
+            return None  # the backend names extra hop-by-hop headers: the slow path drops them
+        head, lower = head[:connection] + head[end:], lower[:connection] + lower[end:]
+    keep_alive_line = lower.find(b"\r\nkeep-alive:")
+    if keep_alive_line != -1:
+        end = lower.find(b"\r\n", keep_alive_line + 2)
+        head = head[:keep_alive_line] + head[end:]
     body = conn.take_body()
     keep_alive = request.keep_alive
-    parts = [b"HTTP/1.1" + _HOP_LINES.sub(b"", head)[8:]]
+    parts = [b"HTTP/1.1", head[8:]]
     if b"\r\nx-vcap-request-id:" not in lower:
         parts.append(b"X-Vcap-Request-Id: %s\r\n" % request_id.encode())
     parts.append(b"\r\n" if keep_alive else b"Connection: close\r\n\r\n")

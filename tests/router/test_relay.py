@@ -1,0 +1,80 @@
+"""The relay's one-buffer fast path: what it copies from a backend's head, when it declines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from router.relay import _write_whole
+from router.upstream import UpstreamConnection
+
+
+class CapturingTransport:
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+def connection_with(head: bytes, body: bytes) -> UpstreamConnection:
+    conn = UpstreamConnection.__new__(UpstreamConnection)
+    conn.head = head
+    conn.status = int(head.split(b" ")[1])
+    conn._body = __import__("collections").deque([body])
+    conn._buffered = len(body)
+    return conn
+
+
+def relay_whole(head: bytes, body: bytes = b"hello", **request: Any) -> bytes | None:
+    transport = CapturingTransport()
+    req = make_mocked_request("GET", "/", transport=transport, **request)
+    written = _write_whole(req, connection_with(head, body), "req-id-1", sticky=False)
+    return transport.data if written is not None else None
+
+
+def test_copies_the_head_minus_connection_and_keep_alive() -> None:
+    out = relay_whole(
+        b"HTTP/1.1 200 OK\r\nServer: node\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
+        b"Content-Length: 5\r\nX-App: yes\r\n"
+    )
+    assert out == (
+        b"HTTP/1.1 200 OK\r\nServer: node\r\nContent-Length: 5\r\nX-App: yes\r\n"
+        b"X-Vcap-Request-Id: req-id-1\r\n\r\nhello"
+    )
+
+
+def test_keeps_a_request_id_the_backend_set_and_upgrades_the_version() -> None:
+    out = relay_whole(b"HTTP/1.0 201 Created\r\nX-Vcap-Request-Id: mine\r\nContent-Length: 5\r\n")
+    assert (
+        out == b"HTTP/1.1 201 Created\r\nX-Vcap-Request-Id: mine\r\nContent-Length: 5\r\n\r\nhello"
+    )
+
+
+def test_client_asking_to_close_gets_connection_close() -> None:
+    # aiohttp's parser marks a "Connection: close" request as closing.
+    out = relay_whole(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", closing=True)
+    assert out is not None and out.endswith(b"Connection: close\r\n\r\nhello")
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n",
+        b"HTTP/1.1 200 OK\r\n",  # no Content-Length: read until close
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: X-Secret\r\nX-Secret: s\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTrailer: Expires\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-CF-Proxy-Signature: abc\r\n",
+    ],
+    ids=["chunked", "until-close", "connection-names-header", "trailer", "rs-signature"],
+)
+def test_declines_what_the_slow_path_must_handle(head: bytes) -> None:
+    assert relay_whole(head) is None

@@ -17,7 +17,7 @@ from aiohttp.web_protocol import RequestHandler
 from registry.shm.counters import Stat
 from router.exchange import Exchange, ProxyRequest
 from router.proxy import Proxy
-from router.relay import relay
+from router.relay import relay, relay_whole
 
 # Bodies up to this size are read before the first attempt, which makes them replayable.
 BUFFER_LIMIT: Final = 64 * 1024
@@ -104,7 +104,8 @@ class Frontend:
                 await response.write_eof()
                 sent = len(answer.body)
                 return response
-            relayed, sent = await relay(request, ex, proxy)
+            done = relay_whole(request, ex, proxy)
+            relayed, sent = done if done is not None else await relay(request, ex, proxy)
             return relayed
         except asyncio.CancelledError:
             if ex is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final, cast
 
 from aiohttp import web
@@ -40,6 +41,18 @@ _RARE_HOP: Final = re.compile(
 _PLAIN_CONNECTION: Final = frozenset({b"", b"keep-alive", b"close"})
 
 
+class _Done:
+    """An awaitable that is already finished (cheaper than a coroutine that returns at once)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Iterator[None]:
+        return iter(())
+
+
+_DONE: Final = _Done()
+
+
 class WrittenResponse:
     """What the handler returns after writing the response itself: aiohttp only needs to know
     whether to keep the connection alive."""
@@ -53,11 +66,11 @@ class WrittenResponse:
     def __repr__(self) -> str:
         return f"WrittenResponse({self.status}, keep_alive={self.keep_alive})"
 
-    async def prepare(self, request: web.BaseRequest) -> None:
-        return None
+    def prepare(self, request: web.BaseRequest) -> _Done:
+        return _DONE
 
-    async def write_eof(self, data: bytes = b"") -> None:
-        return None
+    def write_eof(self, data: bytes = b"") -> _Done:
+        return _DONE
 
 
 class ResponseHead:
@@ -93,6 +106,29 @@ class ResponseHead:
         return f"ResponseHead(length={self.content_length}, chunked={self.chunked})"
 
 
+def relay_whole(
+    request: web.BaseRequest, ex: Exchange, proxy: Proxy
+) -> tuple[web.StreamResponse, int] | None:
+    """The fast path, without a coroutine: the whole response written at once, or None."""
+    conn = ex.conn
+    assert conn is not None
+    status = conn.status
+    if (
+        not conn.complete
+        or request.version != (1, 1)
+        or request.method == "HEAD"
+        or status < 200
+        or status in _NO_BODY_STATUS
+    ):
+        return None
+    endpoint = ex.endpoint
+    sticky = endpoint is not None and bool(endpoint.instance_id) and bool(proxy.sticky_names)
+    if sticky and endpoint is not None and ex.sticky_requested not in ("", endpoint.instance_id):
+        return None  # the client asked for another instance: re-issue __VCAP_ID__
+    ex.status = status
+    return _write_whole(request, conn, ex.request_id, sticky)
+
+
 async def relay(
     request: web.BaseRequest, ex: Exchange, proxy: Proxy
 ) -> tuple[web.StreamResponse, int]:
@@ -108,20 +144,6 @@ async def relay(
         return await tunnel(request, ex, headers, _reason(conn), proxy)
     endpoint = ex.endpoint
     sticky = endpoint is not None and bool(endpoint.instance_id) and bool(proxy.sticky_names)
-    # A sticky-session cookie may be due when the app sets cookies or the client asked for an
-    # instance that did not serve it; the fast path handles everything else.
-    repin = sticky and bool(ex.sticky_requested) and ex.sticky_requested != endpoint.instance_id  # type: ignore[union-attr]
-    if (
-        conn.complete
-        and not repin
-        and request.version == (1, 1)
-        and request.method != "HEAD"
-        and status >= 200
-        and status not in _NO_BODY_STATUS
-    ):
-        written = _write_whole(request, conn, ex.request_id, sticky)
-        if written is not None:
-            return written
     head = ResponseHead(conn.headers, sticky)
     extra: list[tuple[str, str]] = []
     if not head.has_request_id:

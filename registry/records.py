@@ -1,5 +1,8 @@
 """What a shard of the shared table holds: pools and their endpoints, encoded with msgpack.
 
+Records are not tracked by the garbage collector (`gc=False`): they hold no cycles, and a worker
+holding 100k routes would otherwise spend long pauses scanning them.
+
 Field order matters: records are arrays, and trailing fields at their defaults are omitted, so the
 fields that are usually empty come last. Heartbeats that change nothing re-encode nothing, so
 nothing that changes on every heartbeat (timestamps) lives here.
@@ -12,7 +15,7 @@ from typing import Final
 import msgspec
 
 
-class EndpointRecord(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
+class EndpointRecord(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True, gc=False):
     slot: int
     host: str
     port: int
@@ -32,7 +35,7 @@ class EndpointRecord(msgspec.Struct, frozen=True, array_like=True, omit_defaults
         return f"{self.host}:{self.port}"
 
 
-class PoolRecord(msgspec.Struct, array_like=True, omit_defaults=True):
+class PoolRecord(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
     """A route's pool as workers see it. `cursor` is worker-local round-robin state, never encoded
     with a value (the writer always leaves it at its default)."""
 

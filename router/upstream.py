@@ -120,8 +120,9 @@ class UpstreamConnection(asyncio.Protocol):
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             return  # an interim response (100 Continue, 103): the real one follows
-        self.head = final_head(b"".join(self._head_chunks))
-        self._head_chunks.clear()
+        chunks = self._head_chunks
+        self.head = final_head(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        chunks.clear()
         self._headers = None
         self.status = status
         self.keep_alive = self._parser.should_keep_alive()
@@ -133,12 +134,19 @@ class UpstreamConnection(asyncio.Protocol):
         self._wake_head()
 
     def on_body(self, body: bytes) -> None:
-        self._push_body(body)
+        if self._body_waiter is None and not self._body:
+            # The usual case: the whole body arrives with its head; nobody is waiting yet.
+            self._body.append(body)
+            self._buffered = len(body)
+        else:
+            self._push_body(body)
 
     def on_message_complete(self) -> None:
         # After a 101 the connection carries the tunnel; it ends when either side closes.
         if self.headers_done and not self.complete and self.status != 101:
-            self._finish_message()
+            self.complete = True
+            if self._body_waiter is not None:
+                self._wake_body()
 
     # -- exchange API (used by the proxy) ----------------------------------------------------------
 

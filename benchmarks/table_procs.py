@@ -30,6 +30,7 @@ from registry.lookup import RouteLookup
 from registry.records import PoolRecord, ShardRoutes
 from registry.shm.reader import ShardReadError, TableReader
 from registry.shm.region import FileRegion
+from supervisor import gc_tuning
 
 Role = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -333,6 +334,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
+    # The garbage-collector settings of the processes each role stands for: writers run as the
+    # supervisor does, readers as workers do.
+    is_writer = args.role == "build" or args.role.endswith("-writer")
+    gc.set_threshold(*(gc_tuning.SUPERVISOR if is_writer else gc_tuning.WORKER))
     print(json.dumps(ROLES[args.role](args)))
 
 

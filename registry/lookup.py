@@ -9,8 +9,7 @@ from __future__ import annotations
 from zlib import crc32
 
 from registry.records import PoolRecord
-from registry.routekey import host_candidates, path_prefixes
-from registry.sharding import shard_of
+from registry.routekey import next_wildcard, path_prefixes
 from registry.shm.reader import ShardReadError, TableReader
 
 
@@ -26,22 +25,10 @@ class RouteLookup:
 
     def find(self, host: str, path: str) -> PoolRecord | ShardReadError | None:
         """`host` is normalised (lower case, no port); `path` is the raw path without query."""
-        # The exact host first, without the wildcard machinery: by far the common case.
-        routes = self._reader.shard(crc32(host.encode()) % self._shards)
-        if isinstance(routes, ShardReadError):
-            return routes
-        by_path = routes.get(host)
-        if by_path is not None:
-            pool = match_path(by_path, path)
-            if pool is not None:
-                return pool
-        return self._find_wildcard(host, path)
-
-    def _find_wildcard(self, host: str, path: str) -> PoolRecord | ShardReadError | None:
-        candidates = host_candidates(host)
-        next(candidates)  # the exact host, already tried
-        for candidate in candidates:
-            routes = self._reader.shard(shard_of(candidate, self._shards))
+        candidate: str | None = host
+        while candidate is not None:
+            # shard_of(), inlined: this runs for every request.
+            routes = self._reader.shard(crc32(candidate.encode()) % self._shards)
             if isinstance(routes, ShardReadError):
                 return routes
             by_path = routes.get(candidate)
@@ -49,6 +36,7 @@ class RouteLookup:
                 pool = match_path(by_path, path)
                 if pool is not None:
                     return pool
+            candidate = next_wildcard(candidate)
         return None
 
 

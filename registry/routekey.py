@@ -18,7 +18,9 @@ from registry.rejection import Rejection
 
 # What may appear in a path without escaping (RFC 3986 pchar plus "/"); "%" keeps existing escapes.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
-_HOST_LABEL = re.compile(r"^(\*|[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)$")
+# A whole host in one match: an optional leftmost "*" label, then labels of at most 63 chars.
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST = re.compile(rf"(?:\*|{_LABEL})(?:\.{_LABEL})*")
 
 
 class RouteKey(msgspec.Struct, frozen=True, order=True):
@@ -73,21 +75,22 @@ def is_valid_host(host: str) -> bool:
         return False
     if host.startswith("[") and host.endswith("]"):
         return all(c in "0123456789abcdef:." for c in host[1:-1])
-    labels = host.split(".")
-    if any(label == "*" for label in labels[1:]):
-        return False  # a wildcard may only be the leftmost label
-    return all(len(label) <= 63 and _HOST_LABEL.match(label) for label in labels)
+    return _HOST.fullmatch(host) is not None
+
+
+def next_wildcard(host: str) -> str | None:
+    """`a.b.c.com` → `*.b.c.com`, `*.b.c.com` → `*.c.com`, ..., `*.com` → None."""
+    rest = host.removeprefix("*.")
+    dot = rest.find(".")
+    return "*." + rest[dot + 1 :] if dot != -1 else None
 
 
 def host_candidates(host: str) -> Iterator[str]:
     """The exact host, then each wildcard from the deepest to the shallowest."""
-    yield host
-    rest = host.removeprefix("*.")
-    dot = rest.find(".")
-    while dot != -1:
-        rest = rest[dot + 1 :]
-        yield "*." + rest
-        dot = rest.find(".")
+    candidate: str | None = host
+    while candidate is not None:
+        yield candidate
+        candidate = next_wildcard(candidate)
 
 
 def path_prefixes(path: str) -> Iterator[str]:

@@ -213,7 +213,7 @@ class RouteTable:
     def shard_payload(self, shard: int) -> bytes:
         """The shard's encoded pools, re-encoding only pools that changed since last time."""
         keys = self._shards.get(shard, ())
-        return join_shard([self.pools[key].encoding() for key in sorted(keys)])
+        return join_shard([self.pools[key].encoding() for key in keys])
 
     def shard_pools(self, shard: int) -> list[PoolRecord]:
         keys = self._shards.get(shard, ())

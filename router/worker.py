@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -31,7 +30,7 @@ from router.frontend import Frontend, GorouterServer
 from router.health import WorkerHealth
 from router.proxy import Proxy
 from router.upstream_pool import UpstreamPool
-from supervisor import control, logs
+from supervisor import control, gc_tuning, logs
 from supervisor.config import Config, decode_config
 
 log = logs.EventLog("vcap.gorouter.router")
@@ -40,7 +39,6 @@ log = logs.EventLog("vcap.gorouter.router")
 MAX_LINE = 64 * 1024
 MAX_FIELD = 64 * 1024
 MAX_HEADERS = 512
-GC_THRESHOLDS = (50_000, 20, 20)
 
 
 def c_parser_problem() -> str | None:
@@ -126,12 +124,7 @@ class Worker:
             lingering_time=1.0,
         )
         sock = socket.socket(fileno=self.listen_fd)
-        # Per-request objects die young and hold no cycles; the garbage collector's default
-        # gen-0 threshold (700) would run it every few dozen requests. Long-lived objects from
-        # start-up are frozen out of its way.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
+        gc_tuning.tune_worker()
         self.listener = await asyncio.get_running_loop().create_server(
             self.server, sock=sock, backlog=4096
         )

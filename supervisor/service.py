@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import math
 import os
 import signal
@@ -26,7 +25,7 @@ from registry.shm.region import FileRegion
 from registry.shm.writer import TableWriter, initial_size
 from registry.slots import SlotAllocator
 from router.worker import c_parser_problem
-from supervisor import logs
+from supervisor import gc_tuning, logs
 from supervisor.config import Config, ConfigError, load_config
 from supervisor.lifecycle import RESTART_ONLY_KEYS, RouterState, changed_keys, transition
 from supervisor.metrics import Snapshot
@@ -45,7 +44,6 @@ SIGNAL_EVENTS = {
     signal.SIGUSR1: "drain",
     signal.SIGHUP: "reload",
 }
-GC_THRESHOLDS = (50_000, 20, 20)
 # The most that closing NATS or the status server may add to a shutdown.
 STEP_TIMEOUT = 5.0
 # Freed endpoint slots wait this long before reuse, beyond the longest request.
@@ -87,9 +85,7 @@ class Supervisor:
     # -- main loop -----------------------------------------------------------------------------
 
     async def run(self) -> int:
-        # Registration storms allocate millions of short-lived objects; collect young ones
-        # less often than Python's default (every 700 allocations).
-        gc.set_threshold(*GC_THRESHOLDS)
+        gc_tuning.tune_supervisor()
         loop = asyncio.get_running_loop()
         for signum, event in SIGNAL_EVENTS.items():
             loop.add_signal_handler(signum, self.events.put_nowait, event)

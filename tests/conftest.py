@@ -12,8 +12,7 @@ from tests.support.nats import NatsClient, NatsServer
 from tests.support.routerd import Routerd, new_routerd
 
 
-@pytest.fixture
-def nats_server() -> Iterator[NatsServer]:
+def _running_nats() -> Iterator[NatsServer]:
     server = NatsServer()
     server.start()
     try:
@@ -22,14 +21,7 @@ def nats_server() -> Iterator[NatsServer]:
         server.cleanup()
 
 
-@pytest.fixture
-def nats_client(nats_server: NatsServer) -> Iterator[NatsClient]:
-    with NatsClient(nats_server.port) as client:
-        yield client
-
-
-@pytest.fixture
-def backend_factory() -> Iterator[Callable[..., Backend]]:
+def _backend_starter() -> Iterator[Callable[..., Backend]]:
     started: list[Backend] = []
 
     def start(*args: str, name: str = "backend") -> Backend:
@@ -42,6 +34,33 @@ def backend_factory() -> Iterator[Callable[..., Backend]]:
     finally:
         for backend in started:
             backend.stop()
+
+
+@pytest.fixture
+def nats_server() -> Iterator[NatsServer]:
+    yield from _running_nats()
+
+
+@pytest.fixture(scope="module")
+def module_nats() -> Iterator[NatsServer]:
+    """One nats-server for every test in a module (for modules sharing one routerd)."""
+    yield from _running_nats()
+
+
+@pytest.fixture
+def nats_client(nats_server: NatsServer) -> Iterator[NatsClient]:
+    with NatsClient(nats_server.port) as client:
+        yield client
+
+
+@pytest.fixture
+def backend_factory() -> Iterator[Callable[..., Backend]]:
+    yield from _backend_starter()
+
+
+@pytest.fixture(scope="module")
+def module_backends() -> Iterator[Callable[..., Backend]]:
+    yield from _backend_starter()
 
 
 @pytest.fixture
@@ -60,30 +79,3 @@ def routerd_factory(nats_server: NatsServer) -> Iterator[Callable[..., Routerd]]
     finally:
         for router in started:
             router.stop()
-
-
-@pytest.fixture(scope="module")
-def module_nats() -> Iterator[NatsServer]:
-    """One nats-server for every test in a module (for modules sharing one routerd)."""
-    server = NatsServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
-@pytest.fixture(scope="module")
-def module_backends() -> Iterator[Callable[..., Backend]]:
-    started: list[Backend] = []
-
-    def start(*args: str, name: str = "backend") -> Backend:
-        backend = Backend(*args, name=name)
-        started.append(backend)
-        return backend
-
-    try:
-        yield start
-    finally:
-        for backend in started:
-            backend.stop()

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.support.certs import CertificateAuthority
 from tests.support.nats import NatsClient, NatsServer
 from tests.support.routerd import new_routerd
 from tests.support.routes import register, route_addresses, wait_routed
@@ -204,6 +205,22 @@ def test_wrong_nats_password_keeps_router_unready_and_logs_why():
             what="the authorization failure to be logged",
         )
         assert router.health().status == 503
+    finally:
+        router.stop()
+        server.cleanup()
+
+
+def test_connects_to_nats_over_tls(tmp_path, backend_factory):
+    ca = CertificateAuthority()
+    cert, key = ca.issue("127.0.0.1").write(tmp_path, "nats")
+    server = NatsServer(tls=(str(cert), str(key)))
+    server.start()
+    router = new_routerd(server.port, {"nats": {"tls_enabled": True, "ca_certs": ca.cert_pem}})
+    try:
+        router.start()
+        # Healthy means the TLS connection (verified against ca_certs) is up and subscribed.
+        assert router.status_json("/varz")["nats"]["connected"] is True
+        assert router.events_named("nats-connection-established")
     finally:
         router.stop()
         server.cleanup()

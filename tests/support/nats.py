@@ -33,9 +33,12 @@ def nats_server_binary() -> str:
 class NatsServer:
     """A nats-server process on an ephemeral loopback port; restartable on the same port."""
 
-    def __init__(self, user: str = "", password: str = "") -> None:
+    def __init__(
+        self, user: str = "", password: str = "", tls: tuple[str, str] | None = None
+    ) -> None:
         self.user = user
         self.password = password
+        self.tls = tls  # (certificate file, key file): clients must speak TLS
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="nats-"))
@@ -61,6 +64,8 @@ class NatsServer:
         ]
         if self.user:
             args += ["--user", self.user, "--pass", self.password]
+        if self.tls:
+            args += ["--tls", "--tlscert", self.tls[0], "--tlskey", self.tls[1]]
         log = open(self._dir / "nats.log", "ab")  # noqa: SIM115 - owned by the process
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()

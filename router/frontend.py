@@ -53,10 +53,12 @@ class Frontend:
         received_at = time.time()
         proxy = self.proxy
         transport = request.transport
-        protocol = request.protocol
-        if isinstance(protocol, GorouterRequestHandler) and protocol.peer and protocol.local:
-            peer, local = protocol.peer, protocol.local
-        else:  # a request handled by plain aiohttp machinery (tests)
+        try:
+            peer = request.protocol.peer  # type: ignore[attr-defined]
+            local = request.protocol.local  # type: ignore[attr-defined]
+        except AttributeError:  # a request handled by plain aiohttp machinery (tests)
+            peer = local = None
+        if not peer or not local:
             extra = transport.get_extra_info if transport else None
             peer = (extra("peername") if extra else None) or ("", 0)
             local = (extra("sockname") if extra else None) or ("", 0)

@@ -301,7 +301,8 @@ def build_head(
     """The request head for one attempt. `framing` is the Content-Length/chunked line (or b"")."""
     return b"".join(
         (
-            f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n".encode("latin-1", "replace"),
+            # aiohttp decoded these as UTF-8 with surrogateescape: encoding back gives the bytes.
+            f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n".encode("utf-8", "surrogateescape"),
             *common,
             instance_lines,
             framing,

@@ -268,6 +268,11 @@ class Proxy:
         excluded: set[int],
         attempt: int,
     ) -> EndpointRecord | None:
+        endpoints = pool.endpoints
+        if len(endpoints) == 1 and not excluded:
+            # Any policy's only choice (the contract's): the endpoint, unless it is full.
+            only = endpoints[0]
+            return None if self.health.is_overloaded(only) else only
         if attempt == 1 and ex.sticky_requested:
             sticky = find_sticky(pool, ex.sticky_requested)
             if (
@@ -311,7 +316,7 @@ class Proxy:
         ex.conn = conn
         stats = self.row.stats
         stats[Stat.upstream_reuses if reused else Stat.upstream_connects] += 1
-        ex.backend_started = time.monotonic()
+        ex.backend_started = started = time.monotonic()
         body = req.buffered_body
         if body is not None:
             framing = b"Content-Length: %d\r\n" % len(body)
@@ -324,7 +329,7 @@ class Proxy:
         head = build_head(
             req.method, ex.upstream_target, ex.upstream_host, common, instance_lines, framing
         )
-        upstream.watch(conn, self.endpoint_timeout)
+        conn.deadline = started + self.endpoint_timeout  # the pool's timer enforces it
         try:
             conn.begin(head + body if body else head, req.method == "HEAD")
             if req.body is not None and not conn.headers_done:
@@ -339,7 +344,7 @@ class Proxy:
             error.reused = reused
             raise
         finally:
-            upstream.unwatch(conn)
+            conn.deadline = 0.0
 
     async def _send_body(self, req: ProxyRequest, conn: UpstreamConnection) -> None:
         source = req.body

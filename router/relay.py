@@ -32,12 +32,14 @@ if TYPE_CHECKING:
     from router.proxy import Proxy
 
 _NO_BODY_STATUS: Final = frozenset({204, 304})
-# Hop-by-hop response headers the fast path does not handle (it drops Connection and
-# Keep-Alive itself): a response carrying one goes through the slow path.
-_RARE_HOP: Final = re.compile(
-    rb"\r\n(?:proxy-connection|proxy-authenticate|proxy-authorization|te|trailer|upgrade|"
-    rb"x-cf-proxy-signature)[ \t]*:"
+# Response header names the fast path looks at; any other hop-by-hop one sends it to the slow path.
+_SPECIAL: Final = re.compile(
+    rb"\r\n(content-length|x-vcap-request-id|connection|keep-alive|set-cookie|transfer-encoding|"
+    rb"proxy-connection|proxy-authenticate|proxy-authorization|te|trailer|upgrade|"
+    rb"x-cf-proxy-signature)[ \t]*:([^\r]*)"
 )
+_RELAYABLE_CACHE: Final = 512
+_relayable: dict[tuple[bytes, bool], tuple[bytes, bool] | None] = {}
 _PLAIN_CONNECTION: Final = frozenset({b"", b"keep-alive", b"close"})
 
 
@@ -161,37 +163,70 @@ async def relay(
     return await _stream(request, ex, proxy, conn, head, extra)
 
 
+def relayable_head(head: bytes, sticky: bool) -> tuple[bytes, bool] | None:
+    """The backend's head as the client gets it on the fast path, and whether it already has an
+    X-Vcap-Request-Id; None when the slow path must handle the response.
+
+    Connection and Keep-Alive lines are dropped (the router speaks for its own connection). A
+    response without Content-Length, chunked, naming extra hop-by-hop headers, carrying rarer
+    hop-by-hop ones, or setting cookies while sticky sessions apply, takes the slow path.
+    Results are cached by head: backends repeat the same heads (within a Date's second) often.
+    """
+    key = (head, sticky)
+    try:
+        return _relayable[key]
+    except KeyError:
+        pass
+    result = _relayable_head(head, sticky)
+    if len(_relayable) >= _RELAYABLE_CACHE:
+        _relayable.clear()
+    _relayable[key] = result
+    return result
+
+
+def _relayable_head(head: bytes, sticky: bool) -> tuple[bytes, bool] | None:
+    has_length = has_request_id = False
+    cuts = []
+    for match in _SPECIAL.finditer(head.lower()):
+        name = match[1]
+        if name == b"content-length":
+            has_length = True
+        elif name == b"x-vcap-request-id":
+            has_request_id = True
+        elif name == b"connection":
+            if match[2].strip() not in _PLAIN_CONNECTION:
+                return None  # the backend names extra hop-by-hop headers to drop
+            cuts.append(match.span())
+        elif name == b"keep-alive":
+            cuts.append(match.span())
+        elif name != b"set-cookie" or sticky:
+            return None
+    if not has_length:
+        return None
+    if cuts:
+        pieces, last = [], 0
+        for start, end in cuts:
+            pieces.append(head[last:start])
+            last = end
+        pieces.append(head[last:])
+        head = b"".join(pieces)
+    if not head.startswith(b"HTTP/1.1"):
+        head = b"HTTP/1.1" + head[8:]
+    return head, has_request_id
+
+
 def _write_whole(
     request: web.BaseRequest, conn: UpstreamConnection, request_id: str, sticky: bool
 ) -> tuple[web.StreamResponse, int] | None:
-    """Write a complete Content-Length response in one buffer; None when it needs the slow path.
-
-    The backend's head is copied minus its Connection and Keep-Alive lines (the router speaks for
-    its own connection); rarer hop-by-hop headers send the response down the slow path.
-    """
-    head = conn.head
-    lower = head.lower()
-    if (
-        b"\r\ncontent-length:" not in lower
-        or b"\r\ntransfer-encoding:" in lower
-        or (sticky and b"\r\nset-cookie:" in lower)
-        or _RARE_HOP.search(lower) is not None
-    ):
+    """Write a complete Content-Length response in one buffer; None when it needs the slow path."""
+    relayable = relayable_head(conn.head, sticky)
+    if relayable is None:
         return None
-    connection = lower.find(b"\r\nconnection:")
-    if connection != -1:
-        end = lower.find(b"\r\n", connection + 2)
-        if lower[connection + 13 : end].strip() not in _PLAIN_CONNECTION:
-            return None  # the backend names extra hop-by-hop headers: the slow path drops them
-        head, lower = head[:connection] + head[end:], lower[:connection] + lower[end:]
-    keep_alive_line = lower.find(b"\r\nkeep-alive:")
-    if keep_alive_line != -1:
-        end = lower.find(b"\r\n", keep_alive_line + 2)
-        head = head[:keep_alive_line] + head[end:]
+    head, has_request_id = relayable
     body = conn.take_body()
     keep_alive = request.keep_alive
-    parts = [b"HTTP/1.1", head[8:]]
-    if b"\r\nx-vcap-request-id:" not in lower:
+    parts = [head]
+    if not has_request_id:
         parts.append(b"X-Vcap-Request-Id: %s\r\n" % request_id.encode())
     parts.append(b"\r\n" if keep_alive else b"Connection: close\r\n\r\n")
     parts.append(body)

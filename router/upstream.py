@@ -35,6 +35,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.uses = 0
         self.idle_since = 0.0
+        self.deadline = 0.0  # time.monotonic() by which the response head must arrive; 0: none
         self._loop = asyncio.get_running_loop()
         # The current exchange.
         self.active = False
@@ -239,7 +240,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._buffered = 0
         return body
 
-    def time_out(self) -> None:
+    def time_out(self) -> None:  # called by the pool's deadline check
         """endpoint_timeout passed without a response head (Go's context deadline)."""
         self.fail(BackendError(Kind.TIMEOUT, "context deadline exceeded"))
 

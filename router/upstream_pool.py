@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import time
 from collections import deque
 from typing import Final
 
@@ -43,9 +44,9 @@ class UpstreamPool:
         self.connects = 0
         self.reuses = 0
         self._sweeper: asyncio.TimerHandle | None = None
-        # Exchanges waiting for a response head, checked against their deadlines by one timer
-        # (a timer per request would cost more than the rest of the bookkeeping together).
-        self._waiting: dict[UpstreamConnection, float] = {}
+        # Every open connection; one timer checks their response-head deadlines (a timer, or
+        # even a dict entry, per request would cost more than the rest of the bookkeeping).
+        self._open: set[UpstreamConnection] = set()
         self._deadline_timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
@@ -89,6 +90,9 @@ class UpstreamPool:
             raise classify_dial_error(exc, address) from None
         self.connects += 1
         self._set_keepalive(conn)
+        self._open.add(conn)
+        if self._deadline_timer is None:
+            self._deadline_timer = self._loop.call_later(DEADLINE_TICK, self._check_deadlines)
         return conn
 
     def _set_keepalive(self, conn: UpstreamConnection) -> None:
@@ -105,23 +109,14 @@ class UpstreamPool:
         except OSError:
             pass
 
-    def watch(self, conn: UpstreamConnection, timeout: float) -> None:
-        """Fail the exchange with a timeout if no response head arrives within `timeout`."""
-        self._waiting[conn] = self._loop.time() + timeout
-        if self._deadline_timer is None:
-            self._deadline_timer = self._loop.call_later(DEADLINE_TICK, self._check_deadlines)
-
-    def unwatch(self, conn: UpstreamConnection) -> None:
-        self._waiting.pop(conn, None)
-
     def _check_deadlines(self) -> None:
+        """Time out exchanges past their `deadline` (time.monotonic; 0 when none is set)."""
         self._deadline_timer = None
-        now = self._loop.time()
-        expired = [conn for conn, deadline in self._waiting.items() if deadline <= now]
-        for conn in expired:
-            del self._waiting[conn]
+        now = time.monotonic()
+        for conn in [c for c in self._open if 0.0 < c.deadline <= now]:
+            conn.deadline = 0.0
             conn.time_out()
-        if self._waiting:
+        if self._open:
             self._deadline_timer = self._loop.call_later(DEADLINE_TICK, self._check_deadlines)
 
     def release(self, conn: UpstreamConnection) -> None:
@@ -142,6 +137,7 @@ class UpstreamPool:
             self._sweeper = self._loop.call_later(self.idle_timeout, self._sweep)
 
     def _forget(self, conn: UpstreamConnection) -> None:
+        self._open.discard(conn)
         queue = self._idle.get(conn.key)
         if queue is not None and not conn.active:
             with contextlib.suppress(ValueError):

@@ -122,7 +122,13 @@ class UpstreamConnection(asyncio.Protocol):
         if 100 <= status < 200 and status != 101:
             return  # an interim response (100 Continue, 103): the real one follows
         chunks = self._head_chunks
-        self.head = final_head(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if len(chunks) == 1:
+            # The usual case: the whole head came in one read.
+            raw = chunks[0]
+            end = raw.find(b"\r\n\r\n")
+            self.head = raw[: end + 2] if end != -1 and raw[9:10] != b"1" else final_head(raw)
+        else:
+            self.head = final_head(b"".join(chunks))
         chunks.clear()
         self._headers = None
         self.status = status

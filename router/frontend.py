@@ -64,10 +64,14 @@ class Frontend:
             local = (extra("sockname") if extra else None) or ("", 0)
         headers = request.headers
         version = request.version
-        length_header = headers.get("Content-Length")
-        # aiohttp's parser has validated Content-Length (digits only) before we get here.
-        length = int(length_header) if length_header is not None else None
-        chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        if request.body_exists:
+            length_header = headers.get("Content-Length")
+            # aiohttp's parser has validated Content-Length (digits only) before we get here.
+            length = int(length_header) if length_header is not None else None
+            chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+            expect = version >= (1, 1) and "100-continue" in headers.get("Expect", "").lower()
+        else:  # most requests: no body, so none of the body headers matter
+            length, chunked, expect = None, False, False
         preq = ProxyRequest(
             request.method,
             request.raw_path,
@@ -82,8 +86,8 @@ class Frontend:
             None,
             length,
             chunked,
-            "upgrade" in headers.get("Connection", "").lower() and "Upgrade" in headers,
-            version >= (1, 1) and "100-continue" in headers.get("Expect", "").lower(),
+            "Upgrade" in headers and "upgrade" in headers.get("Connection", "").lower(),
+            expect,
         )
         ex: Exchange | None = None
         sent = 0

@@ -40,7 +40,7 @@ class NatsLink:
         self.slow_consumer_events = 0
         self.reconnects = 0
         self.disconnects = 0
-        self._start_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def __repr__(self) -> str:
         return f"NatsLink(connected={self.is_connected}, reconnects={self.reconnects})"
@@ -127,6 +127,7 @@ class NatsLink:
             log.error("failed-to-publish-start-message", error=str(exc))
 
     async def close(self) -> None:
+        self._closing = True
         if self.client is not None:
             with contextlib.suppress(nats.errors.Error, OSError):
                 await self.client.close()
@@ -155,6 +156,8 @@ class NatsLink:
         log.error("nats-error", error=str(exc) or type(exc).__name__)
 
     async def _on_disconnected(self) -> None:
+        if self._closing:
+            return  # our own shutdown, not an outage
         self.disconnects += 1
         log.error("nats-connection-disconnected")
 

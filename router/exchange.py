@@ -83,10 +83,6 @@ class ProxyRequest:
         return f"ProxyRequest({self.method} {self.host_header}{self.target})"
 
     @property
-    def has_body(self) -> bool:
-        return self.chunked or bool(self.content_length) or bool(self.buffered_body)
-
-    @property
     def is_replayable(self) -> bool:
         return self.body is None or not self.body.consumed
 

@@ -169,7 +169,3 @@ class UpstreamPool:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-
-    def drop_endpoint(self, key: str) -> None:
-        for conn in self._idle.pop(key, ()):
-            conn.close()

@@ -41,10 +41,6 @@ def configure(level: str = "info", stream: IO[bytes] | None = None) -> None:
         _sink.stream = stream
 
 
-def current_level() -> str:
-    return next(name for name, value in LEVELS.items() if value == _sink.level)
-
-
 def rfc3339_now(now: float | None = None) -> str:
     """UTC timestamp with nanoseconds, as Gorouter's logger writes it."""
     ns = time.time_ns() if now is None else int(now * 1e9)

@@ -92,11 +92,6 @@ class Stat:
     route_service_failures: Final = 48
 
 
-def stat_names() -> dict[int, str]:
-    """Index → name, for reports."""
-    return {value: name for name, value in vars(Stat).items() if isinstance(value, int)}
-
-
 LATENCY_BOUNDS_US: Final = (
     1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
     1_000_000, 2_500_000, 5_000_000, 10_000_000,

@@ -213,8 +213,18 @@ class Proxy:
             cached = self._instance_cache.get(slot)
             if cached is None or cached[0] is not endpoint:
                 cached = self._cache_instance(endpoint)
+            conn = None if fresh else self.upstream.take_idle(cached[2])
             try:
-                await self.attempt_once(ex, endpoint, common, fresh, cached[1], cached[2])
+                if conn is not None and req.body is None:
+                    # The common case, without another coroutine frame: a pooled connection
+                    # and nothing to stream; only the response head is awaited.
+                    self._send_head(ex, conn, True, common, cached[1])
+                    waiter = conn.head_waiter()
+                    if waiter is not None:
+                        await waiter
+                    self._take_head(conn, True)
+                else:
+                    await self.attempt_once(ex, endpoint, common, conn, cached[1], cached[2])
             except BackendError as error:
                 inflight[slot] -= 1
                 ex.endpoint = None
@@ -301,21 +311,44 @@ class Proxy:
         ex: Exchange,
         endpoint: EndpointRecord,
         common: list[bytes],
-        fresh: bool,
+        conn: UpstreamConnection | None,
         instance_lines: bytes,
         key: str,
     ) -> None:
-        req = ex.request
-        upstream = self.upstream
-        conn = None if fresh else upstream.take_idle(key)
+        """One attempt on `conn`, or on a new connection when it is None."""
         reused = conn is not None
         if conn is None:
-            conn = await upstream.dial(
+            conn = await self.upstream.dial(
                 key, endpoint.host, endpoint.port, endpoint.tls, endpoint.server_cert_domain_san
             )
+        self._send_head(ex, conn, reused, common, instance_lines)
+        req = ex.request
+        if req.body is not None and not conn.headers_done:
+            try:
+                await self._send_body(req, conn)
+            except BackendError as error:
+                conn.close()
+                conn.deadline = 0.0
+                error.reused = reused
+                raise
+        waiter = conn.head_waiter()
+        if waiter is not None:
+            await waiter
+        self._take_head(conn, reused)
+
+    def _send_head(
+        self,
+        ex: Exchange,
+        conn: UpstreamConnection,
+        reused: bool,
+        common: list[bytes],
+        instance_lines: bytes,
+    ) -> None:
+        """Write the request head (and a buffered body); the response head is due by
+        `endpoint_timeout`, which the pool's timer enforces through `conn.deadline`."""
+        req = ex.request
         ex.conn = conn
-        stats = self.row.stats
-        stats[Stat.upstream_reuses if reused else Stat.upstream_connects] += 1
+        self.row.stats[Stat.upstream_reuses if reused else Stat.upstream_connects] += 1
         ex.backend_started = started = time.monotonic()
         body = req.buffered_body
         if body is not None:
@@ -329,22 +362,24 @@ class Proxy:
         head = build_head(
             req.method, ex.upstream_target, ex.upstream_host, common, instance_lines, framing
         )
-        conn.deadline = started + self.endpoint_timeout  # the pool's timer enforces it
+        conn.deadline = started + self.endpoint_timeout
         try:
             conn.begin(head + body if body else head, req.method == "HEAD")
-            if req.body is not None and not conn.headers_done:
-                await self._send_body(req, conn)
-            # Awaited here rather than in a helper coroutine: one frame less per request.
-            waiter = conn.head_waiter()
-            if waiter is not None:
-                await waiter
+        except BackendError as error:
+            conn.close()
+            conn.deadline = 0.0
+            error.reused = reused
+            raise
+
+    def _take_head(self, conn: UpstreamConnection, reused: bool) -> None:
+        """After the wait: the response head, or the attempt's failure (as a BackendError)."""
+        conn.deadline = 0.0
+        try:
             conn.check_head()
         except BackendError as error:
             conn.close()
             error.reused = reused
             raise
-        finally:
-            conn.deadline = 0.0
 
     async def _send_body(self, req: ProxyRequest, conn: UpstreamConnection) -> None:
         source = req.body

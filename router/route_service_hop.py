@@ -98,14 +98,9 @@ async def send_to_route_service(
     last_error: BackendError | None = None
     for attempt in range(1, proxy.max_attempts + 1):
         try:
-            await proxy.attempt_once(
-                ex,
-                service,
-                lines,
-                attempt > 1,
-                b"",
-                service.address + "/tls" if service.tls else service.address,
-            )
+            key = f"{service.address}/tls" if service.tls else service.address
+            pooled = proxy.upstream.take_idle(key) if attempt == 1 else None
+            await proxy.attempt_once(ex, service, lines, pooled, b"", key)
         except BackendError as error:
             ex.conn = None
             last_error = error

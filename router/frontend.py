@@ -100,7 +100,13 @@ class Frontend:
                 preq.body = StreamBody(request.content)
                 preq.send_continue = lambda: transport.write(CONTINUE)  # type: ignore[union-attr]
             ex = proxy.begin(preq)
-            await proxy.forward(ex)
+            # Planning does not await; only the attempts (or the route-service hop) do.
+            plan = proxy.plan(ex)
+            if plan is not None:
+                if plan[2]:
+                    await proxy.via_route_service(ex, plan[0], plan[1])
+                else:
+                    await proxy.attempts(ex, plan[0], plan[1])
             answer = ex.answer
             if answer is not None:
                 response = web.Response(

@@ -4,8 +4,9 @@ Theory of operation
 ===================
 
 `begin()` opens an `Exchange` for a `ProxyRequest` (plain values; no aiohttp objects).
-`forward()` either answers it itself (Gorouter's 4xx/5xx) or leaves a backend response whose head
-has arrived and whose body the front end streams. `finish()` settles every exchange exactly once:
+`plan()` routes it without awaiting, answering it itself when it must (Gorouter's 4xx/5xx);
+`attempts()` (or the route-service hop) then leaves a backend response whose head has arrived and
+whose body the front end streams. `finish()` settles every exchange exactly once:
 the in-flight cell, the pooled connection, metrics and the access log line.
 
 Attempts (at most `backends.max_attempts`):
@@ -120,13 +121,15 @@ class Proxy:
         stats[Stat.in_flight] += 1
         return Exchange(req, time.monotonic())
 
-    async def forward(self, ex: Exchange) -> None:
-        """Route and try backends until one answers or the attempts run out."""
+    def plan(self, ex: Exchange) -> tuple[list[bytes], PoolRecord, bool] | None:
+        """Everything before the first attempt, without awaiting: the header lines every attempt
+        sends, the pool, and whether the request goes to the pool's route service first.
+        None when the router has answered the request itself."""
         req = ex.request
         host, path = lookup_host_and_path(req.host_header, req.target)
         if not host or host == req.local_ip:
             self.answer(ex, router_answer(errors.empty_host()))
-            return
+            return None
         lines, facts, request_id = build_common_headers(
             req.raw_headers, req.client_ip, self.force_https, self.zipkin, req.upgrade
         )
@@ -135,18 +138,19 @@ class Proxy:
 
         pool = self._route(ex, host, path)
         if pool is None:
-            return
+            return None
         ex.pool = pool
         if req.target[:1] != "/":  # absolute form: the backend gets the origin form and Host
             ex.upstream_target = origin_form(req.target)
             ex.upstream_host = authority_of(req.target) or req.host_header
         if pool.route_service_url and not arrived_from_route_service(self, ex, pool):
-            if not ex.is_answered:
-                await send_to_route_service(self, ex, lines, pool.route_service_url)
-            return
+            return None if ex.is_answered else (lines, pool, True)
         if facts.cookie and self.sticky_names:
             ex.sticky_requested = sticky_instance_from_cookies(facts.cookie, self.sticky_names)
-        await self._attempts(ex, lines, pool)
+        return lines, pool, False
+
+    async def via_route_service(self, ex: Exchange, common: list[bytes], pool: PoolRecord) -> None:
+        await send_to_route_service(self, ex, common, pool.route_service_url)
 
     def _route(self, ex: Exchange, host: str, path: str) -> PoolRecord | None:
         """The pool to use, or None after answering (unknown route, no endpoints, limits)."""
@@ -188,7 +192,8 @@ class Proxy:
 
     # -- attempts against the pool's endpoints ---------------------------------------------------
 
-    async def _attempts(self, ex: Exchange, common: list[bytes], pool: PoolRecord) -> None:
+    async def attempts(self, ex: Exchange, common: list[bytes], pool: PoolRecord) -> None:
+        """Try the pool's endpoints until one answers or the attempts run out."""
         req = ex.request
         inflight = self.row.inflight
         policy = policy_for(pool.load_balancing, self.default_algorithm)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from registry.records import EndpointRecord, PoolRecord
+from router.forwarded import Forwarding
 from router.headers import RawHeaders, RequestFacts
 from router.upstream import UpstreamConnection
 
@@ -32,6 +33,7 @@ class ProxyRequest:
         "client_port",
         "content_length",
         "expect_continue",
+        "forwarding",
         "host_header",
         "local_ip",
         "method",
@@ -60,6 +62,7 @@ class ProxyRequest:
         chunked: bool = False,
         upgrade: bool = False,
         expect_continue: bool = False,
+        forwarding: Forwarding | None = None,
     ) -> None:
         self.method = method
         self.target = target
@@ -76,6 +79,8 @@ class ProxyRequest:
         self.chunked = chunked
         self.upgrade = upgrade
         self.expect_continue = expect_continue
+        # The connection's X-Forwarded-Proto / -Client-Cert rules; None: plain HTTP's.
+        self.forwarding = forwarding
         # The front end's way to send "100 Continue" just before the body is read.
         self.send_continue: Callable[[], object] | None = None
 

@@ -16,6 +16,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from registry.shm.counters import Stat
 from router.exchange import Exchange, ProxyRequest
+from router.forwarded import Forwarding
 from router.proxy import Proxy
 from router.relay import relay, relay_whole
 
@@ -54,10 +55,12 @@ class Frontend:
         proxy = self.proxy
         transport = request.transport
         try:
-            peer = request.protocol.peer  # type: ignore[attr-defined]
-            local = request.protocol.local  # type: ignore[attr-defined]
+            protocol = request.protocol
+            peer = protocol.peer  # type: ignore[attr-defined]
+            local = protocol.local  # type: ignore[attr-defined]
+            forwarding = protocol.forwarding  # type: ignore[attr-defined]
         except AttributeError:  # a request handled by plain aiohttp machinery (tests)
-            peer = local = None
+            peer = local = forwarding = None
         if not peer or not local:
             extra = transport.get_extra_info if transport else None
             peer = (extra("peername") if extra else None) or ("", 0)
@@ -88,6 +91,7 @@ class Frontend:
             chunked,
             "Upgrade" in headers and "upgrade" in headers.get("Connection", "").lower(),
             expect,
+            forwarding,
         )
         ex: Exchange | None = None
         sent = 0
@@ -132,13 +136,15 @@ class Frontend:
 class GorouterRequestHandler(RequestHandler):
     """aiohttp's connection handler, answering unparseable requests the way Gorouter does."""
 
-    peer: tuple[str, int] | None = None
+    peer: tuple[str, int] | None = None  # set before connection_made from a PROXY header
     local: tuple[str, int] | None = None
+    forwarding: Forwarding | None = None  # None: the proxy's plain-HTTP rules
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         # Once per connection rather than once per request (each is a syscall).
-        self.peer = transport.get_extra_info("peername")
+        if self.peer is None:
+            self.peer = transport.get_extra_info("peername")
         self.local = transport.get_extra_info("sockname")
 
     def handle_error(
@@ -184,7 +190,11 @@ class GorouterServer(web.Server):
         self.frontend = frontend
 
     def __call__(self) -> RequestHandler:
-        return GorouterRequestHandler(self, loop=self._loop, **self._kwargs)
+        return self.handler(GorouterRequestHandler)
+
+    def handler(self, kind: type[GorouterRequestHandler]) -> GorouterRequestHandler:
+        """A connection handler of `kind` (the TLS listener's records the client certificate)."""
+        return kind(self, loop=self._loop, **self._kwargs)
 
 
 __all__ = ["Frontend", "GorouterServer"]

@@ -3,7 +3,8 @@
 Requests: hop-by-hop headers are dropped, including those a client names in `Connection`, but a
 client can never use `Connection` to strip the router's own headers (Gorouter's
 `hop_by_hop_headers_to_filter`). The router appends the client to `X-Forwarded-For`, sets
-`X-Forwarded-Proto` when absent (or forces https), always sets a fresh `X-Vcap-Request-Id`, sets
+`X-Forwarded-Proto` and `X-Forwarded-Client-Cert` by the connection's rules (forwarded.py),
+always sets a fresh `X-Vcap-Request-Id`, sets
 `X-Request-Start` when absent, B3 headers when tracing is on, and per attempt the
 `X-CF-ApplicationID` / `X-CF-InstanceID` / `X-CF-InstanceIndex` of the chosen endpoint.
 """
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from registry.records import EndpointRecord
+from router.forwarded import Forwarding
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
 
@@ -73,6 +75,7 @@ _INSPECTED: Final = (
     | {
         b"x-forwarded-for",
         b"x-forwarded-proto",
+        b"x-forwarded-client-cert",
         b"x-request-start",
         b"referer",
         b"user-agent",
@@ -155,7 +158,7 @@ def request_id_from_trace(trace_id: str) -> str:
 def build_common_headers(
     raw_headers: RawHeaders,
     client_ip: str,
-    force_https: bool,
+    forwarding: Forwarding,
     zipkin: bool,
     upgrade: bool,
 ) -> tuple[list[bytes], RequestFacts, str]:
@@ -198,6 +201,10 @@ def build_common_headers(
             if not proto:
                 proto = value
             continue
+        if lower == b"x-forwarded-client-cert":
+            if forwarding.keep_client_xfcc:
+                append(b"%s: %s\r\n" % (name, value))
+            continue
         if lower == b"x-request-start":
             has_request_start = True
         elif lower == b"referer":
@@ -226,11 +233,13 @@ def build_common_headers(
     client = client_ip.encode()
     xff = b", ".join([*xff_parts, client]) if xff_parts else client
     facts.forwarded_for = xff
-    if force_https:
-        proto = b"https"
+    if forwarding.fixed_proto:
+        proto = forwarding.fixed_proto
     elif not proto:
-        proto = b"http"
+        proto = forwarding.default_proto
     facts.forwarded_proto = proto
+    if forwarding.xfcc:
+        append(b"X-Forwarded-Client-Cert: %s\r\n" % forwarding.xfcc)
 
     request_id = new_request_id()
     if zipkin:

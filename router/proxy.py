@@ -51,6 +51,7 @@ from router.accesslog import AccessLog, AccessRecord
 from router.answers import Answer, backend_answer, router_answer
 from router.errors import BackendError, Kind, RouterError
 from router.exchange import Exchange, ProxyRequest
+from router.forwarded import forwarding_for
 from router.headers import build_common_headers, build_head, endpoint_headers
 from router.health import WorkerHealth
 from router.hosts import authority_of, lookup_host_and_path, origin_form
@@ -98,7 +99,9 @@ class Proxy:
         self.endpoint_timeout = float(config.endpoint_timeout)
         self.default_algorithm = config.balancing_algorithm
         self.empty_pool_503 = config.empty_pool_response_code_503
-        self.force_https = config.force_forwarded_proto_https
+        # Plain-HTTP connections share one set of rules; TLS ones without a client cert another.
+        self.plain_forwarding = forwarding_for(config, tls=False)
+        self.tls_forwarding = forwarding_for(config, tls=True)
         self.zipkin = config.tracing.enable_zipkin
         self.sticky_names = frozenset(config.sticky_session_cookie_names)
         self.health.max_conns = config.backends.max_conns
@@ -130,8 +133,9 @@ class Proxy:
         if not host or host == req.local_ip:
             self.answer(ex, router_answer(errors.empty_host()))
             return None
+        forwarding = req.forwarding or self.plain_forwarding
         lines, facts, request_id = build_common_headers(
-            req.raw_headers, req.client_ip, self.force_https, self.zipkin, req.upgrade
+            req.raw_headers, req.client_ip, forwarding, self.zipkin, req.upgrade
         )
         ex.facts = facts
         ex.request_id = request_id
@@ -143,8 +147,19 @@ class Proxy:
         if req.target[:1] != "/":  # absolute form: the backend gets the origin form and Host
             ex.upstream_target = origin_form(req.target)
             ex.upstream_host = authority_of(req.target) or req.host_header
-        if pool.route_service_url and not arrived_from_route_service(self, ex, pool):
-            return None if ex.is_answered else (lines, pool, True)
+        if pool.route_service_url:
+            if not arrived_from_route_service(self, ex, pool):
+                return None if ex.is_answered else (lines, pool, True)
+            if forwarding.from_route_service is not forwarding:  # the service's headers stand
+                lines, facts, request_id = build_common_headers(
+                    req.raw_headers,
+                    req.client_ip,
+                    forwarding.from_route_service,
+                    self.zipkin,
+                    req.upgrade,
+                )
+                ex.facts = facts
+                ex.request_id = request_id
         if facts.cookie and self.sticky_names:
             ex.sticky_requested = sticky_instance_from_cookies(facts.cookie, self.sticky_names)
         return lines, pool, False

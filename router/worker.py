@@ -28,6 +28,7 @@ from router.accesslog import AccessLog
 from router.backend_tls import backend_tls_context
 from router.frontend import Frontend, GorouterServer
 from router.health import WorkerHealth
+from router.listeners import Listener, open_listeners
 from router.proxy import Proxy
 from router.upstream_pool import UpstreamPool
 from supervisor import control, gc_tuning, logs
@@ -56,15 +57,18 @@ def c_parser_problem() -> str | None:
 
 
 class Worker:
-    def __init__(self, index: int, listen_fd: int, control_fd: int) -> None:
+    def __init__(
+        self, index: int, listen_fd: int, control_fd: int, tls_listen_fd: int | None = None
+    ) -> None:
         self.index = index
         self.listen_fd = listen_fd
+        self.tls_listen_fd = tls_listen_fd
         self.control_fd = control_fd
         self.config: Config | None = None
         self.proxy: Proxy | None = None
         self.access_log: AccessLog | None = None
         self.server: GorouterServer | None = None
-        self.listener: asyncio.Server | None = None
+        self.listeners: list[Listener] = []
         self.writer: asyncio.StreamWriter | None = None
         self.stop_timeout: float | None = None
         self._stop = asyncio.Event()
@@ -123,10 +127,9 @@ class Worker:
             auto_decompress=False,
             lingering_time=1.0,
         )
-        sock = socket.socket(fileno=self.listen_fd)
         gc_tuning.tune_worker()
-        self.listener = await asyncio.get_running_loop().create_server(
-            self.server, sock=sock, backlog=4096
+        self.listeners = await open_listeners(
+            self.server, config, self.listen_fd, self.tls_listen_fd
         )
         log.info("worker-serving", index=self.index, pid=os.getpid())
 
@@ -171,8 +174,8 @@ class Worker:
 
     async def _shutdown(self) -> None:
         timeout = self.stop_timeout if self.stop_timeout is not None else 10.0
-        if self.listener is not None:
-            self.listener.close()  # stop accepting; in-flight requests go on
+        for listener in self.listeners:
+            listener.close()  # stop accepting; in-flight requests go on
         if self.server is not None:
             with contextlib.suppress(Exception):
                 await self.server.shutdown(timeout)
@@ -189,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--tls-listen-fd", type=int, default=None)
     args = parser.parse_args(argv)
     problem = c_parser_problem()
     if problem is not None:
@@ -197,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     setproctitle(f"routerd: worker {args.index}")
     # aiohttp logs client protocol errors with tracebacks; they are counted and answered instead.
     logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
-    worker = Worker(args.index, args.listen_fd, args.control_fd)
+    worker = Worker(args.index, args.listen_fd, args.control_fd, args.tls_listen_fd)
     sys.exit(uvloop.run(worker.run()))
 
 

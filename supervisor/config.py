@@ -14,6 +14,7 @@ import msgspec
 
 from registry.message import RegistryMessage, validate_message
 from registry.rejection import Rejection
+from supervisor import tls_listener
 from supervisor.durations import Duration, parse_duration
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
@@ -95,7 +96,17 @@ class RouteTableConfig(_Model, frozen=True):
     publish_interval: Duration = Duration(0.005)
 
 
+class TlsPem(_Model, frozen=True):
+    """One certificate chain served on the TLS listener, with its key (Gorouter's `tls_pem`)."""
+
+    cert_chain: str
+    private_key: str
+
+
 ShardingMode = Literal["all", "segments", "shared-and-segments"]
+TlsVersion = Literal["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+ClientCertValidation = Literal["none", "request", "require"]
+ForwardedClientCert = Literal["always_forward", "forward", "sanitize_set"]
 BalancingAlgorithm = Literal["round-robin", "least-connection"]
 
 
@@ -157,6 +168,38 @@ class Config(_Model, frozen=True):
     route_services_timeout: Duration = Duration(60)
     # Gorouter's production default: tell route services the app was asked for over https.
     route_services_recommend_https: bool = True
+
+    # TLS termination is off unless asked for, as in Gorouter; 443 is Gorouter's ssl_port.
+    enable_ssl: bool = False
+    ssl_port: Port = 443
+    # Chosen by SNI; the first one when the client names no host or an unknown one.
+    tls_pem: tuple[TlsPem, ...] = ()
+    # Gorouter's defaults: TLS 1.2 only.
+    min_tls_version: TlsVersion = "TLSv1.2"
+    max_tls_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    # Gorouter requires a list; this is its production list plus the ECDSA twins, so ECDSA
+    # certificates work too. OpenSSL or RFC names, colon-separated (TLS 1.3 suites are fixed).
+    cipher_suites: str = (
+        "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:"
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"
+    )
+    # Gorouter's production default: verify a client certificate when one is offered.
+    client_cert_validation: ClientCertValidation = "request"
+    # PEM text of the CAs that sign client certificates, trusted besides the system store
+    # unless only_trust_client_ca_certs.
+    client_ca_certs: str = ""
+    only_trust_client_ca_certs: bool = False
+    # Gorouter's default.
+    tls_handshake_timeout: Duration = Duration(10)
+    # Gorouter's default: X-Forwarded-Client-Cert passes through untouched.
+    forwarded_client_cert: ForwardedClientCert = "always_forward"
+    # PROXY protocol (v1 and v2) in front of HTTP and TLS; off as in Gorouter.
+    enable_proxy: bool = False
+    # Project-specific: a load balancer sends the PROXY header at once; a client that does
+    # not is closed after this long rather than holding a connection.
+    proxy_protocol_timeout: Duration = Duration(5)
+    # Gorouter's default: a client's X-Forwarded-Proto is kept (set only when absent).
+    sanitize_forwarded_proto: bool = False
 
     # PEM strings, as in Gorouter, trusted for TLS backends in addition to the system store.
     ca_certs: tuple[str, ...] = ()
@@ -276,6 +319,12 @@ def validate(config: Config, source: str = "config") -> None:
             fail(f"ca_certs[{index}]", "expected a PEM certificate")
     if bool(config.backends.cert_chain) != bool(config.backends.private_key):
         fail("backends.private_key", "expected cert_chain and private_key to be set together")
+    if config.enable_proxy and config.proxy_protocol_timeout <= 0:
+        fail("proxy_protocol_timeout", "expected a duration > 0")
+    if config.enable_ssl:
+        problem = tls_listener.problem(config)
+        if problem is not None:
+            fail(*problem)
     for index, route in enumerate(config.static_routes):
         verdict = validate_message(route, config.stale_threshold_seconds)
         if isinstance(verdict, Rejection):

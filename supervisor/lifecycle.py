@@ -40,7 +40,28 @@ def transition(current: RouterState, target: RouterState) -> RouterState:
 
 # Keys bound to sockets, processes or memory made at start; a SIGHUP reports them instead.
 RESTART_ONLY_KEYS: Final = frozenset(
-    {"port", "bind_address", "workers", "run_dir", "status", "nats", "route_table"}
+    {
+        "port",
+        "bind_address",
+        "workers",
+        "run_dir",
+        "status",
+        "nats",
+        "route_table",
+        # Listeners are bound and set up once, when routerd starts.
+        "enable_ssl",
+        "ssl_port",
+        "tls_pem",
+        "min_tls_version",
+        "max_tls_version",
+        "cipher_suites",
+        "client_cert_validation",
+        "client_ca_certs",
+        "only_trust_client_ca_certs",
+        "tls_handshake_timeout",
+        "enable_proxy",
+        "proxy_protocol_timeout",
+    }
 )
 
 

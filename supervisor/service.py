@@ -116,7 +116,8 @@ class Supervisor:
         if problem is not None:
             raise StartupError(problem)
         self._open_tables()
-        listeners = self._bind_listeners()
+        listeners = self._bind_listeners(config.port)
+        tls_listeners = self._bind_listeners(config.ssl_port) if config.enable_ssl else None
         assert self.routing is not None
         self.status = StatusServer(config, self.snapshot, self.routes_json)
         try:
@@ -137,7 +138,12 @@ class Supervisor:
         )
         await asyncio.sleep(config.start_response_delay_interval)
         self.workers = WorkerPool(
-            config, listeners, self.routing.counters, self.table_path, self.counters_path
+            config,
+            listeners,
+            self.routing.counters,
+            self.table_path,
+            self.counters_path,
+            tls_listeners=tls_listeners,
         )
         await self.workers.start()
         self.move(RouterState.RUNNING)
@@ -188,17 +194,18 @@ class Supervisor:
         self.routing.load_static_routes()
         self.routing.publish_all()
 
-    def _bind_listeners(self) -> list[Any]:
+    def _bind_listeners(self, port: int) -> list[Any]:
+        """One SO_REUSEPORT socket per worker on `port` (the HTTP or the TLS one)."""
         config = self.config
         listeners = []
         try:
             for _ in range(config.worker_count):
-                listeners.append(bind_listener(config.bind_address, config.port))
+                listeners.append(bind_listener(config.bind_address, port))
         except OSError as exc:
             for sock in listeners:
                 sock.close()
             raise StartupError(
-                f"cannot listen on {config.bind_address}:{config.port}: {exc.strerror}"
+                f"cannot listen on {config.bind_address}:{port}: {exc.strerror}"
             ) from None
         return listeners
 

@@ -54,9 +54,12 @@ def bind_listener(host: str, port: int) -> socket.socket:
 class Worker:
     """One worker slot: its socket and its current process, if any."""
 
-    def __init__(self, index: int, listener: socket.socket) -> None:
+    def __init__(
+        self, index: int, listener: socket.socket, tls_listener: socket.socket | None = None
+    ) -> None:
         self.index = index
         self.listener = listener
+        self.tls_listener = tls_listener
         self.state = WorkerState.STOPPED
         self.process: asyncio.subprocess.Process | None = None
         self.writer: asyncio.StreamWriter | None = None
@@ -102,13 +105,17 @@ class WorkerPool:
         table_path: str,
         counters_path: str,
         clock: Callable[[], float] = time.monotonic,
+        tls_listeners: list[socket.socket] | None = None,
     ) -> None:
         self.config = config
         self.counters = counters
         self.table_path = table_path
         self.counters_path = counters_path
         self.clock = clock
-        self.workers = [Worker(index, sock) for index, sock in enumerate(listeners)]
+        self.workers = [
+            Worker(index, sock, tls_listeners[index] if tls_listeners else None)
+            for index, sock in enumerate(listeners)
+        ]
         self._stopping = False
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -137,6 +144,11 @@ class WorkerPool:
         worker.stopped.clear()
         self.counters.clear_in_flight(worker.index)
         parent, child = socket.socketpair()
+        listen_fds: tuple[int, ...] = (worker.listener.fileno(), child.fileno())
+        tls_args: tuple[str, ...] = ()
+        if worker.tls_listener is not None:
+            tls_args = ("--tls-listen-fd", str(worker.tls_listener.fileno()))
+            listen_fds += (worker.tls_listener.fileno(),)
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -148,7 +160,8 @@ class WorkerPool:
                 str(worker.listener.fileno()),
                 "--control-fd",
                 str(child.fileno()),
-                pass_fds=(worker.listener.fileno(), child.fileno()),
+                *tls_args,
+                pass_fds=listen_fds,
                 stdin=asyncio.subprocess.DEVNULL,
             )
         finally:
@@ -268,6 +281,8 @@ class WorkerPool:
         """Close the supervisor's copies, so the kernel stops queueing new connections."""
         for worker in self.workers:
             worker.listener.close()
+            if worker.tls_listener is not None:
+                worker.tls_listener.close()
 
     async def stop(self, timeout: float) -> None:
         """Ask every worker to finish in-flight requests within `timeout`, then exit."""

@@ -1,0 +1,175 @@
+"""Listeners for `enable_proxy`: each connection starts with a PROXY header, read off the raw
+socket before HTTP (or the TLS handshake) begins.
+
+The header is consumed byte-exactly (v2 by its declared length, v1 by peeking for its CRLF), so
+nothing after it is read: the socket is then handed to the event loop as a fresh connection,
+with TLS when the listener has a context. A connection whose header is missing, malformed or
+not complete within `proxy_protocol_timeout` is closed without an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Final
+
+from registry.rejection import Rejection
+from router import proxy_protocol
+from router.frontend import GorouterRequestHandler
+from router.proxy_protocol import ProxyHeader
+from supervisor.logs import EventLog
+
+log = EventLog("vcap.gorouter.router")
+
+HandlerFactory = Callable[[], GorouterRequestHandler]
+_MAX_READS: Final = proxy_protocol.V1_MAX_LENGTH  # a byte per read at worst
+_MAX_WAITS: Final = 4  # readable means data or EOF: one wait is enough
+
+
+class ProxyProtocolListener:
+    """Accepts on a listening socket and serves each connection once its header is read."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        handler_factory: HandlerFactory,
+        timeout: float,
+        tls: ssl.SSLContext | None = None,
+        tls_handshake_timeout: float = 10.0,
+    ) -> None:
+        self.sock = sock
+        self.handler_factory = handler_factory
+        self.timeout = timeout
+        self.tls = tls
+        self.tls_handshake_timeout = tls_handshake_timeout
+        self._accepting: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"ProxyProtocolListener({self.sock.getsockname()}, tls={self.tls is not None})"
+
+    def start(self) -> None:
+        self.sock.setblocking(False)
+        self._accepting = asyncio.get_running_loop().create_task(self._accept_loop())
+
+    def close(self) -> None:
+        """Stop accepting; connections already being served go on."""
+        if self._accepting is not None:
+            self._accepting.cancel()
+        for task in list(self._pending):
+            task.cancel()
+        self.sock.close()
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(self.sock)
+            except OSError as exc:  # EMFILE and friends: keep serving what we have
+                log.error("proxy-protocol-accept-failed", error=str(exc))
+                await asyncio.sleep(0.1)
+                continue
+            task = loop.create_task(self._serve(conn))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _serve(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        conn.setblocking(False)
+        try:
+            async with asyncio.timeout(self.timeout):
+                header = await read_header(loop, conn)
+        except (TimeoutError, OSError):
+            header = Rejection("no complete PROXY header in time")
+        if isinstance(header, Rejection):
+            log.info("proxy-protocol-header-rejected", error=header.reason)
+            conn.close()
+            return
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        source = header.source
+
+        def handler() -> GorouterRequestHandler:
+            made = self.handler_factory()
+            if source is not None:
+                made.peer = source
+            return made
+
+        try:
+            await loop.connect_accepted_socket(
+                handler,
+                conn,
+                ssl=self.tls,
+                ssl_handshake_timeout=self.tls_handshake_timeout if self.tls else None,
+            )
+        except (OSError, TimeoutError, ssl.SSLError):
+            conn.close()  # a failed TLS handshake: the client has been told by the alert
+
+
+async def read_header(
+    loop: asyncio.AbstractEventLoop, conn: socket.socket
+) -> ProxyHeader | Rejection:
+    """Exactly the PROXY header's bytes from a non-blocking socket, parsed."""
+    first = await _recv_exact(loop, conn, proxy_protocol.DISCRIMINATOR_LENGTH)
+    version = proxy_protocol.version_of(first)
+    if version is None:
+        return Rejection("connection did not start with a PROXY header")
+    if version == 2:
+        prefix = first + await _recv_exact(loop, conn, proxy_protocol.V2_PREFIX_LENGTH - len(first))
+        length = proxy_protocol.v2_body_length(prefix)
+        if isinstance(length, Rejection):
+            return length
+        return proxy_protocol.parse_v2(prefix, await _recv_exact(loop, conn, length))
+    line = first
+    for _ in range(_MAX_READS):
+        room = proxy_protocol.V1_MAX_LENGTH - len(line)
+        if room <= 0:
+            break
+        peeked = await _peek(loop, conn, room)
+        end = peeked.find(b"\n")
+        # Bytes before the line's end belong to the header: take them, and no more.
+        line += await _recv_exact(loop, conn, end + 1 if end >= 0 else len(peeked))
+        if end >= 0:
+            return proxy_protocol.parse_v1(line)
+    return Rejection("PROXY v1 header longer than 107 bytes")
+
+
+async def _recv_exact(loop: asyncio.AbstractEventLoop, conn: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = await loop.sock_recv(conn, count - len(data))
+        if not chunk:
+            raise ConnectionResetError("closed before the PROXY header ended")
+        data += chunk
+    return data
+
+
+async def _peek(loop: asyncio.AbstractEventLoop, conn: socket.socket, count: int) -> bytes:
+    """Bytes waiting on the socket, left there; waits until there is at least one."""
+    for _ in range(_MAX_WAITS):
+        try:
+            data = conn.recv(count, socket.MSG_PEEK)
+        except BlockingIOError:
+            await _readable(loop, conn)
+            continue
+        if not data:
+            raise ConnectionResetError("closed before the PROXY header ended")
+        return data
+    raise ConnectionResetError("socket readable but nothing to read")
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(conn.fileno(), wake)
+    try:
+        await ready
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(conn.fileno())

@@ -103,6 +103,8 @@ class RouteServiceKeys:
             sealed = base64.urlsafe_b64decode(signature)
         except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
             return Rejection(f"malformed signature headers: {exc}")
+        if len(nonce) != NONCE_BYTES:  # Go's GCM takes no other length
+            return Rejection(f"malformed signature headers: nonce of {len(nonce)} bytes")
         plain = None
         for key in (self._current, self._previous):
             if key is None:

@@ -88,6 +88,8 @@ def sanitizing(start_router, pki) -> Routerd:
             forwarded_client_cert="sanitize_set",
             sanitize_forwarded_proto=True,
             cipher_suites="ECDHE-ECDSA-AES128-GCM-SHA256:TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+            route_services_secret="rs-secret",
+            ca_certs=[pki.ca.cert_pem],
         )
     )
 
@@ -279,6 +281,33 @@ def test_forwarded_proto_is_kept_or_filled_in_when_not_sanitized(tls13_only, pki
     )
     assert received(filled.response)["x-forwarded-proto"] == ["https"]
     assert received(kept.response)["x-forwarded-proto"] == ["http"]
+
+
+def test_a_request_back_from_a_route_service_keeps_its_forwarded_proto(
+    sanitizing, pki, module_nats, module_backends, tmp_path
+):
+    """The service calls back over plain HTTP with the https it was given; that stands."""
+    cert, key = pki.ca.issue("localhost").write(tmp_path, "rs")
+    app = module_backends(name="bound-app")
+    service = module_backends(
+        "--cert", str(cert), "--key", str(key), "--route-service-to", str(sanitizing.port)
+    )
+    with NatsClient(module_nats.port) as nats:
+        register(
+            nats,
+            app.port,
+            ["bound.example.com"],
+            route_service_url=f"https://localhost:{service.port}/",
+        )
+        wait_routed(sanitizing, "bound.example.com")
+    result = get(
+        tls_port(sanitizing),
+        "bound.example.com",
+        tls=client_context(pki.ca.cert_pem),
+        server_name=FIRST,
+    )
+    assert result.response.header("X-Route-Service") == "backend"
+    assert received(result.response)["x-forwarded-proto"] == ["https"]
 
 
 # -- a real client ----------------------------------------------------------------------------

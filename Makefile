@@ -24,10 +24,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
-# nats-server for routerd and the tests; openssl's s_server is a TLS peer in the tests.
+# nats-server for routerd and the tests; openssl's s_server is a TLS peer in the tests, and curl
+# a real TLS client of routerd's own listener.
 system-deps:
 	@command -v nats-server >/dev/null 2>&1 || scripts/apt-install nats-server
 	@command -v openssl >/dev/null 2>&1 || scripts/apt-install openssl
+	@command -v curl >/dev/null 2>&1 || scripts/apt-install curl
 
 bench-deps:
 	@for tool in wrk nginx haproxy; do \

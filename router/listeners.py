@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from typing import Final, Protocol
+from typing import Protocol
 
 from router.forwarded import forwarding_for
 from router.frontend import GorouterRequestHandler, GorouterServer
 from router.proxy_listener import ProxyProtocolListener
 from supervisor.config import Config
 from supervisor.tls_listener import server_context
-
-BACKLOG: Final = 4096
+from supervisor.workers import LISTEN_BACKLOG
 
 
 class Listener(Protocol):
@@ -59,7 +58,7 @@ async def open_listeners(
         plain.start()
         listeners.append(plain)
     else:
-        listeners.append(await loop.create_server(server, sock=http_sock, backlog=BACKLOG))
+        listeners.append(await loop.create_server(server, sock=http_sock, backlog=LISTEN_BACKLOG))
     if tls_fd is None:
         return listeners
     tls_sock = socket.socket(fileno=tls_fd)
@@ -84,7 +83,7 @@ async def open_listeners(
             await loop.create_server(
                 tls_handler,
                 sock=tls_sock,
-                backlog=BACKLOG,
+                backlog=LISTEN_BACKLOG,
                 ssl=context,
                 ssl_handshake_timeout=handshake_timeout,
             )

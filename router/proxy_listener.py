@@ -82,8 +82,13 @@ class ProxyProtocolListener:
         try:
             async with asyncio.timeout(self.timeout):
                 header = await read_header(loop, conn)
-        except (TimeoutError, OSError):
+        except TimeoutError:
             header = Rejection("no complete PROXY header in time")
+        except OSError as exc:
+            header = Rejection(f"connection lost before its PROXY header ended: {exc}")
+        except asyncio.CancelledError:  # the listener is closing
+            conn.close()
+            raise
         if isinstance(header, Rejection):
             log.info("proxy-protocol-header-rejected", error=header.reason)
             conn.close()
@@ -106,6 +111,9 @@ class ProxyProtocolListener:
             )
         except (OSError, TimeoutError, ssl.SSLError):
             conn.close()  # a failed TLS handshake: the client has been told by the alert
+        except asyncio.CancelledError:
+            conn.close()
+            raise
 
 
 async def read_header(

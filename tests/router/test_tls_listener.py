@@ -3,6 +3,7 @@ X-Forwarded-Client-Cert / X-Forwarded-Proto the backend receives."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import subprocess
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.support.certs import CertificateAuthority
@@ -196,6 +198,51 @@ def test_require_mode_serves_a_certificate_from_the_client_ca(requiring, pki):
     with_cert = client_context(pki.ca.cert_pem, client=pki.client_files)
     result = get(tls_port(requiring), HOST, tls=with_cert, server_name=FIRST)
     assert result.response.status == 200
+
+
+def test_none_mode_never_asks_for_a_certificate(tls13_only, sanitizing, pki):
+    """A client certificate nobody trusts is never sent, so it cannot fail the handshake."""
+    stranger = client_context(pki.ca.cert_pem, client=pki.stranger_files)
+    result = get(tls_port(tls13_only), HOST, tls=stranger, server_name=FIRST)
+    assert result.response.status == 200
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        get(tls_port(sanitizing), HOST, tls=stranger, server_name=FIRST)
+
+
+# -- what travels over TLS --------------------------------------------------------------------
+
+
+def test_a_large_response_streams_whole_over_tls(sanitizing, pki):
+    size = 3 * 1024 * 1024 + 17
+    result = get(
+        tls_port(sanitizing),
+        HOST,
+        f"/bytes/{size}",
+        tls=client_context(pki.ca.cert_pem),
+        server_name=FIRST,
+    )
+    assert result.response.status == 200
+    assert result.response.body == b"x" * size
+
+
+def test_websocket_over_tls(sanitizing, pki):
+    async def talk() -> list[str]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(
+                f"https://127.0.0.1:{tls_port(sanitizing)}/ws",
+                headers={"Host": HOST},
+                ssl=client_context(pki.ca.cert_pem),
+                server_hostname=FIRST,
+            ) as ws,
+        ):
+            replies = []
+            for text in ("over", "tls"):
+                await ws.send_str(text)
+                replies.append((await ws.receive(timeout=5)).data)
+            return replies
+
+    assert asyncio.run(talk()) == ["echo: over", "echo: tls"]
 
 
 # -- X-Forwarded-Client-Cert ------------------------------------------------------------------

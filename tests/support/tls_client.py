@@ -62,7 +62,8 @@ def get(
     try:
         raw.sendall(proxy_header)
         if tls is not None:
-            sock = tls.wrap_socket(raw, server_hostname=server_name)
+            sock = tls.wrap_socket(raw, server_hostname=server_name, do_handshake_on_connect=False)
+            sock.do_handshake()  # here, so that `finally` closes the socket when it fails
         lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())

@@ -57,11 +57,14 @@ class ProxyProtocolListener:
 
     def close(self) -> None:
         """Stop accepting; connections already being served go on."""
-        if self._accepting is not None:
-            self._accepting.cancel()
         for task in list(self._pending):
             task.cancel()
-        self.sock.close()
+        if self._accepting is None:
+            self.sock.close()
+            return
+        # The socket closes once the pending accept has let go of it.
+        self._accepting.add_done_callback(lambda _: self.sock.close())
+        self._accepting.cancel()
 
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()

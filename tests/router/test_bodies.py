@@ -146,11 +146,22 @@ def test_pipelined_requests_are_answered_in_order(router):
     )
     with socket.create_connection(("127.0.0.1", router.port), timeout=10) as sock:
         sock.sendall(requests)
+        # One buffered reader for all five: responses may arrive in a single segment.
+        reader = sock.makefile("rb")
         paths = []
         for _ in range(5):
-            response = read_response(sock)
-            assert status_of(response) == 200
-            paths.append(__import__("json").loads(response.split(b"\r\n\r\n", 1)[1])["path"])
+            status = int(reader.readline().split(b" ", 2)[1])
+            length = 0
+            for _ in range(100):
+                line = reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            assert status == 200
+            paths.append(__import__("json").loads(reader.read(length))["path"])
+        reader.close()
     assert paths == [f"/pipe/{index}" for index in range(5)]
 
 

@@ -13,26 +13,37 @@ def raw_request(port: int, data: bytes, timeout: float = 10.0) -> bytes:
 
 
 def read_response(sock: socket.socket) -> bytes:
+    """One response (head, and a Content-Length body), never reading past it: responses to
+    pipelined requests may arrive in one segment, and the next call must still find its own."""
     buffer = b""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
+    while True:
+        peeked = sock.recv(65536, socket.MSG_PEEK)
+        if not peeked:
             return buffer
-        buffer += chunk
-    head, _, body = buffer.partition(b"\r\n\r\n")
+        end = (buffer + peeked).find(b"\r\n\r\n")
+        if end != -1:
+            buffer += _recv_exactly(sock, end + 4 - len(buffer))
+            break
+        buffer += _recv_exactly(sock, len(peeked))
     length = None
-    for line in head.split(b"\r\n")[1:]:
+    for line in buffer.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value.strip())
     if length is None:
         return buffer
-    while len(body) < length:
-        chunk = sock.recv(65536)
+    return buffer + _recv_exactly(sock, length)
+
+
+def _recv_exactly(sock: socket.socket, count: int) -> bytes:
+    """Up to `count` bytes; fewer only when the peer closes first."""
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
         if not chunk:
             break
-        body += chunk
-    return head + b"\r\n\r\n" + body
+        data += chunk
+    return data
 
 
 def status_of(response: bytes) -> int:

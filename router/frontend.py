@@ -17,6 +17,7 @@ from aiohttp.web_protocol import RequestHandler
 from registry.shm.counters import Stat
 from router.exchange import Exchange, ProxyRequest
 from router.forwarded import Forwarding
+from router.intake import GuardedRequestHandler, IntakeLimits, log_refusal
 from router.proxy import Proxy
 from router.relay import relay, relay_whole
 
@@ -133,7 +134,7 @@ class Frontend:
                 proxy.finish(ex, status, sent)
 
 
-class GorouterRequestHandler(RequestHandler):
+class GorouterRequestHandler(GuardedRequestHandler):
     """aiohttp's connection handler, answering unparseable requests the way Gorouter does."""
 
     peer: tuple[str, int] | None = None  # set before connection_made from a PROXY header
@@ -154,14 +155,19 @@ class GorouterRequestHandler(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
+        status = self.answer_status(status, exc)
+        too_large = status in (414, 431)
         manager = self._manager
         if isinstance(manager, GorouterServer):
             stats = manager.frontend.proxy.row.stats
             stats[Stat.requests] += 1
             if status == 400:
                 stats[Stat.bad_requests] += 1
+            elif too_large:
+                stats[Stat.max_request_size_exceeded] += 1
             stats[Stat.responses_4xx if status < 500 else Stat.responses_5xx] += 1
-        if status == 400 and message and "Host" in message:
+        log_refusal(status, message, self.peer)
+        if status == 400 and message and "Missing 'Host'" in message:
             response = web.Response(
                 status=400,
                 text="400 Bad Request: Request had empty Host header\n",
@@ -171,11 +177,15 @@ class GorouterRequestHandler(RequestHandler):
                     "Cache-Control": "public,max-age=2",
                 },
             )
+        elif too_large:
+            # Gorouter's MaxRequestSize handler: the status and its X-Cf-RouterError, no body.
+            response = web.Response(
+                status=status, headers={"X-Cf-RouterError": "max-request-size-exceeded"}
+            )
         else:
             text = {
                 400: "Bad Request",
                 413: "Request Entity Too Large",
-                431: "Request Header Fields Too Large",
             }.get(status, "Internal Server Error")
             response = web.Response(status=status, text=f"{status} {text}\n")
         response.force_close()
@@ -185,16 +195,23 @@ class GorouterRequestHandler(RequestHandler):
 class GorouterServer(web.Server):
     """aiohttp's low-level server with the handler above."""
 
-    def __init__(self, frontend: Frontend, **kwargs: Any) -> None:
+    def __init__(
+        self, frontend: Frontend, intake: IntakeLimits | None = None, **kwargs: Any
+    ) -> None:
+        if intake is not None:
+            kwargs.update(intake.parser_limits)
         super().__init__(frontend.handle, handler_cancellation=True, access_log=None, **kwargs)
         self.frontend = frontend
+        self.intake = intake
 
     def __call__(self) -> RequestHandler:
         return self.handler(GorouterRequestHandler)
 
     def handler(self, kind: type[GorouterRequestHandler]) -> GorouterRequestHandler:
         """A connection handler of `kind` (the TLS listener's records the client certificate)."""
-        return kind(self, loop=self._loop, **self._kwargs)
+        handler = kind(self, loop=self._loop, **self._kwargs)
+        handler.intake = self.intake
+        return handler
 
 
 __all__ = ["Frontend", "GorouterServer"]

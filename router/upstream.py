@@ -24,6 +24,14 @@ LOW_WATER: Final = 1 << 18
 _NO_BODY_STATUS: Final = frozenset({204, 304})
 
 
+class ExtraResponseBytes(Exception):
+    """A backend sent bytes after a complete response."""
+
+
+class MalformedResponse(Exception):
+    """A response head llhttp accepted and the router does not relay."""
+
+
 class UpstreamConnection(asyncio.Protocol):
     """A keep-alive connection to one endpoint, parsing responses with llhttp."""
 
@@ -92,6 +100,7 @@ class UpstreamConnection(asyncio.Protocol):
                 self._push_body(self.tail)
                 self.tail = b""
         except httptools.HttpParserError as exc:
+            # After a complete response (ExtraResponseBytes) this only closes the connection.
             self._fail(BackendError(Kind.BAD_RESPONSE, f"malformed HTTP response: {exc}"))
             self.close()
 
@@ -117,6 +126,13 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # Bytes after the end of the response (more than its Content-Length, or a second
+            # response): stop parsing them, so they can never answer the next request sent on
+            # this connection; data_received closes it instead of pooling it.
+            raise ExtraResponseBytes
+
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
@@ -126,9 +142,13 @@ class UpstreamConnection(asyncio.Protocol):
             # The usual case: the whole head came in one read.
             raw = chunks[0]
             end = raw.find(b"\r\n\r\n")
-            self.head = raw[: end + 2] if end != -1 and raw[9:10] != b"1" else final_head(raw)
+            head = raw[: end + 2] if end != -1 and raw[9:10] != b"1" else final_head(raw)
         else:
-            self.head = final_head(b"".join(chunks))
+            head = final_head(b"".join(chunks))
+        if b"\x00" in head:
+            # llhttp refuses NUL in header lines but not in the reason phrase.
+            raise MalformedResponse("NUL in the response head")
+        self.head = head
         chunks.clear()
         self._headers = None
         self.status = status

@@ -28,6 +28,7 @@ from router.accesslog import AccessLog
 from router.backend_tls import backend_tls_context
 from router.frontend import Frontend, GorouterServer
 from router.health import WorkerHealth
+from router.intake import IntakeLimits
 from router.listeners import Listener, open_listeners
 from router.proxy import Proxy
 from router.upstream_pool import UpstreamPool
@@ -35,11 +36,6 @@ from supervisor import control, gc_tuning, logs
 from supervisor.config import Config, decode_config
 
 log = logs.EventLog("vcap.gorouter.router")
-
-# Gorouter accepts request heads up to 1 MiB; aiohttp's defaults (8 KiB lines) are far smaller.
-MAX_LINE = 64 * 1024
-MAX_FIELD = 64 * 1024
-MAX_HEADERS = 512
 
 
 def c_parser_problem() -> str | None:
@@ -118,12 +114,17 @@ class Worker:
         self.proxy = Proxy(
             config, RouteLookup(reader), counters.row(self.index), health, upstream, self.access_log
         )
+        intake = IntakeLimits(
+            config.max_request_header_bytes,
+            config.max_request_headers,
+            float(config.read_header_timeout),
+            float(config.request_body_timeout),
+            self.proxy.row.stats,
+        )
         self.server = GorouterServer(
             Frontend(self.proxy),
+            intake,
             keepalive_timeout=float(config.frontend_idle_timeout),
-            max_line_size=MAX_LINE,
-            max_field_size=MAX_FIELD,
-            max_headers=MAX_HEADERS,
             auto_decompress=False,
             lingering_time=1.0,
         )
@@ -164,6 +165,10 @@ class Worker:
             self.proxy.apply_config(config)
             self.proxy.upstream.idle_timeout = float(config.backends.idle_timeout)
             self.proxy.upstream.dial_timeout = float(config.endpoint_dial_timeout)
+        intake = self.server.intake if self.server is not None else None
+        if intake is not None:
+            intake.deadlines.header_timeout = float(config.read_header_timeout)
+            intake.deadlines.body_timeout = float(config.request_body_timeout)
         if self.access_log is not None:
             self.access_log.reopen()
         log.info("worker-config-reloaded", index=self.index)

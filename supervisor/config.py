@@ -144,6 +144,19 @@ class Config(_Model, frozen=True):
     endpoint_keep_alive_probe_interval: Duration = Duration(1)
     # Gorouter's default idle timeout for client connections.
     frontend_idle_timeout: Duration = Duration(900)
+    # Gorouter's name; a whole request head (request line and header lines) must arrive within
+    # this long of its first byte. Go's zero means "never", which leaves slowloris clients
+    # holding connections for the whole idle timeout; 30 s is ample for any real client.
+    read_header_timeout: Duration = Duration(30)
+    # Project-specific: a request body that stops arriving for this long is abandoned (nginx's
+    # client_body_timeout idea: measured between reads, so large slow uploads still finish).
+    request_body_timeout: Duration = Duration(60)
+    # Gorouter's key and default: request line plus header lines, counted as Gorouter counts
+    # them; larger heads are answered 431. Gorouter caps it at 1 MiB (its http.Server's limit).
+    max_request_header_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 20)] = 1 << 20
+    # Project-specific (Gorouter has no count limit; Go's 1 MiB bounds it): more header lines
+    # than this are answered 431. Each costs a parser callback and a dict entry.
+    max_request_headers: Annotated[int, msgspec.Meta(ge=16, le=10_000)] = 512
     # Gorouter's production default: an empty pool is "temporarily unavailable", not "unknown".
     empty_pool_response_code_503: bool = True
 
@@ -300,6 +313,10 @@ def validate(config: Config, source: str = "config") -> None:
         fail("endpoint_dial_timeout", "expected a duration > 0")
     if config.endpoint_timeout <= 0:
         fail("endpoint_timeout", "expected a duration > 0")
+    if config.read_header_timeout <= 0:
+        fail("read_header_timeout", "expected a duration > 0")
+    if config.request_body_timeout <= 0:
+        fail("request_body_timeout", "expected a duration > 0")
     if config.worker_liveness_timeout <= 0:
         fail("worker_liveness_timeout", "expected a duration > 0")
     if config.route_table.publish_interval <= 0:

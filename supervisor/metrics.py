@@ -112,6 +112,11 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
             "connection_limit": totals[Stat.connection_limit],
             "empty_host": totals[Stat.empty_host],
             "invalid_app_instance": totals[Stat.invalid_app_instance],
+            "max-request-size-exceeded": totals[Stat.max_request_size_exceeded],
+        },
+        "client_timeouts": {
+            "header": totals[Stat.client_header_timeouts],
+            "body": totals[Stat.client_body_timeouts],
         },
         "latency": {**latency_percentiles(totals), "samples": requests},
         "droplets": snapshot.endpoints,
@@ -179,7 +184,17 @@ def prometheus(snapshot: Snapshot) -> str:
                 ("connection_limit", Stat.connection_limit),
                 ("empty_host", Stat.empty_host),
                 ("invalid_app_instance", Stat.invalid_app_instance),
+                ("max-request-size-exceeded", Stat.max_request_size_exceeded),
             )
+        ],
+    )
+    metric(
+        "client_timeouts_total",
+        "counter",
+        "Client connections closed for sending a request head or body too slowly.",
+        [
+            ('{phase="header"}', totals[Stat.client_header_timeouts]),
+            ('{phase="body"}', totals[Stat.client_body_timeouts]),
         ],
     )
     metric("retries_total", "counter", "Retried attempts.", [("", totals[Stat.retries])])

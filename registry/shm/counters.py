@@ -90,6 +90,12 @@ class Stat:
     pruned_endpoints: Final = 46
     in_flight: Final = 47  # a gauge: requests being proxied by this worker now
     route_service_failures: Final = 48
+    # Client-side limits and timeouts (a block of their own, away from the indexes above).
+    max_request_size_exceeded: Final = 64  # 431 (and 414 for an overlong request line)
+    client_header_timeouts: Final = (
+        65  # closed: no complete request head within read_header_timeout
+    )
+    client_body_timeouts: Final = 66  # closed: the request body stalled for request_body_timeout
 
 
 LATENCY_BOUNDS_US: Final = (

@@ -15,12 +15,14 @@ What llhttp lets through, and this module refuses before the message is queued f
   - HTTP versions other than 1.0 and 1.1 (llhttp takes 2.0, and 0.9 — also a request line
     without any version);
   - CONNECT (llhttp treats it as an upgrade; the router tunnels nothing but WebSockets);
-  - Transfer-Encoding on an HTTP/1.0 request (RFC 9112 6.1: its framing is faulty);
+  - Transfer-Encoding on an HTTP/1.0 request (RFC 9112 6.1: its framing is faulty), and any
+    Transfer-Encoding but plain `chunked` (llhttp takes codings before a final chunked);
   - a head larger than `max_request_header_bytes` in total (aiohttp limits each line only).
 The checks run in `GuardedRequestHandler.data_received`, right after the parser, and only when a
 cheap precondition holds. A keep-alive GET whose head arrives in one read smaller than the limit
-costs a few identity tests: its version is aiohttp's shared 1.1 object, it is no upgrade, and
-the read ends where the head does. Only heads split over several reads are measured exactly.
+costs a few identity tests: its version is aiohttp's shared 1.1 object, it is neither chunked nor
+an upgrade, and the read ends where the head does. Only heads split over several reads, chunked
+requests and upgrades are measured exactly.
 
 A rejected message is replaced in aiohttp's queue by an error entry, so it is answered in order
 after any earlier pipelined requests; later ones are dropped and the connection closes.
@@ -113,8 +115,14 @@ def refusal(msg: Any, max_head_bytes: int) -> BadHttpMessage | None:
         return RequestRefused(f"unsupported protocol version HTTP/{version[0]}.{version[1]}")
     if msg.method == "CONNECT":
         return RequestRefused("CONNECT is not supported")
-    if version is HttpVersion10 and msg.chunked:
-        return RequestRefused("Transfer-Encoding in an HTTP/1.0 request")
+    if msg.chunked:
+        if version is HttpVersion10:
+            return RequestRefused("Transfer-Encoding in an HTTP/1.0 request")
+        for name, value in msg.raw_headers:
+            if name.lower() == b"transfer-encoding" and value.strip().lower() != b"chunked":
+                # llhttp takes any codings before a final chunked; a backend may not (Go's
+                # server, Gorouter's, refuses them too), so it must not see them.
+                return RequestRefused("Transfer-Encoding other than chunked")
     if head_size(msg) >= max_head_bytes:
         return RequestHeadTooLarge("request head over max_request_header_bytes")
     return None
@@ -150,7 +158,8 @@ class GuardedRequestHandler(RequestHandler):
             and not self._head_bytes
             and not self._tail_unknown
             and not msg.upgrade
-            and (msg.version is HttpVersion11 or (msg.version is HttpVersion10 and not msg.chunked))
+            and (msg.version is HttpVersion11 or msg.version is HttpVersion10)
+            and not msg.chunked
             and len(data) < intake.max_head_bytes
         ):
             pass  # the common case: nothing to measure

@@ -9,6 +9,9 @@ Prints `LISTENING <port>` once it accepts connections. Modes:
 - `close-before-response`: reads a request head and closes without answering.
 - `close-reused`: answers the first request on each connection and keeps it open, then closes
   without answering when a second request arrives on it (a deterministic keep-alive race).
+- `record` (record_backend.py): logs every byte received, per connection, and each request a
+  strict parser (llhttp) finds in them; answers `200 ok`, or a canned (often malformed) response
+  for `/reply/<name>`.
 
 With `--route-service-to PORT` the http mode acts as a route service: it sends each request back
 through the router on PORT to its `X-CF-Forwarded-Url`, signature headers intact, and answers with
@@ -33,6 +36,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import ClientSession, WSMsgType, web
+
+from tests.support.record_backend import serve_recording
 
 CHUNK = 64 * 1024
 
@@ -250,7 +255,7 @@ def main() -> None:
     parser.add_argument("--name", default=f"backend-{os.getpid()}")
     parser.add_argument(
         "--mode",
-        choices=["http", "reset-after-body", "close-before-response", "close-reused"],
+        choices=["http", "reset-after-body", "close-before-response", "close-reused", "record"],
         default="http",
     )
     parser.add_argument("--delay", type=float, default=0.0)
@@ -267,7 +272,7 @@ def main() -> None:
     sock.bind(("127.0.0.1", args.port))
     sock.listen(1024)
     recorder = Recorder(args.log)
-    serve = serve_http if args.mode == "http" else serve_raw
+    serve = {"http": serve_http, "record": serve_recording}.get(args.mode, serve_raw)
     try:
         asyncio.run(serve(args, sock, recorder))
     except KeyboardInterrupt:

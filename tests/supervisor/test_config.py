@@ -157,6 +157,11 @@ def test_gorouter_defaults(text: str) -> None:
     assert config.worker_count == (os.cpu_count() or 1)
     assert config.run_dir == "/run/routerd"
     assert config.routing_table_sharding_mode == "all"
+    assert config.frontend_idle_timeout == 900.0
+    assert config.max_request_header_bytes == 1 << 20
+    assert config.max_request_headers == 512
+    assert config.read_header_timeout == 30.0
+    assert config.request_body_timeout == 60.0
 
 
 @pytest.mark.parametrize(
@@ -276,6 +281,18 @@ BAD_CONFIGS = {
         "static_routes:\n  - host: 10.0.0.1\n    port: 8080\n    uris: [app.example.com]\n"
         "    route_service_url: http://rs.example.com\n",
         "static_routes[0]: expected a valid registration: route_service_url must be https",
+    ),
+    "header limit over Gorouter's 1 MiB cap": (
+        "max_request_header_bytes: 2000000\n",
+        "max_request_header_bytes: expected int <= 1048576",
+    ),
+    "zero read_header_timeout": (
+        "read_header_timeout: 0\n",
+        "read_header_timeout: expected a duration > 0",
+    ),
+    "zero request_body_timeout": (
+        "request_body_timeout: 0s\n",
+        "request_body_timeout: expected a duration > 0",
     ),
     "static route without a port": (
         "static_routes:\n  - host: 10.0.0.1\n    uris: [app.example.com]\n",

@@ -20,9 +20,9 @@ What llhttp lets through, and this module refuses before the message is queued f
   - a head larger than `max_request_header_bytes` in total (aiohttp limits each line only).
 The checks run in `GuardedRequestHandler.data_received`, right after the parser, and only when a
 cheap precondition holds. A keep-alive GET whose head arrives in one read smaller than the limit
-costs a few identity tests: its version is aiohttp's shared 1.1 object, it is neither chunked nor
-an upgrade, and the read ends where the head does. Only heads split over several reads, chunked
-requests and upgrades are measured exactly.
+costs a few identity tests: it has aiohttp's shared empty payload (no body, so neither chunked
+nor CONNECT) and shared 1.1 version object, no upgrade, and the read ends where the head does.
+Everything else (heads split over reads, bodies, HTTP/1.0, upgrades) is checked and measured.
 
 A rejected message is replaced in aiohttp's queue by an error entry, so it is answered in order
 after any earlier pipelined requests; later ones are dropped and the connection closes.
@@ -128,23 +128,31 @@ def refusal(msg: Any, max_head_bytes: int) -> BadHttpMessage | None:
     return None
 
 
+_parse = RequestHandler.data_received  # called directly: cheaper than super() per read
+
+
 class GuardedRequestHandler(RequestHandler):
     """aiohttp's connection handler with the checks and deadlines described above."""
 
-    intake: IntakeLimits | None = None
-    # Per connection: the deadline, what it is for, bytes of an unfinished head, whether the
-    # last read may have left part of a head behind, and the body still arriving.
-    deadline = 0.0
-    deadline_kind = NONE
-    _head_bytes = 0
-    _tail_unknown = False
-    _body: Any = None
+    # Per connection: the worker's limits; the deadline and what it is for; bytes of an
+    # unfinished head; whether the next head must be measured exactly (it came in several reads,
+    # or an earlier read may have left part of it uncounted); the body still arriving.
+    __slots__ = ("_body", "_head_bytes", "_measure", "deadline", "deadline_kind", "intake")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.intake: IntakeLimits | None = None
+        self.deadline = 0.0
+        self.deadline_kind = NONE
+        self._head_bytes = 0
+        self._measure = False
+        self._body: Any = None
 
     def data_received(self, data: bytes) -> None:
         before = self._request_count
-        super().data_received(data)
+        _parse(self, data)
         intake = self.intake
-        if intake is None or self._close or self._force_close:
+        if intake is None:
             return
         added = self._request_count - before
         if not added:
@@ -152,21 +160,29 @@ class GuardedRequestHandler(RequestHandler):
             return
         msg: Any
         msg, payload = self._messages[-1]
-        if (
-            added == 1
-            and msg.__class__ is not _ErrInfo
-            and not self._head_bytes
-            and not self._tail_unknown
-            and not msg.upgrade
-            and (msg.version is HttpVersion11 or msg.version is HttpVersion10)
-            and not msg.chunked
-            and len(data) < intake.max_head_bytes
-        ):
-            pass  # the common case: nothing to measure
-        elif not self._check_new(intake, added):
+        try:
+            usual = (
+                added == 1
+                and payload is EMPTY_PAYLOAD  # no body: neither chunked nor CONNECT
+                and not self._measure
+                and not self._upgraded
+                and len(data) < intake.max_head_bytes
+                and msg.version is HttpVersion11
+            )
+        except AttributeError:  # aiohttp's own error entry, after which it parses nothing more
+            usual = False
+        if usual:
+            # Nothing to measure; attributes are written only when they change.
+            if not data.endswith(_HEAD_END):
+                self._measure = True
+            if self.deadline_kind:
+                self._body = None
+                intake.deadlines.disarm(self)
+            return
+        if not self._check_new(intake, added):
             return
         self._head_bytes = 0
-        self._tail_unknown = not data.endswith(_HEAD_END)
+        self._measure = not data.endswith(_HEAD_END)
         if payload is not EMPTY_PAYLOAD and not payload.is_eof():
             self._body = payload
             intake.deadlines.arm(self, BODY)
@@ -186,6 +202,8 @@ class GuardedRequestHandler(RequestHandler):
 
     def _partial_read(self, intake: IntakeLimits, data: bytes) -> None:
         """A read that completed no request head: part of a head, or of a body."""
+        if self._close or self._force_close:
+            return  # refused or closing: aiohttp parsed nothing
         body = self._body
         if body is not None:
             if not body.is_eof():
@@ -193,12 +211,13 @@ class GuardedRequestHandler(RequestHandler):
                 return
             # The body ended in this read; what followed it, if anything, is uncounted.
             self._body = None
-            self._tail_unknown = True
+            self._measure = True
             intake.deadlines.disarm(self)
             return
         if self._upgraded or not data:
             return  # a tunnel's bytes, or aiohttp re-parsing its own buffer
         self._head_bytes += len(data)
+        self._measure = True
         if self.deadline_kind != HEADER:
             intake.deadlines.arm(self, HEADER)
         if self._head_bytes > intake.max_head_bytes + HEAD_SLACK:
@@ -214,7 +233,9 @@ class GuardedRequestHandler(RequestHandler):
         for index in range(first, len(messages)):
             msg = messages[index][0]
             if msg.__class__ is _ErrInfo:
-                return False  # aiohttp answers it (and closes)
+                # aiohttp answers it and closes; its parser would queue one more error per read.
+                self._close = True
+                return False
             problem = refusal(msg, intake.max_head_bytes)
             if problem is not None:
                 self._refuse(problem, len(messages) - index)

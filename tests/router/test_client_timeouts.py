@@ -88,6 +88,7 @@ def test_slow_head_is_closed_and_other_clients_are_served(setup):
     assert received == [b""], "closed without an answer, as Go's ReadHeaderTimeout does"
     assert served > 0
     assert timeouts(router)["header"] == before["header"] + 1
+    assert router.events_named("request-header-timeout")
     requests, _ = seen(backend.requests_seen())
     assert not any(r["url"] == "/slowloris" for r in requests)
 
@@ -130,6 +131,7 @@ def test_stalled_body_is_abandoned(setup):
         received = list(paced(sock, b""))
     assert received[-1] == b""
     assert timeouts(router)["body"] == before["body"] + 1
+    assert router.events_named("request-body-timeout")
     requests, _ = seen(backend.requests_seen())
     assert not any(r["url"] == "/stalled" for r in requests)
 

@@ -106,6 +106,8 @@ def test_refusals_are_counted(setup):
     assert varz["router_errors"]["max-request-size-exceeded"] == before + 1
     metrics = router.status_request("GET", "/metrics").text
     assert f'router_errors_total{{error="max-request-size-exceeded"}} {before + 1}' in metrics
+    refused = router.events_named("request-refused")
+    assert refused and refused[-1]["data"]["status"] == 431
 
 
 def trickle(router: Routerd, data: bytes) -> tuple[bytes, int]:

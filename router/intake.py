@@ -28,8 +28,10 @@ A rejected message is replaced in aiohttp's queue by an error entry, so it is an
 after any earlier pipelined requests; later ones are dropped and the connection closes.
 
 Deadlines (one per connection at most, scanned by one per-worker timer, client_deadlines.py):
-  - header: armed by a read that leaves a request head incomplete, disarmed when it completes;
+  - header: armed by a read that leaves a request head incomplete (also one that completes a
+    body-less request and goes on into the next), disarmed when it completes;
     `read_header_timeout` after that read the connection is closed (as Go's ReadHeaderTimeout).
+    A partial head in the same read as the end of a body is not noticed until the next read.
   - body: armed when a head completes with its body still to come, pushed back by every read
     (and while the router itself has paused reading); `request_body_timeout` without a byte and
     the connection is closed, which abandons the request (a 499 in the access log).
@@ -135,9 +137,18 @@ class GuardedRequestHandler(RequestHandler):
     """aiohttp's connection handler with the checks and deadlines described above."""
 
     # Per connection: the worker's limits; the deadline and what it is for; bytes of an
-    # unfinished head; whether the next head must be measured exactly (it came in several reads,
-    # or an earlier read may have left part of it uncounted); the body still arriving.
-    __slots__ = ("_body", "_head_bytes", "_measure", "deadline", "deadline_kind", "intake")
+    # unfinished head, and its last three; whether the next head must be measured exactly (it
+    # came in several reads, or an earlier read may have left part of it uncounted); the body
+    # still arriving.
+    __slots__ = (
+        "_body",
+        "_head_bytes",
+        "_measure",
+        "_tail",
+        "deadline",
+        "deadline_kind",
+        "intake",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -146,6 +157,7 @@ class GuardedRequestHandler(RequestHandler):
         self.deadline_kind = NONE
         self._head_bytes = 0
         self._measure = False
+        self._tail = b""  # the last bytes of the last partial read
         self._body: Any = None
 
     def data_received(self, data: bytes) -> None:
@@ -174,21 +186,43 @@ class GuardedRequestHandler(RequestHandler):
         if usual:
             # Nothing to measure; attributes are written only when they change.
             if not data.endswith(_HEAD_END):
-                self._measure = True
-            if self.deadline_kind:
+                self._next_head_started(intake, data)
+            elif self.deadline_kind:
                 self._body = None
                 intake.deadlines.disarm(self)
             return
         if not self._check_new(intake, added):
             return
         self._head_bytes = 0
-        self._measure = not data.endswith(_HEAD_END)
-        if payload is not EMPTY_PAYLOAD and not payload.is_eof():
-            self._body = payload
-            intake.deadlines.arm(self, BODY)
-        elif self.deadline_kind:
+        self._measure = False
+        if payload is not EMPTY_PAYLOAD:
+            # Whatever follows a body in this read is uncounted: measure the next head.
+            self._measure = True
+            if not payload.is_eof():
+                self._body = payload
+                intake.deadlines.arm(self, BODY)
+                return
+        elif not self._ends_a_head(data):
+            self._next_head_started(intake, data)
+            return
+        if self.deadline_kind:
             self._body = None
             intake.deadlines.disarm(self)
+
+    def _next_head_started(self, intake: IntakeLimits, data: bytes) -> None:
+        """The read went on past a body-less request: the next head has begun. As in Go's
+        server, read_header_timeout runs from its first bytes; its size is measured exactly."""
+        self._body = None
+        self._measure = True
+        self._tail = data[-3:]
+        intake.deadlines.arm(self, HEADER)
+
+    def _ends_a_head(self, data: bytes) -> bool:
+        """Whether this read ends exactly where a head does (its blank line may have begun in
+        the read before)."""
+        if len(data) >= len(_HEAD_END):
+            return data.endswith(_HEAD_END)
+        return (self._tail + data).endswith(_HEAD_END)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self.deadline_kind and self.intake is not None:
@@ -218,6 +252,7 @@ class GuardedRequestHandler(RequestHandler):
             return  # a tunnel's bytes, or aiohttp re-parsing its own buffer
         self._head_bytes += len(data)
         self._measure = True
+        self._tail = (self._tail + data)[-3:]
         if self.deadline_kind != HEADER:
             intake.deadlines.arm(self, HEADER)
         if self._head_bytes > intake.max_head_bytes + HEAD_SLACK:

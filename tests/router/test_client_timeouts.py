@@ -103,6 +103,17 @@ def test_slow_head_after_a_request_on_the_same_connection_is_closed(setup):
     assert timeouts(router)["header"] == before["header"] + 1
 
 
+def test_head_begun_in_the_same_write_as_a_request_is_timed_out(setup):
+    router, _ = setup
+    before = timeouts(router)
+    with socket.create_connection(("127.0.0.1", router.port), timeout=10) as sock:
+        sock.sendall(f"GET /whole HTTP/1.1\r\nHost: {HOST}\r\n\r\nGET /part".encode())
+        answers = list(paced(sock, b""))
+    assert status_of(answers[0]) == 200 and answers[-1] == b""
+    # Closed for the unfinished head, not for idleness.
+    assert timeouts(router)["header"] == before["header"] + 1
+
+
 def test_idle_client_is_closed_after_frontend_idle_timeout(setup):
     router, _ = setup
     before = timeouts(router)

@@ -141,6 +141,16 @@ async def test_a_partial_head_arms_the_header_deadline(handler):
 
 
 @pytest.mark.asyncio
+async def test_a_head_begun_after_a_request_in_the_same_read_arms_the_header_deadline(handler):
+    handler.data_received(GOOD + GOOD[:10])
+    assert queued(handler) == [("request", "/good")]
+    assert handler.deadline_kind == 1
+    handler.data_received(GOOD[10:])
+    assert queued(handler) == [("request", "/good"), ("request", "/good")]
+    assert handler.deadline_kind == 0
+
+
+@pytest.mark.asyncio
 async def test_an_incomplete_body_arms_the_body_deadline(handler):
     handler.data_received(b"POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345")
     assert handler.deadline_kind == 2

@@ -34,9 +34,7 @@ class ClientDeadlines:
     """The armed connections of one worker and the timer that closes the late ones."""
 
     def __init__(self, header_timeout: float, body_timeout: float, stats: Any) -> None:
-        self.header_timeout = header_timeout
-        self.body_timeout = body_timeout
-        self.tick = min(1.0, max(0.05, min(header_timeout, body_timeout) / 10))
+        self.set_timeouts(header_timeout, body_timeout)
         self._stats = stats
         self._armed: set[SlowClient] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -47,6 +45,11 @@ class ClientDeadlines:
             f"ClientDeadlines(header={self.header_timeout}, body={self.body_timeout}, "
             f"armed={len(self._armed)})"
         )
+
+    def set_timeouts(self, header_timeout: float, body_timeout: float) -> None:
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.tick = min(1.0, max(0.05, min(header_timeout, body_timeout) / 10))
 
     def arm(self, client: SlowClient, kind: int) -> None:
         """Start (header: only if not running) or push back (body) the client's deadline."""

@@ -81,9 +81,6 @@ class IntakeLimits:
     ) -> None:
         self.max_head_bytes = max_head_bytes
         self.max_headers = max_headers
-        self.header_timeout = header_timeout
-        self.body_timeout = body_timeout
-        self.stats = stats
         self.deadlines = ClientDeadlines(header_timeout, body_timeout, stats)
 
     def __repr__(self) -> str:

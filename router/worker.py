@@ -167,8 +167,9 @@ class Worker:
             self.proxy.upstream.dial_timeout = float(config.endpoint_dial_timeout)
         intake = self.server.intake if self.server is not None else None
         if intake is not None:
-            intake.deadlines.header_timeout = float(config.read_header_timeout)
-            intake.deadlines.body_timeout = float(config.request_body_timeout)
+            intake.deadlines.set_timeouts(
+                float(config.read_header_timeout), float(config.request_body_timeout)
+            )
         if self.access_log is not None:
             self.access_log.reopen()
         log.info("worker-config-reloaded", index=self.index)

@@ -180,13 +180,16 @@ class GorouterRequestHandler(GuardedRequestHandler):
         elif too_large:
             # Gorouter's MaxRequestSize handler: the status and its X-Cf-RouterError, no body.
             response = web.Response(
-                status=status, headers={"X-Cf-RouterError": "max-request-size-exceeded"}
+                status=status,
+                headers={"X-Cf-RouterError": "max-request-size-exceeded", "Connection": "close"},
             )
+        elif status == 400:
+            # What Go's server (so Gorouter) writes for a request it cannot parse.
+            duplicate_host = message is not None and "Duplicate 'Host'" in message
+            text = "400 Bad Request: too many Host headers" if duplicate_host else "400 Bad Request"
+            response = web.Response(status=400, text=text, headers={"Connection": "close"})
         else:
-            text = {
-                400: "Bad Request",
-                413: "Request Entity Too Large",
-            }.get(status, "Internal Server Error")
+            text = {413: "Request Entity Too Large"}.get(status, "Internal Server Error")
             response = web.Response(status=status, text=f"{status} {text}\n")
         response.force_close()
         return response

@@ -17,6 +17,7 @@ import pytest
 
 from tests.router.desync_corpus import CASES, HOST, Case
 from tests.support.nats import NatsClient
+from tests.support.rawhttp import body_of, header_of, read_response, status_of
 from tests.support.record_backend import raw_bytes, seen
 from tests.support.routerd import Routerd, new_routerd
 from tests.support.routes import register, wait_routed
@@ -39,16 +40,24 @@ def setup(module_nats, module_backends):
 class _Responses:
     def __init__(self) -> None:
         self.statuses: list[int] = []
+        self.bodies: list[bytes] = []
+        self.body = b""
         self.parser: Any = None
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
 
     def on_message_complete(self) -> None:
         status = self.parser.get_status_code()
         if status >= 200:  # 100 Continue is not an answer
             self.statuses.append(status)
+            self.bodies.append(self.body)
+        self.body = b""
 
 
-def exchange(port: int, case: Case) -> tuple[list[int], bool]:
-    """Send the case's bytes; the final statuses received, and whether the router closed."""
+def exchange(port: int, case: Case) -> tuple[list[int], list[bytes], bool]:
+    """Send the case's bytes; the final statuses and bodies received, and whether the router
+    closed the connection."""
     responses = _Responses()
     parser = httptools.HttpResponseParser(responses)
     responses.parser = parser
@@ -77,7 +86,7 @@ def exchange(port: int, case: Case) -> tuple[list[int], bool]:
             # Refused requests must also be followed by a close: keep reading for it.
             if len(responses.statuses) >= wanted and case.status == 200:
                 break
-    return responses.statuses, closed
+    return responses.statuses, responses.bodies, closed
 
 
 def counters(router: Routerd) -> tuple[int, int]:
@@ -91,7 +100,7 @@ def test_case(setup, case: Case) -> None:
     log_before = len(backend.requests_seen())
     bad_before, large_before = counters(router)
 
-    statuses, closed = exchange(router.port, case)
+    statuses, bodies, closed = exchange(router.port, case)
 
     new_lines = backend.requests_seen()[log_before:]
     requests, parse_errors = seen(new_lines)
@@ -103,6 +112,10 @@ def test_case(setup, case: Case) -> None:
     else:
         assert statuses == [case.status], f"expected {case.status}, got {statuses}"
         assert closed, "a refused request must close the connection"
+        if case.status == 400:  # Go's (Gorouter's) text, or Gorouter's own for a missing Host
+            assert bodies[0].startswith(b"400 Bad Request")
+        else:  # Gorouter's MaxRequestSize handler: no body
+            assert bodies == [b""]
     assert len(requests) == case.forwarded, [r["url"] for r in requests]
     assert all(r["url"] != "/smuggled" for r in requests), "a smuggled request got through"
     for forbidden in case.never_seen:
@@ -124,3 +137,25 @@ def test_corpus_is_large_and_classified() -> None:
     for case in CASES:
         if case.tier in ("ambiguous", "severe"):
             assert case.forwarded == 0 and case.status != 200, case.name
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "body"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n", b"400 Bad Request"),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"400 Bad Request: too many Host headers",
+        ),
+    ],
+    ids=["malformed", "duplicate-host"],
+)
+def test_refusals_read_as_gorouter_answers_them(setup, request_bytes, body) -> None:
+    router, _ = setup
+    with socket.create_connection(("127.0.0.1", router.port), timeout=15) as sock:
+        sock.sendall(request_bytes)
+        response = read_response(sock)
+    assert status_of(response) == 400
+    assert body_of(response) == body
+    assert header_of(response, "Connection") == "close"
+    assert header_of(response, "Content-Type") == "text/plain; charset=utf-8"

@@ -70,6 +70,7 @@ def test_head_at_the_limit_is_431_and_never_forwarded(setup):
     assert status_of(response) == 431
     assert header_of(response, "X-Cf-RouterError") == "max-request-size-exceeded"
     assert body_of(response) == b""
+    assert header_of(response, "Connection") == "close"
     assert closed
     assert forwarded(backend, "/at-limit") == 0
 

@@ -10,10 +10,8 @@ import socket
 import aiohttp
 import pytest
 
-from tests.support.nats import NatsClient
 from tests.support.rawhttp import header_of, read_response, status_of
-from tests.support.routerd import new_routerd
-from tests.support.routes import register, wait_routed
+from tests.support.routes import routed_routerd
 
 pytestmark = pytest.mark.integration
 HOST = "bodies.example.com"
@@ -22,13 +20,8 @@ HOST = "bodies.example.com"
 @pytest.fixture(scope="module")
 def router(module_nats, module_backends):
     backend = module_backends(name="bodies")
-    router = new_routerd(module_nats.port, {"workers": 1})
-    router.start()
-    with NatsClient(module_nats.port) as nats:
-        register(nats, backend.port, [HOST])
-        wait_routed(router, HOST)
-    yield router
-    router.stop()
+    with routed_routerd(module_nats.port, backend.port, HOST, {"workers": 1}) as router:
+        yield router
 
 
 def test_content_length_body_arrives_intact(router):

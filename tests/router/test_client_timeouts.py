@@ -12,11 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.nats import NatsClient
 from tests.support.rawhttp import read_response, status_of
 from tests.support.record_backend import seen
-from tests.support.routerd import Routerd, new_routerd
-from tests.support.routes import register, wait_routed
+from tests.support.routerd import Routerd
+from tests.support.routes import routed_routerd
 
 pytestmark = pytest.mark.integration
 HOST = "slow.example.com"
@@ -27,21 +26,18 @@ GIVE_UP = 150  # paced steps (30 s) after which a connection the router left ope
 @pytest.fixture(scope="module")
 def setup(module_nats, module_backends):
     backend = module_backends("--mode", "record", name="slow")
-    router = new_routerd(
+    with routed_routerd(
         module_nats.port,
+        backend.port,
+        HOST,
         {
             "workers": 1,
             "read_header_timeout": "1s",
             "request_body_timeout": "1s",
             "frontend_idle_timeout": "3s",
         },
-    )
-    router.start()
-    with NatsClient(module_nats.port) as nats:
-        register(nats, backend.port, [HOST])
-        wait_routed(router, HOST)
-    yield router, backend
-    router.stop()
+    ) as router:
+        yield router, backend
 
 
 def timeouts(router: Routerd) -> dict[str, int]:

@@ -16,11 +16,10 @@ import httptools
 import pytest
 
 from tests.router.desync_corpus import CASES, HOST, Case
-from tests.support.nats import NatsClient
 from tests.support.rawhttp import body_of, header_of, read_response, status_of
 from tests.support.record_backend import raw_bytes, seen
-from tests.support.routerd import Routerd, new_routerd
-from tests.support.routes import register, wait_routed
+from tests.support.routerd import Routerd
+from tests.support.routes import routed_routerd
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +27,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def setup(module_nats, module_backends):
     backend = module_backends("--mode", "record", name="recorder")
-    router = new_routerd(module_nats.port, {"workers": 1})
-    router.start()
-    with NatsClient(module_nats.port) as nats:
-        register(nats, backend.port, [HOST.decode()])
-        wait_routed(router, HOST.decode())
-    yield router, backend
-    router.stop()
+    with routed_routerd(module_nats.port, backend.port, HOST.decode(), {"workers": 1}) as router:
+        yield router, backend
 
 
 class _Responses:

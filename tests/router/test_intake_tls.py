@@ -8,11 +8,9 @@ import ssl
 import pytest
 
 from tests.support.certs import CertificateAuthority
-from tests.support.nats import NatsClient
 from tests.support.ports import free_port
 from tests.support.rawhttp import body_of, header_of, status_of
-from tests.support.routerd import new_routerd
-from tests.support.routes import register, wait_routed
+from tests.support.routes import routed_routerd
 from tests.support.tls_client import client_context
 
 pytestmark = pytest.mark.integration
@@ -25,8 +23,10 @@ def setup(module_nats, module_backends):
     ca = CertificateAuthority("intake CA")
     issued = ca.issue(HOST)
     backend = module_backends(name="tls-limits")
-    router = new_routerd(
+    with routed_routerd(
         module_nats.port,
+        backend.port,
+        HOST,
         {
             "workers": 1,
             "enable_ssl": True,
@@ -35,13 +35,8 @@ def setup(module_nats, module_backends):
             "read_header_timeout": "1s",
             "max_request_header_bytes": LIMIT,
         },
-    )
-    router.start()
-    with NatsClient(module_nats.port) as nats:
-        register(nats, backend.port, [HOST])
-        wait_routed(router, HOST)
-    yield router, client_context(ca.cert_pem)
-    router.stop()
+    ) as router:
+        yield router, client_context(ca.cert_pem)
 
 
 def tls_socket(router, context: ssl.SSLContext) -> ssl.SSLSocket:

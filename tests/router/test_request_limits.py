@@ -9,11 +9,10 @@ import time
 
 import pytest
 
-from tests.support.nats import NatsClient
 from tests.support.rawhttp import body_of, header_of, read_response, status_of
 from tests.support.record_backend import seen
-from tests.support.routerd import Routerd, new_routerd
-from tests.support.routes import register, wait_routed
+from tests.support.routerd import Routerd
+from tests.support.routes import routed_routerd
 
 pytestmark = pytest.mark.integration
 HOST = "limits.example.com"
@@ -24,16 +23,13 @@ MAX_HEADERS = 32
 @pytest.fixture(scope="module")
 def setup(module_nats, module_backends):
     backend = module_backends("--mode", "record", name="limits")
-    router = new_routerd(
+    with routed_routerd(
         module_nats.port,
+        backend.port,
+        HOST,
         {"workers": 1, "max_request_header_bytes": LIMIT, "max_request_headers": MAX_HEADERS},
-    )
-    router.start()
-    with NatsClient(module_nats.port) as nats:
-        register(nats, backend.port, [HOST])
-        wait_routed(router, HOST)
-    yield router, backend
-    router.stop()
+    ) as router:
+        yield router, backend
 
 
 def head_of_size(size: int, path: str = "/sized") -> bytes:

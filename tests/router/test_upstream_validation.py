@@ -8,10 +8,8 @@ import http.client
 import pytest
 
 from router.errors import BAD_GATEWAY_BODY
-from tests.support.nats import NatsClient
 from tests.support.record_backend import seen
-from tests.support.routerd import new_routerd
-from tests.support.routes import register, wait_routed
+from tests.support.routes import routed_routerd
 
 pytestmark = pytest.mark.integration
 HOST = "upstream.example.com"
@@ -36,13 +34,8 @@ EXTRA = ["extra-response", "extra-partial-head", "extra-garbage"]
 def setup(module_nats, module_backends):
     backend = module_backends("--mode", "record", name="upstream")
     # One worker, so consecutive requests share its pool of backend connections.
-    router = new_routerd(module_nats.port, {"workers": 1})
-    router.start()
-    with NatsClient(module_nats.port) as nats:
-        register(nats, backend.port, [HOST])
-        wait_routed(router, HOST)
-    yield router, backend
-    router.stop()
+    with routed_routerd(module_nats.port, backend.port, HOST, {"workers": 1}) as router:
+        yield router, backend
 
 
 def connection_of(backend, path: str) -> int:

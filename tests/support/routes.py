@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from tests.support.nats import NatsClient
-from tests.support.routerd import Routerd
+from tests.support.routerd import Routerd, new_routerd
 from tests.support.waiting import wait_until
 
 
@@ -45,3 +47,19 @@ def wait_unrouted(router: Routerd, host: str, path: str = "/", timeout: float = 
 def route_addresses(router: Routerd, uri: str) -> list[str]:
     routes = router.status_json("/routes")
     return sorted(entry["address"] for entry in routes.get(uri, []))
+
+
+@contextlib.contextmanager
+def routed_routerd(
+    nats_port: int, backend_port: int, host: str, overrides: dict[str, Any] | None = None
+) -> Iterator[Routerd]:
+    """A started routerd that already routes `host` to the backend; stopped on the way out."""
+    router = new_routerd(nats_port, overrides)
+    router.start()
+    try:
+        with NatsClient(nats_port) as nats:
+            register(nats, backend_port, [host])
+            wait_routed(router, host)
+        yield router
+    finally:
+        router.stop()

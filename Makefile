@@ -5,11 +5,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The bench extra (matplotlib, for the plots) has its own stamp: `make test` does not need it.
+BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= etc/router.yml
 NATS_PORT ?= 4222
 PYTEST_ARGS ?=
+# Options for the benchmark harness, e.g. `make bench ARGS=--quick` (see `python -m benchmarks --help`).
+ARGS ?=
 
-.PHONY: install run test check bench clean install-service system-deps bench-deps
+.PHONY: install run test check bench bench-quick clean install-service system-deps bench-deps
 
 install: $(STAMP) system-deps
 
@@ -24,6 +28,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	@touch $@
+
 # nats-server for routerd and the tests; openssl's s_server is a TLS peer in the tests, and curl
 # a real TLS client of routerd's own listener.
 system-deps:
@@ -31,6 +39,8 @@ system-deps:
 	@command -v openssl >/dev/null 2>&1 || scripts/apt-install openssl
 	@command -v curl >/dev/null 2>&1 || scripts/apt-install curl
 
+# wrk, nginx and HAProxy: the load generator and the proxies routerd is compared with. `make test`
+# needs them too: tests/benchmarks runs the harness in its tiny mode.
 bench-deps:
 	@for tool in wrk nginx haproxy; do \
 		command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || scripts/apt-install $$tool; \
@@ -39,7 +49,7 @@ bench-deps:
 run: install
 	@scripts/run-local $(CONFIG) $(NATS_PORT)
 
-test: install
+test: install bench-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 check: install
@@ -47,8 +57,11 @@ check: install
 	$(BIN)/ruff format --check router registry supervisor tests benchmarks
 	$(BIN)/mypy
 
-bench: install bench-deps
-	$(BIN)/python -m benchmarks.run
+bench: install $(BENCH_STAMP) bench-deps
+	$(BIN)/python -m benchmarks run $(ARGS)
+
+bench-quick: install $(BENCH_STAMP) bench-deps
+	$(BIN)/python -m benchmarks run --quick $(ARGS)
 
 install-service: install
 	scripts/install-service

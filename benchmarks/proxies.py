@@ -3,9 +3,14 @@
 Everything listens on 127.0.0.1 only. Configurations are tuned the way an operator would tune
 each proxy for keep-alive traffic to one upstream, so the comparison is with each at its best:
 
-- backend: nginx, 1 worker, `return 200 "hello world\\n"`, no access log, unlimited keep-alive.
-- nginx proxy: 2 workers, upstream keep-alive pool, HTTP/1.1 upstream, `Connection ""`.
+- backend: nginx, 1 worker, `return 200 "hello world\\n"` at `/`, fixed bodies of
+  RESPONSE_SIZES bytes at `/bytes/<size>` (static files, sendfile), and `/upload`, which takes a
+  request body and answers "ok"; no access log, unlimited keep-alive.
+- nginx proxy: 2 workers, upstream keep-alive pool, HTTP/1.1 upstream, `Connection ""`, no
+  temp files for large responses.
 - HAProxy: HTTP mode, 2 threads, `http-reuse always`.
+- With a host map (the route-table sweep), nginx routes by a `map $host` and HAProxy by a map
+  file, each answering 404 to a Host it does not know, as routerd does.
 - naive: aiohttp, one shared ClientSession per process, 2 processes (see naive_proxy.py).
 """
 
@@ -32,6 +37,8 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 BACKEND_BODY = b"hello world\n"
 PROXY_WORKERS = 2
+RESPONSE_SIZES = (2, 16 * 1024, 1024 * 1024)
+UPLOAD_PATH = "/upload"
 
 
 @dataclass
@@ -66,7 +73,18 @@ def _nginx_common(workdir: Path, name: str) -> tuple[str, str]:
     )
 
 
-def backend_nginx_conf(workdir: Path, port: int) -> str:
+def bytes_path(size: int) -> str:
+    """The backend path answering a body of `size` bytes."""
+    return f"/bytes/{size}"
+
+
+def write_bodies(docroot: Path) -> None:
+    (docroot / "bytes").mkdir(parents=True, exist_ok=True)
+    for size in RESPONSE_SIZES:
+        (docroot / "bytes" / str(size)).write_bytes(b"x" * size)
+
+
+def backend_nginx_conf(workdir: Path, port: int, docroot: Path) -> str:
     main, temp_paths = _nginx_common(workdir, "backend")
     return (
         main + "worker_processes 1;\n"
@@ -75,17 +93,38 @@ def backend_nginx_conf(workdir: Path, port: int) -> str:
         "    access_log off;\n"
         "    keepalive_requests 100000000;\n"
         "    keepalive_timeout 300s;\n"
+        "    sendfile on;\n"
+        "    client_body_buffer_size 64k;\n"
         f"{temp_paths}"
         "    server {\n"
         f"        listen 127.0.0.1:{port} reuseport backlog=4096;\n"
         '        location / { default_type text/plain; return 200 "hello world\\n"; }\n'
+        "        location /bytes/ {\n"
+        f"            root {docroot};\n"
+        "            default_type application/octet-stream;\n"
+        "            open_file_cache max=16 inactive=1h;\n"
+        "        }\n"
+        f'        location = {UPLOAD_PATH} {{ default_type text/plain; return 200 "ok"; }}\n'
         "    }\n"
         "}\n"
     )
 
 
-def proxy_nginx_conf(workdir: Path, port: int, backend_port: int) -> str:
-    main, temp_paths = _nginx_common(workdir, "nginx-proxy")
+def proxy_nginx_conf(
+    workdir: Path, port: int, backend_port: int, host_map: Path | None = None, name: str = "nginx"
+) -> str:
+    """With `host_map` (lines `host backend;`), the upstream is looked up by Host."""
+    main, temp_paths = _nginx_common(workdir, f"{name}-proxy")
+    routing, location = "", "            proxy_pass http://backend;\n"
+    if host_map is not None:
+        routing = (
+            "    map_hash_max_size 262144;\n"
+            "    map_hash_bucket_size 128;\n"
+            f'    map $host $route {{ default ""; include {host_map}; }}\n'
+        )
+        location = (
+            '            if ($route = "") { return 404; }\n            proxy_pass http://$route;\n'
+        )
     return (
         main + f"worker_processes {PROXY_WORKERS};\n"
         "events { worker_connections 4096; }\n"
@@ -93,7 +132,10 @@ def proxy_nginx_conf(workdir: Path, port: int, backend_port: int) -> str:
         "    access_log off;\n"
         "    keepalive_requests 100000000;\n"
         "    keepalive_timeout 300s;\n"
+        "    client_body_buffer_size 64k;\n"
+        "    proxy_max_temp_file_size 0;\n"
         f"{temp_paths}"
+        f"{routing}"
         "    upstream backend {\n"
         f"        server 127.0.0.1:{backend_port};\n"
         "        keepalive 128;\n"
@@ -102,7 +144,7 @@ def proxy_nginx_conf(workdir: Path, port: int, backend_port: int) -> str:
         "    server {\n"
         f"        listen 127.0.0.1:{port} reuseport backlog=4096;\n"
         "        location / {\n"
-        "            proxy_pass http://backend;\n"
+        f"{location}"
         "            proxy_http_version 1.1;\n"
         '            proxy_set_header Connection "";\n'
         "            proxy_set_header Host $host;\n"
@@ -112,7 +154,14 @@ def proxy_nginx_conf(workdir: Path, port: int, backend_port: int) -> str:
     )
 
 
-def haproxy_conf(port: int, backend_port: int) -> str:
+def haproxy_conf(port: int, backend_port: int, host_map: Path | None = None) -> str:
+    """With `host_map` (lines `host backend`), a Host not in the map is answered 404."""
+    routing = (
+        f"    http-request deny deny_status 404 unless {{ req.hdr(host),lower,map({host_map}) "
+        "-m found }\n"
+        if host_map is not None
+        else ""
+    )
     return (
         "global\n"
         f"    nbthread {PROXY_WORKERS}\n"
@@ -126,6 +175,7 @@ def haproxy_conf(port: int, backend_port: int) -> str:
         "    http-reuse always\n"
         "frontend bench\n"
         f"    bind 127.0.0.1:{port}\n"
+        f"{routing}"
         "    default_backend backend\n"
         "backend backend\n"
         f"    server s1 127.0.0.1:{backend_port} maxconn 1000\n"
@@ -155,8 +205,10 @@ def wait_serving(target: Target, timeout: float = 20.0) -> Target:
 
 def start_backend(group: ProcessGroup) -> Target:
     port = free_port()
+    docroot = group.workdir / "backend-docroot"
+    write_bodies(docroot)
     conf = group.workdir / "backend-nginx.conf"
-    conf.write_text(backend_nginx_conf(group.workdir, port))
+    conf.write_text(backend_nginx_conf(group.workdir, port, docroot))
     process = group.start(
         "backend-nginx", [NGINX, "-p", str(group.workdir), "-e", "stderr", "-c", str(conf)]
     )
@@ -164,24 +216,45 @@ def start_backend(group: ProcessGroup) -> Target:
     return wait_serving(target)
 
 
-def start_nginx_proxy(group: ProcessGroup, backend_port: int) -> Target:
+def write_host_maps(workdir: Path, hosts: list[str]) -> tuple[Path, Path]:
+    """The same routes for nginx (`map` include) and HAProxy (map file), all to the backend."""
+    nginx_map = workdir / f"hosts-{len(hosts)}.nginx.map"
+    nginx_map.write_text("".join(f"{host} backend;\n" for host in hosts))
+    haproxy_map = workdir / f"hosts-{len(hosts)}.haproxy.map"
+    haproxy_map.write_text("".join(f"{host} backend\n" for host in hosts))
+    return nginx_map, haproxy_map
+
+
+def start_nginx_proxy(
+    group: ProcessGroup,
+    backend_port: int,
+    host_map: Path | None = None,
+    host: str = "bench.example.com",
+    name: str = "nginx",
+) -> Target:
     port = free_port()
-    conf = group.workdir / "nginx-proxy.conf"
-    conf.write_text(proxy_nginx_conf(group.workdir, port, backend_port))
+    conf = group.workdir / f"{name}-proxy.conf"
+    conf.write_text(proxy_nginx_conf(group.workdir, port, backend_port, host_map, name))
     process = group.start(
-        "nginx-proxy", [NGINX, "-p", str(group.workdir), "-e", "stderr", "-c", str(conf)]
+        f"{name}-proxy", [NGINX, "-p", str(group.workdir), "-e", "stderr", "-c", str(conf)]
     )
     label = f"nginx proxy ({PROXY_WORKERS} workers)"
-    return wait_serving(Target("nginx", label, port, "bench.example.com", process))
+    return wait_serving(Target("nginx", label, port, host, process))
 
 
-def start_haproxy(group: ProcessGroup, backend_port: int) -> Target:
+def start_haproxy(
+    group: ProcessGroup,
+    backend_port: int,
+    host_map: Path | None = None,
+    host: str = "bench.example.com",
+    name: str = "haproxy",
+) -> Target:
     port = free_port()
-    conf = group.workdir / "haproxy.cfg"
-    conf.write_text(haproxy_conf(port, backend_port))
-    process = group.start("haproxy", [HAPROXY, "-db", "-f", str(conf)])
+    conf = group.workdir / f"{name}.cfg"
+    conf.write_text(haproxy_conf(port, backend_port, host_map))
+    process = group.start(name, [HAPROXY, "-db", "-f", str(conf)])
     label = f"HAProxy ({PROXY_WORKERS} threads)"
-    return wait_serving(Target("haproxy", label, port, "bench.example.com", process))
+    return wait_serving(Target("haproxy", label, port, host, process))
 
 
 def start_naive_proxy(group: ProcessGroup, backend_port: int) -> Target:

@@ -4,7 +4,7 @@ aiohttp proxy, all in front of the same nginx backend, measured in alternating r
 Every target runs for the whole phase; rounds visit them in a rotating order so that drift on a
 shared machine (other jobs, thermal limits) falls on all of them alike. Each target's figure is
 its best round (the round least disturbed by outside load); every round is kept in the JSON.
-Then routerd and nginx are paced at half of routerd's peak to compare latency below saturation.
+Latency below saturation is the `latency` benchmark's (open-loop, benchmarks/latency.py).
 """
 
 from __future__ import annotations
@@ -40,16 +40,25 @@ class ProxySettings:
     seconds: float
     rounds: int
     warmup_seconds: float
-    paced_seconds: float
-    paced_rounds: int
 
 
-def start_routerd_target(group: ProcessGroup, backend_port: int, run_root: Path) -> Target:
-    """routerd with 2 workers, the backend registered over NATS under ROUTE_HOST."""
-    _, nats_port = start_nats(group)
+def start_routerd_target(
+    group: ProcessGroup,
+    backend_port: int,
+    run_root: Path,
+    nats_port: int | None = None,
+    workers: int = 2,
+    name: str = "routerd",
+) -> tuple[Routerd, Target]:
+    """routerd with `workers` workers, the backend registered over NATS under ROUTE_HOST; with no
+    `nats_port`, a nats-server of its own."""
+    if nats_port is None:
+        _, nats_port = start_nats(group)
     router = Routerd(
         group,
         nats_port,
+        name=name,
+        workers=workers,
         log_level="error",
         # The phase may outlast Gorouter's 120 s stale threshold; one registration must do.
         overrides={"droplet_stale_threshold": 3600},
@@ -58,17 +67,26 @@ def start_routerd_target(group: ProcessGroup, backend_port: int, run_root: Path)
     router.start()
     assert router.process is not None
     publish(nats_port, "router.register", [register_message(backend_port, [ROUTE_HOST])])
-    target = Target("routerd", "routerd (2 workers)", router.port, ROUTE_HOST, router.process)
-    return wait_serving(target)
+    label = f"routerd ({workers} worker{'s' if workers > 1 else ''})"
+    target = Target("routerd", label, router.port, ROUTE_HOST, router.process)
+    return router, wait_serving(target)
 
 
-def measure(target: Target, seconds: float, script: Path | None = None) -> dict[str, Any]:
+def measure(
+    target: Target,
+    seconds: float,
+    script: Path | None = None,
+    path: str = "/",
+    connections: int = CONNECTIONS,
+) -> dict[str, Any]:
     """One wrk run, with the CPU time the target's processes used meanwhile."""
     target.process.check_running()
     pids = process_tree(target.process.pid)
     cpu_before = tree_cpu_seconds(pids)
     started = time.monotonic()
-    result = wrk.run(target.port, target.host, seconds, connections=CONNECTIONS, script=script)
+    result = wrk.run(
+        target.port, target.host, seconds, connections=connections, script=script, path=path
+    )
     wall = time.monotonic() - started
     cpu = tree_cpu_seconds(pids) - cpu_before
     run = result.to_json()
@@ -89,9 +107,8 @@ def run_proxy(workdir: Path, run_root: Path, settings: ProxySettings, say: Say) 
             start_nginx_proxy(group, backend.port),
             start_haproxy(group, backend.port),
             start_naive_proxy(group, backend.port),
-            start_routerd_target(group, backend.port, run_root),
+            start_routerd_target(group, backend.port, run_root)[1],
         ]
-        by_name = {target.name: target for target in targets}
         for target in targets:
             say(f"warm-up {target.label} ({settings.warmup_seconds:.0f} s)")
             wrk.run(target.port, target.host, settings.warmup_seconds, CONNECTIONS)
@@ -112,7 +129,6 @@ def run_proxy(workdir: Path, run_root: Path, settings: ProxySettings, say: Say) 
             f"routerd/{base}": round(router_rps / best[base]["rps"], 3) if best[base]["rps"] else 0
             for base in RATIO_BASES
         }
-        paced = run_paced(by_name, router_rps / 2, settings, workdir, say)
         return {
             "settings": {**settings.__dict__, "connections": CONNECTIONS, "wrk_threads": 1},
             "selection": "best round by req/s; latency percentiles from that round",
@@ -120,31 +136,4 @@ def run_proxy(workdir: Path, run_root: Path, settings: ProxySettings, say: Say) 
             "runs": runs,
             "best": best,
             "ratios": ratios,
-            "paced": paced,
         }
-
-
-def run_paced(
-    targets: dict[str, Target], target_rps: float, settings: ProxySettings, workdir: Path, say: Say
-) -> dict[str, Any]:
-    """routerd and nginx at the same offered rate (half routerd's peak), alternating."""
-    script = wrk.paced_script(workdir, CONNECTIONS, target_rps)
-    runs: dict[str, list[dict[str, Any]]] = {"routerd": [], "nginx": []}
-    for round_index in range(settings.paced_rounds):
-        order = ["routerd", "nginx"] if round_index % 2 == 0 else ["nginx", "routerd"]
-        for name in order:
-            run = measure(targets[name], settings.paced_seconds, script=script)
-            runs[name].append(run)
-            say(
-                f"paced at ~{target_rps:.0f} req/s, {targets[name].label}: {run['rps']:.0f} req/s, "
-                f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms"
-            )
-    # The round with the lower p99 is the one least disturbed by outside load.
-    best = {name: min(results, key=lambda run: run["p99_ms"]) for name, results in runs.items()}
-    return {
-        "target_rps": round(target_rps),
-        "selection": "round with the lowest p99",
-        "script": script.read_text(),
-        "runs": runs,
-        "best": best,
-    }

@@ -58,17 +58,62 @@ def proxy_section(proxy: dict[str, Any]) -> list[str]:
         "  routerd ÷ "
         + ", ".join(f"{base.split('/')[1]} {fmt_ratio(value)}" for base, value in ratios.items())
     )
-    paced = proxy["paced"]
-    out.append(
-        f"  paced at ~{fmt_rate(paced['target_rps'])} req/s (half routerd's peak; "
-        f"{paced['selection']}):"
-    )
-    for name, run in paced["best"].items():
-        out.append(
-            f"    {proxy['labels'][name]:<24} achieved {fmt_rate(run['rps'])} req/s, "
-            f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms"
-        )
     out.append("  (CPU: the target's own processes; the backend's CPU is not included for proxies)")
+    return out
+
+
+def sweep_section(sweep: dict[str, Any]) -> list[str]:
+    settings = sweep["settings"]
+    targets = sweep["targets"]
+    out = [
+        f"SWEEP  wrk -t1, {settings['seconds']:.0f} s x {settings['rounds']} alternating rounds; "
+        "median round; ÷nginx and ÷direct are req/s ratios; us/req is the target's own CPU",
+    ]
+    header = ["scenario", *(f"{name} req/s" for name in targets)]
+    header += [f"{name} ÷nginx" for name in targets if name != "nginx"]
+    header += [f"{name} ÷direct" for name in targets if name != "direct"]
+    header += [f"{name} us/req" for name in targets]
+    header.append("errors")
+    rows = []
+    for name, scenario in sweep["scenarios"].items():
+        median, ratios = scenario["median"], scenario["ratios"]
+        row = [name, *(fmt_rate(median[t]["rps"]) for t in targets)]
+        row += [f"{ratios[t]['to_nginx']:.2f}" for t in targets if t != "nginx"]
+        row += [f"{ratios[t]['to_direct']:.2f}" for t in targets if t != "direct"]
+        row += [f"{median[t]['cpu_us_per_request']:.0f}" for t in targets]
+        row.append(str(sum(median[t]["errors"] for t in targets)))
+        rows.append(row)
+    out += table_rows(header, rows)
+    return out
+
+
+def latency_section(latency: dict[str, Any]) -> list[str]:
+    settings = latency["settings"]
+    out = [
+        f"LATENCY  open loop ({latency['generator']} generator), {settings['connections']} "
+        f"connections, {settings['seconds']:g} s per run; latency from each request's scheduled "
+        "send time",
+    ]
+    header = ["target", "load", "rate/s", "achieved/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms"]
+    header.append("gen lag p99 us")
+    rows = []
+    for fraction, runs in latency["fractions"].items():
+        for name, report in runs.items():
+            lat = report["latency_us"]
+            rows.append(
+                [
+                    latency["labels"][name],
+                    f"{float(fraction):.0%} of {fmt_rate(latency['peaks'][name]['rps'])}",
+                    fmt_rate(report["target_rps"]),
+                    fmt_rate(report["achieved_rps"]) + ("" if report["kept_up"] else " (behind)"),
+                    f"{lat['p50'] / 1000:.2f}",
+                    f"{lat['p99'] / 1000:.2f}",
+                    f"{lat['p99.9'] / 1000:.2f}",
+                    f"{lat['max'] / 1000:.2f}",
+                    f"{report['send_lag_us']['p99']:.0f}",
+                ]
+            )
+    out += table_rows(header, rows)
     return out
 
 
@@ -251,7 +296,13 @@ def render(results: dict[str, Any]) -> str:
         "machine whose other load drifts.",
         "",
     ]
-    sections = (("proxy", proxy_section), ("table", table_section), ("storm", storm_section))
+    sections = (
+        ("proxy", proxy_section),
+        ("sweep", sweep_section),
+        ("latency", latency_section),
+        ("table", table_section),
+        ("storm", storm_section),
+    )
     for name, section in sections:
         if name in results:
             lines += [*section(results[name]), ""]

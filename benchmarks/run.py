@@ -1,9 +1,11 @@
-"""`python -m benchmarks.run [--quick] [--only proxy|table|storm]`: run, report, save JSON.
+"""Running the benchmarks: plans (full, quick, tiny), run, report, save JSON and plots.
 
-Results go to stdout (a readable report) and to benchmarks/results/<timestamp>.json. Temporary
-files live under one temp dir (logs, configs) and one tmpfs dir (shared tables, like /run); both
-are removed at the end, except the log dir when something failed. Every process started is
-stopped on the way out, also on Ctrl-C or SIGTERM.
+`python -m benchmarks run` (see benchmarks/__main__.py) is the entry; `python -m benchmarks.run`
+still works and takes the same options. Results go to stdout (a readable report), to
+benchmarks/results/<timestamp>.json and, when matplotlib is installed, to PNG plots beside it.
+Temporary files live under one temp dir (logs, configs) and one tmpfs dir (shared tables, like
+/run); both are removed at the end, except the log dir when something failed. Every process
+started is stopped on the way out, also on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,26 +25,40 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from benchmarks import plots
+from benchmarks.latency import LatencySettings, run_latency
 from benchmarks.processes import BenchmarkError, load_average
 from benchmarks.proxies import HAPROXY, NGINX, repo_root
 from benchmarks.proxy import ProxySettings, run_proxy
 from benchmarks.report import render
 from benchmarks.storm import StormSettings, run_storm
+from benchmarks.sweep import SCENARIOS, Scenario, SweepSettings, run_sweep
 from benchmarks.table import TableSettings, run_table
 from benchmarks.wrk import WRK
 
-BENCHMARKS = ("proxy", "table", "storm")
+BENCHMARKS = ("proxy", "sweep", "latency", "table", "storm")
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 @dataclass(frozen=True)
 class Plan:
     proxy: ProxySettings
+    sweep: SweepSettings
+    latency: LatencySettings
     table: TableSettings
     storm: StormSettings
 
 
+def scenarios(*names: str) -> tuple[Scenario, ...]:
+    return tuple(scenario for scenario in SCENARIOS if scenario.name in names)
+
+
 QUICK = Plan(
-    proxy=ProxySettings(seconds=3, rounds=2, warmup_seconds=1, paced_seconds=3, paced_rounds=1),
+    proxy=ProxySettings(seconds=3, rounds=2, warmup_seconds=1),
+    sweep=SweepSettings(seconds=1, rounds=1, warmup_seconds=1),
+    latency=LatencySettings(
+        peak_seconds=1, peak_rounds=1, seconds=2, warmup_seconds=0.5, fractions=(0.5,)
+    ),
     table=TableSettings(
         sizes=(1_000, 10_000, 100_000),
         endpoints=2,
@@ -66,7 +82,11 @@ QUICK = Plan(
 )
 
 FULL = Plan(
-    proxy=ProxySettings(seconds=10, rounds=3, warmup_seconds=3, paced_seconds=10, paced_rounds=2),
+    proxy=ProxySettings(seconds=5, rounds=3, warmup_seconds=2),
+    sweep=SweepSettings(seconds=2, rounds=3, warmup_seconds=1),
+    latency=LatencySettings(
+        peak_seconds=2, peak_rounds=2, seconds=5, warmup_seconds=1, fractions=(0.5, 0.8)
+    ),
     table=TableSettings(
         sizes=(1_000, 10_000, 100_000),
         endpoints=2,
@@ -88,6 +108,45 @@ FULL = Plan(
         heartbeat_window=60,
     ),
 )
+
+
+# A few seconds each, every code path once: what tests/benchmarks runs so the harness cannot rot.
+TINY = Plan(
+    proxy=ProxySettings(seconds=1, rounds=1, warmup_seconds=1),
+    sweep=SweepSettings(
+        seconds=1,
+        rounds=1,
+        warmup_seconds=1,
+        scenarios=(
+            *scenarios("baseline", "post-16KiB", "workers-1"),
+            Scenario("routes-1k", "routes", "1k", routes=1_000),
+        ),
+    ),
+    latency=LatencySettings(
+        peak_seconds=1, peak_rounds=1, seconds=0.5, warmup_seconds=0.2, fractions=(0.5,)
+    ),
+    table=TableSettings(
+        sizes=(1_000,),
+        endpoints=2,
+        lookup_seconds=0.2,
+        visibility_preload=1_000,
+        visibility_rate=2_000,
+        visibility_count=200,
+        burst_count=500,
+        storm_routes=2_000,
+        timeout=60,
+    ),
+    storm=StormSettings(
+        messages=2_000,
+        levels=("error",),
+        visible_timeout=30,
+        stall_timeout=10,
+        heartbeat_routes=1_000,
+        heartbeat_interval=1,
+        heartbeat_window=1,
+    ),
+)
+PLANS = {"full": FULL, "quick": QUICK, "tiny": TINY}
 
 
 def say(message: str) -> None:
@@ -139,9 +198,11 @@ def shm_root() -> str | None:
 def run_selected(
     only: list[str], mode: str, workdir: Path, shmdir: Path, results: dict[str, Any]
 ) -> None:
-    plan = QUICK if mode == "quick" else FULL
+    plan = PLANS[mode]
     runners: dict[str, Callable[[], dict[str, Any]]] = {
         "proxy": lambda: run_proxy(workdir / "proxy", shmdir, plan.proxy, say),
+        "sweep": lambda: run_sweep(workdir / "sweep", shmdir, plan.sweep, say),
+        "latency": lambda: run_latency(workdir / "latency", shmdir, plan.latency, say),
         "table": lambda: run_table(shmdir, plan.table, say),
         "storm": lambda: run_storm(workdir / "storm", shmdir, plan.storm, say),
     }
@@ -157,21 +218,34 @@ def run_selected(
         say(f"{name} took {time.monotonic() - started:.0f} s")
 
 
-def save(results: dict[str, Any]) -> Path:
-    directory = Path(__file__).resolve().parent / "results"
-    directory.mkdir(exist_ok=True)
+def save(results: dict[str, Any], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short smoke run (~2 minutes)")
-    parser.add_argument("--only", choices=BENCHMARKS, action="append", help="repeatable")
-    args = parser.parse_args(argv)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--quick", action="store_true", help="short smoke run (under 2 minutes)")
+    modes.add_argument(
+        "--tiny", action="store_true", help="seconds per benchmark, for the harness's own test"
+    )
+    parser.add_argument(
+        "--only", choices=BENCHMARKS, action="append", help="run only this one (repeatable)"
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help=f"where the JSON and plots go (default {RESULTS_DIR})",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="write the JSON only")
+
+
+def run(args: argparse.Namespace) -> int:
     only = args.only or list(BENCHMARKS)
-    mode = "quick" if args.quick else "full"
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, raise_interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -180,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     shmdir = Path(tempfile.mkdtemp(prefix="routerd-bench-", dir=shm_root()))
     results: dict[str, Any] = {"meta": metadata(mode, only)}
     interrupted = False
+    started = time.monotonic()
+    say(f"{mode} run of {', '.join(only)}; logs in {workdir}")
     try:
         run_selected(only, mode, workdir, shmdir, results)
     except KeyboardInterrupt:
@@ -189,15 +265,26 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(shmdir, ignore_errors=True)
         results["meta"]["load_after"] = load_average()
         results["meta"]["interrupted"] = interrupted
+        results["meta"]["seconds"] = round(time.monotonic() - started, 1)
         failed = interrupted or bool(results.get("errors"))
         if failed:
             say(f"logs and configs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    path = save(results)
+    path = save(results, args.results_dir)
     print(render(results))
     print(f"JSON results: {path}")
+    if not args.no_plots:
+        for line in plots.write_all(results, path):
+            print(line)
+    say(f"done in {results['meta']['seconds']:.0f} s")
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

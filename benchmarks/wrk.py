@@ -1,8 +1,9 @@
 """Running wrk and reading its report.
 
-Closed-loop runs (`run`) measure peak throughput. Paced runs (`run_paced`) add a Lua `delay()`
-so each connection waits between requests, which holds the offered rate near a target and shows
-latency below saturation (wrk has no true open-loop mode; the achieved rate is reported).
+wrk is closed-loop (each connection sends its next request when the last one is answered), which
+is right for peak throughput. Latency below saturation is measured open-loop by
+benchmarks.loadgen instead. The Lua scripts here only shape the requests: a POST body, or a Host
+drawn at random from the registered routes.
 """
 
 from __future__ import annotations
@@ -26,13 +27,20 @@ _TOTAL = re.compile(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m),", re.MULTILINE)
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 
-PACED_SCRIPT = """\
--- Each connection waits about `interval_ms` between requests (jittered so the connections do
--- not fall into step), keeping the offered rate near connections * 1000 / interval_ms.
-local interval_ms = {interval_ms}
-math.randomseed(os.time())
-delay = function()
-  return math.floor(interval_ms * (0.5 + math.random()))
+POST_SCRIPT = """\
+wrk.method = "POST"
+wrk.body = string.rep("x", {size})
+wrk.headers["Content-Type"] = "application/octet-stream"
+"""
+
+HOSTS_SCRIPT = """\
+-- Each request carries a Host drawn at random from the {count} registered routes.
+local count = {count}
+local template = "{template}"
+math.randomseed({seed})
+request = function()
+  local host = string.format(template, math.random(0, count - 1))
+  return wrk.format(nil, nil, {{["Host"] = host}})
 end
 """
 
@@ -99,8 +107,9 @@ def run(
     connections: int = 64,
     threads: int = 1,
     script: Path | None = None,
+    path: str = "/",
 ) -> WrkResult:
-    """One wrk run against http://127.0.0.1:port/ with `Host: host`; bounded by a timeout."""
+    """One wrk run against http://127.0.0.1:port<path> with `Host: host`; bounded by a timeout."""
     duration = max(1, round(seconds))
     argv = [
         WRK,
@@ -115,7 +124,7 @@ def run(
     ]
     if script is not None:
         argv += ["-s", str(script)]
-    argv.append(f"http://127.0.0.1:{port}/")
+    argv.append(f"http://127.0.0.1:{port}{path}")
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=duration + 30, check=False
@@ -127,16 +136,15 @@ def run(
     return parse(done.stdout)
 
 
-def paced_script(workdir: Path, connections: int, target_rps: float) -> Path:
-    """A Lua script pacing `connections` connections to about `target_rps` in total."""
-    interval_ms = max(1, round(connections * 1000 / max(target_rps, 1.0)))
-    path = workdir / f"paced-{interval_ms}ms.lua"
-    path.write_text(PACED_SCRIPT.format(interval_ms=interval_ms))
+def post_script(workdir: Path, size: int) -> Path:
+    """A script making every request a POST with a `size`-byte body."""
+    path = workdir / f"post-{size}.lua"
+    path.write_text(POST_SCRIPT.format(size=size))
     return path
 
 
-def run_paced(
-    port: int, host: str, seconds: float, target_rps: float, workdir: Path, connections: int = 64
-) -> WrkResult:
-    script = paced_script(workdir, connections, target_rps)
-    return run(port, host, seconds, connections=connections, script=script)
+def hosts_script(workdir: Path, count: int, template: str, seed: int = 1) -> Path:
+    """A script spreading requests over hosts `template % i` for i in range(count)."""
+    path = workdir / f"hosts-{count}.lua"
+    path.write_text(HOSTS_SCRIPT.format(count=count, template=template, seed=seed))
+    return path

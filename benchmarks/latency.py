@@ -1,0 +1,116 @@
+"""Latency below saturation, open-loop: each target paced at fixed fractions of its own peak.
+
+First each target's peak is measured closed-loop with wrk (median of alternating rounds, the
+sweep's baseline request: a 2-byte GET over 64 connections). Then benchmarks.loadgen sends
+requests on a fixed schedule at each fraction of that peak, over the same 64 keep-alive
+connections, measuring every latency from the request's scheduled send time, so a stall counts
+for every request it delays (no coordinated omission). The generator's achieved rate and send
+lag are kept beside each result: a run whose generator fell behind is marked.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import loadgen, wrk
+from benchmarks.processes import ProcessGroup
+from benchmarks.proxies import Target, bytes_path, check_tools
+from benchmarks.proxy import measure
+from benchmarks.sweep import TARGETS, Bench
+
+Say = Callable[[str], None]
+CONNECTIONS = 64
+PATH = bytes_path(2)
+# Below this share of the target rate, the generator (or the target) did not keep up.
+KEPT_UP = 0.97
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    peak_seconds: float
+    peak_rounds: int
+    seconds: float
+    warmup_seconds: float
+    fractions: tuple[float, ...]
+
+
+def measure_peaks(
+    targets: dict[str, Target], settings: LatencySettings, say: Say
+) -> dict[str, dict[str, Any]]:
+    order = [targets[name] for name in TARGETS]
+    runs: dict[str, list[float]] = {name: [] for name in TARGETS}
+    for round_index in range(settings.peak_rounds):
+        shift = round_index % len(order)
+        for target in order[shift:] + order[:shift]:
+            runs[target.name].append(measure(target, settings.peak_seconds, path=PATH)["rps"])
+    peaks = {
+        name: {"rps": statistics.median(values), "rounds": values} for name, values in runs.items()
+    }
+    say("peaks: " + ", ".join(f"{name} {peak['rps']:,.0f}/s" for name, peak in peaks.items()))
+    return peaks
+
+
+def paced_run(
+    binary: Path | None, target: Target, rate: float, settings: LatencySettings
+) -> dict[str, Any]:
+    report = loadgen.run(
+        binary,
+        target.port,
+        target.host,
+        rate,
+        settings.seconds,
+        CONNECTIONS,
+        warmup=settings.warmup_seconds,
+        path=PATH,
+    )
+    report["kept_up"] = report["achieved_rps"] >= KEPT_UP * rate
+    return report
+
+
+def run_latency(
+    workdir: Path, run_root: Path, settings: LatencySettings, say: Say
+) -> dict[str, Any]:
+    check_tools()
+    binary = loadgen.build(workdir)
+    say(
+        "load generator: "
+        + (f"loadgen.c built in {binary}" if binary else "no C compiler, the Python fallback")
+    )
+    with ProcessGroup(workdir) as group:
+        say("starting backend nginx, nginx proxy, HAProxy, nats-server, routerd")
+        targets = Bench(group, run_root, say).targets
+        for target in targets.values():
+            wrk.run(target.port, target.host, settings.warmup_seconds or 1, CONNECTIONS, path=PATH)
+        peaks = measure_peaks(targets, settings, say)
+        results: dict[str, dict[str, Any]] = {}
+        for fraction_index, fraction in enumerate(settings.fractions):
+            key = f"{fraction:g}"
+            results[key] = {}
+            shift = fraction_index % len(TARGETS)
+            for name in TARGETS[shift:] + TARGETS[:shift]:
+                rate = fraction * peaks[name]["rps"]
+                report = paced_run(binary, targets[name], rate, settings)
+                results[key][name] = report
+                lat = report["latency_us"]
+                say(
+                    f"{name} at {fraction:.0%} of peak ({rate:,.0f}/s): "
+                    f"p50 {lat['p50'] / 1000:.2f} ms, p99 {lat['p99'] / 1000:.2f} ms, "
+                    f"p99.9 {lat['p99.9'] / 1000:.2f} ms"
+                    + (
+                        ""
+                        if report["kept_up"]
+                        else f" (achieved only {report['achieved_rps']:,.0f}/s)"
+                    )
+                )
+        labels = {name: targets[name].label for name in TARGETS}
+    return {
+        "settings": {**settings.__dict__, "connections": CONNECTIONS, "path": PATH},
+        "generator": "c" if binary else "python",
+        "labels": labels,
+        "peaks": peaks,
+        "fractions": results,
+    }

@@ -1,0 +1,119 @@
+"""The benchmark harness runs end to end (tiny mode) and its results say what they claim.
+
+The tiny run starts the real backend nginx, nginx proxy, HAProxy, nats-server and routerd, drives
+them with wrk and the open-loop generator, and writes the JSON (and plots when matplotlib is
+installed), so a change that breaks the harness fails here instead of on the next `make bench`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.run import TINY
+from benchmarks.sweep import TARGETS
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
+    results_dir = tmp_path_factory.mktemp("results")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--tiny", "--results-dir", str(results_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    [path] = results_dir.glob("*.json")
+    return json.loads(path.read_text()), path, done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_tiny_run_measures_every_benchmark_without_errors(
+    tiny_run: tuple[dict[str, Any], Path, str],
+) -> None:
+    results, _, stdout = tiny_run
+    assert results["meta"]["mode"] == "tiny"
+    assert not results.get("errors")
+    assert set(results) >= {"proxy", "sweep", "latency", "table", "storm"}
+    for section in ("PROXY", "SWEEP", "LATENCY", "TABLE", "STORM"):
+        assert f"\n{section}  " in stdout
+    assert all(value > 0 for value in results["proxy"]["ratios"].values())
+    assert results["storm"]["runs"]["error"]["dropped"] == 0
+
+
+@pytest.mark.timeout(300)
+def test_sweep_gives_positive_ratios_and_cpu_for_every_target(
+    tiny_run: tuple[dict[str, Any], Path, str],
+) -> None:
+    sweep = tiny_run[0]["sweep"]
+    assert list(sweep["scenarios"]) == [scenario.name for scenario in TINY.sweep.scenarios]
+    for name, scenario in sweep["scenarios"].items():
+        assert set(scenario["median"]) == set(TARGETS), name
+        for target in TARGETS:
+            median = scenario["median"][target]
+            assert median["rps"] > 0, (name, target)
+            assert median["errors"] == 0, (name, target)
+            assert median["cpu_us_per_request"] > 0, (name, target)
+            ratios = scenario["ratios"][target]
+            assert ratios["to_nginx"] > 0 and ratios["to_direct"] > 0, (name, target)
+        assert scenario["ratios"]["nginx"]["to_nginx"] == 1.0
+    # The worker sweep really ran routerd with one worker.
+    assert sweep["scenarios"]["workers-1"]["labels"]["routerd"] == "routerd (1 worker)"
+
+
+@pytest.mark.timeout(300)
+def test_latency_is_paced_open_loop_at_a_fraction_of_each_peak(
+    tiny_run: tuple[dict[str, Any], Path, str],
+) -> None:
+    latency = tiny_run[0]["latency"]
+    [(fraction, runs)] = latency["fractions"].items()
+    assert float(fraction) == TINY.latency.fractions[0]
+    assert set(runs) == set(TARGETS)
+    for target, report in runs.items():
+        peak = latency["peaks"][target]["rps"]
+        assert report["target_rps"] == pytest.approx(float(fraction) * peak, rel=0.01)
+        assert report["completed"] > 0 and report["errors"] == 0, target
+        lat = report["latency_us"]
+        assert 0 < lat["p50"] <= lat["p99"] <= lat["p99.9"] <= lat["max"], target
+        assert [q for q, _ in report["cdf_us"]] == sorted(q for q, _ in report["cdf_us"])
+
+
+@pytest.mark.timeout(300)
+def test_plots_are_written_when_matplotlib_is_installed(
+    tiny_run: tuple[dict[str, Any], Path, str],
+) -> None:
+    _, path, stdout = tiny_run
+    plots = [Path(f"{path.with_suffix('')}-{name}.png") for name in ("sweep", "latency", "proxy")]
+    if importlib.util.find_spec("matplotlib") is None:
+        assert "plots skipped: matplotlib cannot be imported" in stdout
+        assert not any(plot.exists() for plot in plots)
+    else:
+        for plot in plots:
+            assert plot.read_bytes().startswith(PNG_MAGIC), plot
+            assert f"plot: {plot}" in stdout
+
+
+def test_help_lists_the_subcommands() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for command in ("run", "plot", "calibrate"):
+        assert command in done.stdout

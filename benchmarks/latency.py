@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import loadgen, wrk
-from benchmarks.processes import ProcessGroup
-from benchmarks.proxies import Target, bytes_path, check_tools
+from benchmarks import loadgen
+from benchmarks.proxies import Target, bytes_path
 from benchmarks.proxy import measure
 from benchmarks.sweep import TARGETS, Bench
 
@@ -71,42 +70,31 @@ def paced_run(
     return report
 
 
-def run_latency(
-    workdir: Path, run_root: Path, settings: LatencySettings, say: Say
-) -> dict[str, Any]:
-    check_tools()
+def run_latency(bench: Bench, settings: LatencySettings, workdir: Path, say: Say) -> dict[str, Any]:
     binary = loadgen.build(workdir)
     say(
         "load generator: "
         + (f"loadgen.c built in {binary}" if binary else "no C compiler, the Python fallback")
     )
-    with ProcessGroup(workdir) as group:
-        say("starting backend nginx, nginx proxy, HAProxy, nats-server, routerd")
-        targets = Bench(group, run_root, say).targets
-        for target in targets.values():
-            wrk.run(target.port, target.host, settings.warmup_seconds or 1, CONNECTIONS, path=PATH)
-        peaks = measure_peaks(targets, settings, say)
-        results: dict[str, dict[str, Any]] = {}
-        for fraction_index, fraction in enumerate(settings.fractions):
-            key = f"{fraction:g}"
-            results[key] = {}
-            shift = fraction_index % len(TARGETS)
-            for name in TARGETS[shift:] + TARGETS[:shift]:
-                rate = fraction * peaks[name]["rps"]
-                report = paced_run(binary, targets[name], rate, settings)
-                results[key][name] = report
-                lat = report["latency_us"]
-                say(
-                    f"{name} at {fraction:.0%} of peak ({rate:,.0f}/s): "
-                    f"p50 {lat['p50'] / 1000:.2f} ms, p99 {lat['p99'] / 1000:.2f} ms, "
-                    f"p99.9 {lat['p99.9'] / 1000:.2f} ms"
-                    + (
-                        ""
-                        if report["kept_up"]
-                        else f" (achieved only {report['achieved_rps']:,.0f}/s)"
-                    )
-                )
-        labels = {name: targets[name].label for name in TARGETS}
+    targets = bench.targets
+    peaks = measure_peaks(targets, settings, say)
+    results: dict[str, dict[str, Any]] = {}
+    for fraction_index, fraction in enumerate(settings.fractions):
+        key = f"{fraction:g}"
+        results[key] = {}
+        shift = fraction_index % len(TARGETS)
+        for name in TARGETS[shift:] + TARGETS[:shift]:
+            rate = fraction * peaks[name]["rps"]
+            report = paced_run(binary, targets[name], rate, settings)
+            results[key][name] = report
+            lat = report["latency_us"]
+            say(
+                f"{name} at {fraction:.0%} of peak ({rate:,.0f}/s): "
+                f"p50 {lat['p50'] / 1000:.2f} ms, p99 {lat['p99'] / 1000:.2f} ms, "
+                f"p99.9 {lat['p99.9'] / 1000:.2f} ms"
+                + ("" if report["kept_up"] else f" (achieved only {report['achieved_rps']:,.0f}/s)")
+            )
+    labels = {name: targets[name].label for name in TARGETS}
     return {
         "settings": {**settings.__dict__, "connections": CONNECTIONS, "path": PATH},
         "generator": "c" if binary else "python",

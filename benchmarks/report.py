@@ -66,23 +66,27 @@ def sweep_section(sweep: dict[str, Any]) -> list[str]:
     settings = sweep["settings"]
     targets = sweep["targets"]
     out = [
-        f"SWEEP  wrk -t1, {settings['seconds']:.0f} s x {settings['rounds']} alternating rounds; "
-        "median round; ÷nginx and ÷direct are req/s ratios; us/req is the target's own CPU",
+        f"SWEEP  wrk -t1, {settings['seconds']:.0f} s x {settings['rounds']} alternating rounds, "
+        "median round; ÷nginx, ÷direct: req/s ratios;",
+        "  CPU: the target's own processes (for proxies, the backend's is not included)",
     ]
-    header = ["scenario", *(f"{name} req/s" for name in targets)]
-    header += [f"{name} ÷nginx" for name in targets if name != "nginx"]
-    header += [f"{name} ÷direct" for name in targets if name != "direct"]
-    header += [f"{name} us/req" for name in targets]
-    header.append("errors")
+    header = ["scenario", "target", "req/s", "÷nginx", "÷direct", "CPU us/req", "p99 ms", "errors"]
     rows = []
     for name, scenario in sweep["scenarios"].items():
         median, ratios = scenario["median"], scenario["ratios"]
-        row = [name, *(fmt_rate(median[t]["rps"]) for t in targets)]
-        row += [f"{ratios[t]['to_nginx']:.2f}" for t in targets if t != "nginx"]
-        row += [f"{ratios[t]['to_direct']:.2f}" for t in targets if t != "direct"]
-        row += [f"{median[t]['cpu_us_per_request']:.0f}" for t in targets]
-        row.append(str(sum(median[t]["errors"] for t in targets)))
-        rows.append(row)
+        for index, target in enumerate(targets):
+            rows.append(
+                [
+                    name if index == 0 else "",
+                    target,
+                    fmt_rate(median[target]["rps"]),
+                    f"{ratios[target]['to_nginx']:.2f}",
+                    f"{ratios[target]['to_direct']:.2f}",
+                    f"{median[target]['cpu_us_per_request']:.0f}",
+                    f"{median[target]['p99_ms']:.2f}",
+                    str(median[target]["errors"]),
+                ]
+            )
     out += table_rows(header, rows)
     return out
 

@@ -37,6 +37,7 @@ Say = Callable[[str], None]
 TARGETS = ("direct", "routerd", "nginx", "haproxy")
 ROUTE_TEMPLATE = "r%d.routes.example.com"
 URIS_PER_MESSAGE = 1000
+WARMUP_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -206,17 +207,25 @@ def run_scenario(
     return {"scenario": asdict(scenario), "labels": labels, "runs": runs, **summary}
 
 
-def run_sweep(workdir: Path, run_root: Path, settings: SweepSettings, say: Say) -> dict[str, Any]:
+@contextmanager
+def started_bench(workdir: Path, run_root: Path, say: Say) -> Iterator[Bench]:
+    """The four targets, warmed up; shared by the latency and sweep benchmarks of one run.
+
+    Run latency first: the sweep grows routerd's table, which latency should not inherit."""
     check_tools()
     with ProcessGroup(workdir) as group:
         say("starting backend nginx, nginx proxy, HAProxy, nats-server, routerd")
         bench = Bench(group, run_root, say)
         for target in bench.targets.values():
-            wrk.run(target.port, target.host, settings.warmup_seconds, 64, path=BASELINE.path)
-        scenarios: dict[str, Any] = {}
-        for index, scenario in enumerate(settings.scenarios, 1):
-            say(f"scenario {index}/{len(settings.scenarios)} {scenario.name} ({scenario.value})")
-            scenarios[scenario.name] = run_scenario(bench, scenario, settings, workdir, say)
+            wrk.run(target.port, target.host, WARMUP_SECONDS, 64, path=BASELINE.path)
+        yield bench
+
+
+def run_sweep(bench: Bench, settings: SweepSettings, workdir: Path, say: Say) -> dict[str, Any]:
+    scenarios: dict[str, Any] = {}
+    for index, scenario in enumerate(settings.scenarios, 1):
+        say(f"scenario {index}/{len(settings.scenarios)} {scenario.name} ({scenario.value})")
+        scenarios[scenario.name] = run_scenario(bench, scenario, settings, workdir, say)
     return {
         "settings": {
             "seconds": settings.seconds,

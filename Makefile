@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # Options for the benchmark harness, e.g. `make bench ARGS=--quick` (see `python -m benchmarks --help`).
 ARGS ?=
 
-.PHONY: install run test check bench bench-quick clean install-service system-deps bench-deps
+.PHONY: install run test check bench bench-quick bench-cc clean install-service system-deps bench-deps
 
 install: $(STAMP) system-deps
 
@@ -46,6 +46,11 @@ bench-deps:
 		command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || scripts/apt-install $$tool; \
 	done
 
+# A C compiler builds the open-loop load generator (benchmarks/loadgen.c); without one the
+# harness falls back to a Python generator that cannot pace as fast or as finely.
+bench-cc:
+	@command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || scripts/apt-install gcc libc6-dev
+
 run: install
 	@scripts/run-local $(CONFIG) $(NATS_PORT)
 
@@ -57,10 +62,10 @@ check: install
 	$(BIN)/ruff format --check router registry supervisor tests benchmarks
 	$(BIN)/mypy
 
-bench: install $(BENCH_STAMP) bench-deps
+bench: install $(BENCH_STAMP) bench-deps bench-cc
 	$(BIN)/python -m benchmarks run $(ARGS)
 
-bench-quick: install $(BENCH_STAMP) bench-deps
+bench-quick: install $(BENCH_STAMP) bench-deps bench-cc
 	$(BIN)/python -m benchmarks run --quick $(ARGS)
 
 install-service: install

@@ -60,8 +60,13 @@ def start_routerd_target(
         name=name,
         workers=workers,
         log_level="error",
-        # The phase may outlast Gorouter's 120 s stale threshold; one registration must do.
-        overrides={"droplet_stale_threshold": 3600},
+        overrides={
+            # The phase may outlast Gorouter's 120 s stale threshold; one registration must do.
+            "droplet_stale_threshold": 3600,
+            # nginx and HAProxy have no per-backend limit; the default 500 would answer the
+            # 512-connection sweep with 503s (Connection Limit Reached) that they never give.
+            "backends": {"max_conns": 0},
+        },
         run_root=run_root,
     )
     router.start()

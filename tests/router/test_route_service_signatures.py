@@ -14,6 +14,7 @@ import uuid
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tests.support.backends import start_route_service
 from tests.support.certs import CertificateAuthority
 from tests.support.nats import NatsClient
 from tests.support.routerd import new_routerd
@@ -81,15 +82,7 @@ def setup(module_nats, module_backends, tmp_path_factory):
         },
     )
     router.start()
-    service = module_backends(
-        "--cert",
-        str(cert),
-        "--key",
-        str(key),
-        "--route-service-to",
-        str(router.port),
-        name="route-service",
-    )
+    service = start_route_service(module_backends, router.port, cert, key)
     with NatsClient(module_nats.port) as nats:
         register(nats, app.port, [HOST], route_service_url=f"https://localhost:{service.port}/rs")
         wait_routed(router, HOST)

@@ -8,6 +8,7 @@ import datetime
 import pytest
 
 from router.route_services import Expired, RouteServiceKeys
+from tests.support.backends import start_route_service
 from tests.support.certs import CertificateAuthority
 from tests.support.routes import register, wait_routed
 
@@ -24,16 +25,7 @@ def service_cert(tmp_path_factory):
 
 def start_service(backend_factory, router, service_cert, *extra):
     _, cert, key = service_cert
-    return backend_factory(
-        "--cert",
-        str(cert),
-        "--key",
-        str(key),
-        "--route-service-to",
-        str(router.port),
-        *extra,
-        name="route-service",
-    )
+    return start_route_service(backend_factory, router.port, cert, key, *extra)
 
 
 def rs_router(routerd_factory, service_cert, **overrides):

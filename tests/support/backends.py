@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,19 @@ class Backend:
                 self.process.wait(timeout=10)
         if self.process.stdout:
             self.process.stdout.close()
+
+
+def start_route_service(
+    factory: Callable[..., Backend], router_port: int, cert: Path, key: Path, *extra: str
+) -> Backend:
+    """A route service over TLS that sends every request it gets back through the router."""
+    return factory(
+        "--cert",
+        str(cert),
+        "--key",
+        str(key),
+        "--route-service-to",
+        str(router_port),
+        *extra,
+        name="route-service",
+    )

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from registry.records import EndpointRecord, PoolRecord
+from router.errors import BackendError
 from router.forwarded import Forwarding
 from router.headers import RawHeaders, RequestFacts
 from router.upstream import UpstreamConnection
@@ -104,10 +105,12 @@ class Exchange:
         "endpoint",
         "facts",
         "failed_attempts",
+        "first_error",
         "pool",
         "request",
         "request_id",
         "router_error",
+        "sent",
         "status",
         "sticky_requested",
         "t0",
@@ -132,6 +135,9 @@ class Exchange:
         self.router_error = ""
         self.backend = ""
         self.failed_attempts = 0
+        self.sent = 0  # response body bytes written to the client
+        # How attempt 1 failed, when the quick lane made it (see Proxy.first_attempt).
+        self.first_error: BackendError | None = None
 
     def __repr__(self) -> str:
         target = self.endpoint.address if self.endpoint else "router"

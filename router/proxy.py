@@ -207,8 +207,60 @@ class Proxy:
 
     # -- attempts against the pool's endpoints ---------------------------------------------------
 
-    async def attempts(self, ex: Exchange, common: list[bytes], pool: PoolRecord) -> None:
-        """Try the pool's endpoints until one answers or the attempts run out."""
+    def first_attempt(
+        self, ex: Exchange, common: list[bytes], pool: PoolRecord
+    ) -> EndpointRecord | None:
+        """Start attempt 1 without awaiting, when an idle pooled connection to the chosen
+        endpoint lets it: ex.conn is then set, and `first_head` follows once the response head
+        has arrived (`UpstreamConnection.when_head`) or at once if the attempt already failed
+        (ex.first_error). When no connection is idle ex.conn stays unset and
+        `attempts(..., first=endpoint)` dials. Returns the endpoint; None when every endpoint
+        is full, which `attempts()` answers."""
+        endpoint = self._choose(
+            ex, pool, policy_for(pool.load_balancing, self.default_algorithm), _NONE_EXCLUDED, 1
+        )
+        if endpoint is None or ex.request.body is not None:
+            return endpoint
+        cached = self._instance_cache.get(endpoint.slot)
+        if cached is None or cached[0] is not endpoint:
+            cached = self._cache_instance(endpoint)
+        conn = self.upstream.take_idle(cached[2])
+        if conn is None:
+            return endpoint
+        self.row.inflight[endpoint.slot] += 1
+        ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
+        try:
+            self._send_head(ex, conn, True, common, cached[1])
+        except BackendError as error:
+            ex.conn = None
+            ex.first_error = error
+        return endpoint
+
+    def first_head(self, ex: Exchange) -> bool:
+        """After `first_attempt`'s wait: True when the response head arrived; False when the
+        attempt failed (its error is kept for `attempts()` to carry on from)."""
+        if ex.first_error is None:
+            conn = ex.conn
+            assert conn is not None and ex.endpoint is not None
+            try:
+                self._take_head(conn, True)
+            except BackendError as error:
+                ex.first_error = error
+                return False
+            ex.backend = ex.endpoint.address
+            return True
+        return False
+
+    async def attempts(
+        self,
+        ex: Exchange,
+        common: list[bytes],
+        pool: PoolRecord,
+        first: EndpointRecord | None = None,
+    ) -> None:
+        """Try the pool's endpoints until one answers or the attempts run out. `first`: the
+        endpoint `first_attempt` chose; if it also failed there (ex.first_error), this goes on
+        from that failure."""
         req = ex.request
         inflight = self.row.inflight
         policy = policy_for(pool.load_balancing, self.default_algorithm)
@@ -219,52 +271,61 @@ class Proxy:
         last_error: BackendError | None = None
         fresh = False
         for attempt in range(1, self.max_attempts + 1):
-            endpoint = self._choose(ex, pool, policy, excluded, attempt)
-            if endpoint is None:
-                if attempt == 1:
-                    # Nothing excluded yet, so every endpoint is at max_conns (Gorouter's
-                    # pool.IsOverloaded): the route has reached its connection limit.
-                    self.answer(ex, router_answer(errors.connection_limit(req.host_header)))
-                    return
-                break
-            slot = endpoint.slot
-            inflight[slot] += 1
-            ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
-            cached = self._instance_cache.get(slot)
-            if cached is None or cached[0] is not endpoint:
-                cached = self._cache_instance(endpoint)
-            conn = None if fresh else self.upstream.take_idle(cached[2])
-            try:
-                if conn is not None and req.body is None:
-                    # The common case, without another coroutine frame: a pooled connection
-                    # and nothing to stream; only the response head is awaited.
-                    self._send_head(ex, conn, True, common, cached[1])
-                    waiter = conn.head_waiter()
-                    if waiter is not None:
-                        await waiter
-                    self._take_head(conn, True)
+            error = ex.first_error if attempt == 1 else None
+            if error is not None:
+                endpoint = first
+                assert endpoint is not None
+            else:
+                if attempt == 1 and first is not None:
+                    endpoint = first
                 else:
-                    await self.attempt_once(ex, endpoint, common, conn, cached[1], cached[2])
-            except BackendError as error:
-                inflight[slot] -= 1
-                ex.endpoint = None
-                ex.conn = None
-                last_error = error
-                race = self._classify_failure(ex, error, idempotent)
-                retriable = errors.is_retriable(error.kind) and req.is_replayable
-                self._log_failure(ex, endpoint.address, error, attempt, retriable)
-                if race:
-                    fresh = True  # the keep-alive race: not the endpoint's fault; new socket
-                else:
-                    if excluded is _NONE_EXCLUDED:
-                        excluded = set()
-                    self._blame(endpoint, error, excluded)
-                if not retriable:
+                    endpoint = self._choose(ex, pool, policy, excluded, attempt)
+                if endpoint is None:
+                    if attempt == 1:
+                        # Nothing excluded yet, so every endpoint is at max_conns (Gorouter's
+                        # pool.IsOverloaded): the route has reached its connection limit.
+                        self.answer(ex, router_answer(errors.connection_limit(req.host_header)))
+                        return
                     break
-                self.row.stats[Stat.retries] += 1
-                continue
-            ex.backend = cached[3]
-            return
+                slot = endpoint.slot
+                inflight[slot] += 1
+                ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
+                cached = self._instance_cache.get(slot)
+                if cached is None or cached[0] is not endpoint:
+                    cached = self._cache_instance(endpoint)
+                conn = None if fresh else self.upstream.take_idle(cached[2])
+                try:
+                    if conn is not None and req.body is None:
+                        # The common case, without another coroutine frame: a pooled
+                        # connection and nothing to stream; only the response head is awaited.
+                        self._send_head(ex, conn, True, common, cached[1])
+                        waiter = conn.head_waiter()
+                        if waiter is not None:
+                            await waiter
+                        self._take_head(conn, True)
+                    else:
+                        await self.attempt_once(ex, endpoint, common, conn, cached[1], cached[2])
+                except BackendError as failure:
+                    error = failure
+                else:
+                    ex.backend = cached[3]
+                    return
+            inflight[endpoint.slot] -= 1
+            ex.endpoint = None
+            ex.conn = None
+            last_error = error
+            race = self._classify_failure(ex, error, idempotent)
+            retriable = errors.is_retriable(error.kind) and req.is_replayable
+            self._log_failure(ex, endpoint.address, error, attempt, retriable)
+            if race:
+                fresh = True  # the keep-alive race: not the endpoint's fault; new socket
+            else:
+                if excluded is _NONE_EXCLUDED:
+                    excluded = set()
+                self._blame(endpoint, error, excluded)
+            if not retriable:
+                break
+            self.row.stats[Stat.retries] += 1
         self.answer(
             ex, backend_answer(last_error or BackendError(Kind.NO_ENDPOINT, NO_ENDPOINTS_DETAIL))
         )

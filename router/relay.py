@@ -112,13 +112,29 @@ def relay_whole(
     request: web.BaseRequest, ex: Exchange, proxy: Proxy
 ) -> tuple[web.StreamResponse, int] | None:
     """The fast path, without a coroutine: the whole response written at once, or None."""
+    keep_alive = request.keep_alive
+    whole = whole_response(ex, proxy, request.method, request.version == (1, 1), keep_alive)
+    if whole is None:
+        return None
+    transport = request.transport
+    if transport is not None:
+        transport.write(whole[0])
+    # aiohttp's handler contract is a StreamResponse; this one has already been written.
+    return cast(web.StreamResponse, WrittenResponse(ex.status, keep_alive)), whole[1]
+
+
+def whole_response(
+    ex: Exchange, proxy: Proxy, method: str, http11: bool, keep_alive: bool
+) -> tuple[bytes, int] | None:
+    """The whole response to write to the client in one buffer, and its body's size; None when
+    it has to be streamed (or its head needs more than copying)."""
     conn = ex.conn
     assert conn is not None
     status = conn.status
     if (
         not conn.complete
-        or request.version != (1, 1)
-        or request.method == "HEAD"
+        or not http11
+        or method == "HEAD"
         or status < 200
         or status in _NO_BODY_STATUS
     ):
@@ -127,8 +143,10 @@ def relay_whole(
     sticky = endpoint is not None and bool(endpoint.instance_id) and bool(proxy.sticky_names)
     if sticky and endpoint is not None and ex.sticky_requested not in ("", endpoint.instance_id):
         return None  # the client asked for another instance: re-issue __VCAP_ID__
-    ex.status = status
-    return _write_whole(request, conn, ex.request_id, sticky)
+    whole = whole_buffer(conn, ex.request_id, sticky, keep_alive)
+    if whole is not None:
+        ex.status = status
+    return whole
 
 
 async def relay(
@@ -215,26 +233,22 @@ def _relayable_head(head: bytes, sticky: bool) -> tuple[bytes, bool] | None:
     return head, has_request_id
 
 
-def _write_whole(
-    request: web.BaseRequest, conn: UpstreamConnection, request_id: str, sticky: bool
-) -> tuple[web.StreamResponse, int] | None:
-    """Write a complete Content-Length response in one buffer; None when it needs the slow path."""
+def whole_buffer(
+    conn: UpstreamConnection, request_id: str, sticky: bool, keep_alive: bool
+) -> tuple[bytes, int] | None:
+    """A complete Content-Length response as one buffer, and its body's size; None when it needs
+    the slow path."""
     relayable = relayable_head(conn.head, sticky)
     if relayable is None:
         return None
     head, has_request_id = relayable
     body = conn.take_body()
-    keep_alive = request.keep_alive
     parts = [head]
     if not has_request_id:
         parts.append(b"X-Vcap-Request-Id: %s\r\n" % request_id.encode())
     parts.append(b"\r\n" if keep_alive else b"Connection: close\r\n\r\n")
     parts.append(body)
-    transport = request.transport
-    if transport is not None:
-        transport.write(b"".join(parts))
-    # aiohttp's handler contract is a StreamResponse; this one has already been written.
-    return cast(web.StreamResponse, WrittenResponse(conn.status, keep_alive)), len(body)
+    return b"".join(parts), len(body)
 
 
 async def _stream(

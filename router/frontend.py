@@ -16,9 +16,9 @@ from aiohttp.web_protocol import RequestHandler
 
 from registry.shm.counters import Stat
 from router.exchange import Exchange, ProxyRequest
-from router.forwarded import Forwarding
-from router.intake import GuardedRequestHandler, IntakeLimits, log_refusal
+from router.intake import IntakeLimits, log_refusal
 from router.proxy import Proxy
+from router.quick_lane import Handover, QuickLaneHandler
 from router.relay import relay, relay_whole
 
 # Bodies up to this size are read before the first attempt, which makes them replayable.
@@ -55,12 +55,14 @@ class Frontend:
         received_at = time.time()
         proxy = self.proxy
         transport = request.transport
-        try:
-            protocol = request.protocol
-            peer = protocol.peer  # type: ignore[attr-defined]
-            local = protocol.local  # type: ignore[attr-defined]
-            forwarding = protocol.forwarding  # type: ignore[attr-defined]
-        except AttributeError:  # a request handled by plain aiohttp machinery (tests)
+        protocol = request.protocol
+        if isinstance(protocol, QuickLaneHandler):
+            handover = protocol.handover
+            if handover is not None:
+                protocol.handover = None
+                return await self.carry_on(request, handover)
+            peer, local, forwarding = protocol.peer, protocol.local, protocol.forwarding
+        else:  # a request handled by plain aiohttp machinery (tests)
             peer = local = forwarding = None
         if not peer or not local:
             extra = transport.get_extra_info if transport else None
@@ -95,7 +97,6 @@ class Frontend:
             forwarding,
         )
         ex: Exchange | None = None
-        sent = 0
         try:
             if length and not chunked and length <= BUFFER_LIMIT:
                 if preq.expect_continue:
@@ -112,34 +113,53 @@ class Frontend:
                     await proxy.via_route_service(ex, plan[0], plan[1])
                 else:
                     await proxy.attempts(ex, plan[0], plan[1])
-            answer = ex.answer
-            if answer is not None:
-                response = web.Response(
-                    status=answer.status, body=answer.body, headers=answer.headers
-                )
-                await response.prepare(request)
-                await response.write_eof()
-                sent = len(answer.body)
-                return response
-            done = relay_whole(request, ex, proxy)
-            relayed, sent = done if done is not None else await relay(request, ex, proxy)
-            return relayed
+            return await self.respond(request, ex)
         except asyncio.CancelledError:
             if ex is not None:
                 proxy.client_gone(ex)
             raise
         finally:
             if ex is not None:
-                status = ex.answer.status if ex.answer else (ex.conn.status if ex.conn else 0)
-                proxy.finish(ex, status, sent)
+                self.settle(ex)
+
+    async def carry_on(self, request: web.BaseRequest, handover: Handover) -> web.StreamResponse:
+        """Serve a request the quick lane began, from where it stopped."""
+        proxy = self.proxy
+        ex = handover.ex
+        plan = handover.plan
+        try:
+            if plan is not None and not handover.responded:
+                if plan[2]:
+                    await proxy.via_route_service(ex, plan[0], plan[1])
+                else:
+                    await proxy.attempts(ex, plan[0], plan[1], handover.first)
+            return await self.respond(request, ex)
+        except asyncio.CancelledError:
+            proxy.client_gone(ex)
+            raise
+        finally:
+            self.settle(ex)
+
+    async def respond(self, request: web.BaseRequest, ex: Exchange) -> web.StreamResponse:
+        """The router's own answer, or the backend's response relayed."""
+        answer = ex.answer
+        if answer is not None:
+            response = web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+            await response.prepare(request)
+            await response.write_eof()
+            ex.sent = len(answer.body)
+            return response
+        done = relay_whole(request, ex, self.proxy)
+        relayed, ex.sent = done if done is not None else await relay(request, ex, self.proxy)
+        return relayed
+
+    def settle(self, ex: Exchange) -> None:
+        status = ex.answer.status if ex.answer else (ex.conn.status if ex.conn else 0)
+        self.proxy.finish(ex, status, ex.sent)
 
 
-class GorouterRequestHandler(GuardedRequestHandler):
+class GorouterRequestHandler(QuickLaneHandler):
     """aiohttp's connection handler, answering unparseable requests the way Gorouter does."""
-
-    peer: tuple[str, int] | None = None  # set before connection_made from a PROXY header
-    local: tuple[str, int] | None = None
-    forwarding: Forwarding | None = None  # None: the proxy's plain-HTTP rules
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -214,6 +234,7 @@ class GorouterServer(web.Server):
         """A connection handler of `kind` (the TLS listener's records the client certificate)."""
         handler = kind(self, loop=self._loop, **self._kwargs)
         handler.intake = self.intake
+        handler.proxy = self.frontend.proxy
         return handler
 
 

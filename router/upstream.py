@@ -18,6 +18,7 @@ import httptools
 
 from router.errors import BackendError, Kind
 from router.failures import classify_tls_error, describe_lost
+from router.write_batch import WriteBatch
 
 HIGH_WATER: Final = 1 << 20  # pause reading the backend when this much body is buffered
 LOW_WATER: Final = 1 << 18
@@ -35,9 +36,16 @@ class MalformedResponse(Exception):
 class UpstreamConnection(asyncio.Protocol):
     """A keep-alive connection to one endpoint, parsing responses with llhttp."""
 
-    def __init__(self, key: str, on_lost: Callable[[UpstreamConnection], None]) -> None:
+    def __init__(
+        self,
+        key: str,
+        on_lost: Callable[[UpstreamConnection], None],
+        batch: WriteBatch | None = None,
+    ) -> None:
         self.key = key
         self._on_lost = on_lost
+        self._batch = batch  # None: request heads are written at once
+        self._held = b""  # a request head waiting for the batch
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -208,12 +216,29 @@ class UpstreamConnection(asyncio.Protocol):
         self._buffered = 0
         self._error = None
         self.uses += 1
-        self.write(head)
+        if self._batch is None:
+            self.write(head)
+            return
+        if self.transport is None or self.closed:
+            raise self._lost_error(None)
+        self._held = head
+        self._batch.hold(self)
 
     def write(self, data: bytes) -> None:
         if self.transport is None or self.closed:
             raise self._lost_error(None)
+        if self._held:
+            self.write_held()  # the head goes before anything that follows it
         self.transport.write(data)
+
+    def write_held(self) -> None:
+        """The held request head, written (see write_batch.py); dropped if the connection
+        closed meanwhile, whose loss then fails the exchange as any other would."""
+        held = self._held
+        if held:
+            self._held = b""
+            if self.transport is not None and not self.closed:
+                self.transport.write(held)
 
     async def drain(self) -> None:
         if self.closed:

@@ -18,6 +18,7 @@ from typing import Final
 from router.errors import BackendError, Kind
 from router.failures import classify_dial_error
 from router.upstream import UpstreamConnection
+from router.write_batch import WriteBatch
 
 # How late an endpoint_timeout may fire: deadlines are checked this often.
 DEADLINE_TICK: Final = 0.05
@@ -41,6 +42,7 @@ class UpstreamPool:
         self.tls_context = tls_context
         self._idle: dict[str, deque[UpstreamConnection]] = {}
         self._loop = asyncio.get_running_loop()
+        self.batch = WriteBatch(self._loop)
         self.connects = 0
         self.reuses = 0
         self._sweeper: asyncio.TimerHandle | None = None
@@ -77,7 +79,7 @@ class UpstreamPool:
         try:
             async with asyncio.timeout(self.dial_timeout):
                 _, conn = await self._loop.create_connection(
-                    lambda: UpstreamConnection(key, self._forget),
+                    lambda: UpstreamConnection(key, self._forget, self.batch),
                     host,
                     port,
                     ssl=context,

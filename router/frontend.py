@@ -2,7 +2,9 @@
 
 aiohttp's low-level `web.Server` (no Application, no router) parses requests with its C parser.
 Everything that decides something — lookup, limits, retries, logging — lives in proxy.py and takes
-plain values, so a leaner front end could take over plain HTTP/1.1 requests without touching it.
+plain values. The quick lane (quick_lane.py) serves plain keep-alive HTTP/1.1 requests from the
+connection's callbacks on the same proxy; whatever it cannot finish there it hands to
+`Frontend.carry_on`, which goes on exactly as `handle` would have from that point.
 """
 
 from __future__ import annotations

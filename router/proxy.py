@@ -8,6 +8,9 @@ Theory of operation
 `attempts()` (or the route-service hop) then leaves a backend response whose head has arrived and
 whose body the front end streams. `finish()` settles every exchange exactly once:
 the in-flight cell, the pooled connection, metrics and the access log line.
+The quick lane makes attempt 1 itself when a pooled connection lets it start without awaiting
+(`first_attempt`, then `first_head`); if it fails, `attempts()` carries on from that failure as
+if it had made the attempt itself.
 
 Attempts (at most `backends.max_attempts`):
   1. Choose an endpoint: sticky `__VCAP_ID__` first if present, else the pool's policy; endpoints

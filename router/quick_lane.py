@@ -42,11 +42,13 @@ from router.exchange import Exchange, ProxyRequest
 from router.forwarded import Forwarding
 from router.intake import GuardedRequestHandler
 from router.relay import whole_response
+from supervisor.logs import EventLog
 
 if TYPE_CHECKING:
     from registry.records import EndpointRecord
     from router.proxy import Proxy
 
+log = EventLog("vcap.gorouter.proxy")
 _guarded = GuardedRequestHandler.data_received  # called directly: cheaper than super()
 
 
@@ -55,15 +57,10 @@ class Handover:
 
     __slots__ = ("ex", "first", "message", "plan", "responded")
 
-    def __init__(
-        self,
-        message: RawRequestMessage,
-        ex: Exchange,
-        plan: tuple[list[bytes], Any, bool] | None,
-    ) -> None:
+    def __init__(self, message: RawRequestMessage, ex: Exchange) -> None:
         self.message = message
         self.ex = ex
-        self.plan = plan  # Proxy.plan's result; None: the router answered
+        self.plan: tuple[list[bytes], Any, bool] | None = None  # Proxy.plan's; None: answered
         self.first: EndpointRecord | None = None  # the endpoint attempt 1 chose
         self.responded = False  # the response head has arrived; only the relay is left
 
@@ -113,7 +110,10 @@ class QuickLaneHandler(GuardedRequestHandler):
             ):
                 messages.popleft()
                 self._parked = waiter
-                self._begin(msg)
+                try:
+                    self._begin(msg)
+                except Exception as exc:
+                    self._abandon(exc)
                 return
         self._wake(waiter)
 
@@ -157,9 +157,8 @@ class QuickLaneHandler(GuardedRequestHandler):
         )
         ex = proxy.begin(request)
         self._request_in_progress = True
-        plan = proxy.plan(ex)
-        quick = Handover(msg, ex, plan)
-        self._quick = quick
+        quick = self._quick = Handover(msg, ex)
+        plan = quick.plan = proxy.plan(ex)
         if plan is None or plan[2]:
             self._hand_over(quick)  # the router's own answer, or a route service
             return
@@ -175,6 +174,12 @@ class QuickLaneHandler(GuardedRequestHandler):
                 waiter.add_done_callback(self._head_arrived)
 
     def _head_arrived(self, _: object = None) -> None:
+        try:
+            self._relay()
+        except Exception as exc:
+            self._abandon(exc)
+
+    def _relay(self) -> None:
         quick = self._quick
         proxy = self.proxy
         if quick is None or proxy is None:
@@ -193,6 +198,15 @@ class QuickLaneHandler(GuardedRequestHandler):
         self._settle(ex, ex.status, whole[1])
         self._keep_alive()
         self._resume()
+
+    def _abandon(self, exc: Exception) -> None:
+        """An error the lane did not expect (a bug): logged, the exchange settled as a 500 and the
+        connection closed, so that nothing is left waiting or counted as in flight."""
+        log.error("quick-lane-failed", error=repr(exc))
+        quick = self._quick
+        if quick is not None and self.proxy is not None:
+            self._settle(quick.ex, 500, 0)
+        self.force_close()
 
     def _settle(self, ex: Exchange, status: int, sent: int) -> None:
         self._quick = None

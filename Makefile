@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # Options for the benchmark harness, e.g. `make bench ARGS=--quick` (see `python -m benchmarks --help`).
 ARGS ?=
 
-.PHONY: install run test check bench bench-quick bench-cc clean install-service system-deps bench-deps
+.PHONY: install run test check bench bench-quick bench-cc clean install-service system-deps bench-deps test-deps
 
 install: $(STAMP) system-deps
 
@@ -46,6 +46,12 @@ bench-deps:
 		command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || scripts/apt-install $$tool; \
 	done
 
+# What the tests check the shipped service files with: logrotate runs etc/logrotate.d/routerd
+# against a live routerd, and systemd-analyze verifies the unit.
+test-deps:
+	@command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || scripts/apt-install logrotate
+	@command -v systemd-analyze >/dev/null 2>&1 || scripts/apt-install systemd
+
 # A C compiler builds the open-loop load generator (benchmarks/loadgen.c); without one the
 # harness falls back to a Python generator that cannot pace as fast or as finely.
 bench-cc:
@@ -54,7 +60,7 @@ bench-cc:
 run: install
 	@scripts/run-local $(CONFIG) $(NATS_PORT)
 
-test: install bench-deps
+test: install bench-deps test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 check: install

@@ -76,7 +76,13 @@ def test_sighup_after_rename_writes_to_a_new_file(logging_router: Routerd) -> No
     assert "/before-rotation" in rotated.read_text()
 
 
-@pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate is absent")
+def logrotate_binary() -> str:
+    # `make test` installs logrotate; it lives in /usr/sbin, which a non-root PATH may lack.
+    found = shutil.which("logrotate") or shutil.which("logrotate", path="/usr/sbin:/sbin")
+    assert found, "logrotate is missing: `make test` installs it (make test-deps)"
+    return found
+
+
 def test_shipped_logrotate_config_rotates_and_routerd_reopens(
     logging_router: Routerd, tmp_path: Path
 ) -> None:
@@ -97,7 +103,7 @@ def test_shipped_logrotate_config_rotates_and_routerd_reopens(
     request_logged(logging_router, "/before-rotation", log)
 
     result = subprocess.run(
-        ["logrotate", "--force", "--state", str(tmp_path / "state"), str(config)],
+        [logrotate_binary(), "--force", "--state", str(tmp_path / "state"), str(config)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -9,6 +9,7 @@ Latency below saturation is the `latency` benchmark's (open-loop, benchmarks/lat
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,4 +142,24 @@ def run_proxy(workdir: Path, run_root: Path, settings: ProxySettings, say: Say) 
             "runs": runs,
             "best": best,
             "ratios": ratios,
+            "same_round_ratios": same_round_ratios(runs),
         }
+
+
+def same_round_ratios(runs: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
+    """routerd's req/s over each base's in the same round, the median over rounds.
+
+    Best rounds may come from different minutes, and on a shared machine the speed of a minute
+    drifts by tens of percent; two targets in one round ran seconds apart, so their ratio drifts
+    far less. Reported beside the best-round ratios, which stay for comparison with older runs.
+    """
+    router = {run["round"]: run["rps"] for run in runs["routerd"]}
+    medians = {}
+    for base in RATIO_BASES:
+        per_round = sorted(
+            router[run["round"]] / run["rps"]
+            for run in runs[base]
+            if run["rps"] and run["round"] in router
+        )
+        medians[f"routerd/{base}"] = round(statistics.median(per_round), 3) if per_round else 0
+    return medians

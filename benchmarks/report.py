@@ -58,6 +58,14 @@ def proxy_section(proxy: dict[str, Any]) -> list[str]:
         "  routerd ÷ "
         + ", ".join(f"{base.split('/')[1]} {fmt_ratio(value)}" for base, value in ratios.items())
     )
+    same_round = proxy.get("same_round_ratios")  # absent from results older than this line
+    if same_round:
+        out.append(
+            "  same round, median of rounds: routerd ÷ "
+            + ", ".join(
+                f"{base.split('/')[1]} {fmt_ratio(value)}" for base, value in same_round.items()
+            )
+        )
     out.append("  (CPU: the target's own processes; the backend's CPU is not included for proxies)")
     return out
 

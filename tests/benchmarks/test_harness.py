@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.proxy import RATIO_BASES, same_round_ratios
 from benchmarks.run import TINY
 from benchmarks.sweep import TARGETS
 
@@ -51,6 +52,8 @@ def test_tiny_run_measures_every_benchmark_without_errors(
     for section in ("PROXY", "SWEEP", "LATENCY", "TABLE", "STORM"):
         assert f"\n{section}  " in stdout
     assert all(value > 0 for value in results["proxy"]["ratios"].values())
+    assert all(value > 0 for value in results["proxy"]["same_round_ratios"].values())
+    assert "same round, median of rounds: routerd ÷ nginx" in stdout
     assert results["storm"]["runs"]["error"]["dropped"] == 0
 
 
@@ -117,3 +120,18 @@ def test_help_lists_the_subcommands() -> None:
     )
     for command in ("run", "plot", "calibrate"):
         assert command in done.stdout
+
+
+def test_same_round_ratios_pair_each_round_and_take_the_median() -> None:
+    # Round 3 is fast for nginx and slow for routerd: best rounds would pair routerd's round 1
+    # with nginx's round 3 (0.25); each round alone says 0.5, 0.5 and 0.1.
+    def runs(*rps: float) -> list[dict[str, Any]]:
+        return [{"round": index + 1, "rps": value} for index, value in enumerate(rps)]
+
+    bases = {base: runs(100.0, 100.0, 100.0) for base in RATIO_BASES}
+    bases["nginx"] = runs(200.0, 100.0, 400.0)
+
+    ratios = same_round_ratios({"routerd": runs(100.0, 50.0, 40.0), **bases})
+
+    assert ratios["routerd/nginx"] == 0.5
+    assert ratios["routerd/naive"] == 0.5

@@ -13,7 +13,8 @@ import asyncio
 import time
 from typing import Any, Final
 
-from aiohttp import HttpVersion10, HttpVersion11, web
+from aiohttp import HttpVersion10, HttpVersion11, hdrs, web
+from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.web_protocol import RequestHandler
 
 from registry.shm.counters import Stat
@@ -217,6 +218,19 @@ class GorouterRequestHandler(QuickLaneHandler):
         return response
 
 
+class RouterRequest(web.BaseRequest):
+    """aiohttp's request, minus the Server header aiohttp gives every response it prepares.
+
+    Gorouter (Go's net/http) sends no Server header of its own, and aiohttp's names its version
+    and Python's. aiohttp sets it just before this hook, as the very object SERVER_SOFTWARE, so
+    identity tells it from a backend's own Server header (which passes, whatever it says).
+    """
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        if response.headers.get(hdrs.SERVER) is SERVER_SOFTWARE:
+            del response.headers[hdrs.SERVER]
+
+
 class GorouterServer(web.Server):
     """aiohttp's low-level server with the handler above."""
 
@@ -225,12 +239,28 @@ class GorouterServer(web.Server):
     ) -> None:
         if intake is not None:
             kwargs.update(intake.parser_limits)
-        super().__init__(frontend.handle, handler_cancellation=True, access_log=None, **kwargs)
+        super().__init__(
+            frontend.handle,
+            request_factory=self._make_router_request,
+            handler_cancellation=True,
+            access_log=None,
+            **kwargs,
+        )
         self.frontend = frontend
         self.intake = intake
 
     def __call__(self) -> RequestHandler:
         return self.handler(GorouterRequestHandler)
+
+    def _make_router_request(
+        self,
+        message: Any,
+        payload: Any,
+        protocol: RequestHandler,
+        writer: Any,
+        task: asyncio.Task[None],
+    ) -> RouterRequest:
+        return RouterRequest(message, payload, protocol, writer, task, self._loop)
 
     def handler(self, kind: type[GorouterRequestHandler]) -> GorouterRequestHandler:
         """A connection handler of `kind` (the TLS listener's records the client certificate)."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from supervisor.config import Config
 from supervisor.metrics import Snapshot, prometheus, varz
@@ -40,6 +40,7 @@ class StatusServer:
 
     def application(self) -> web.Application:
         app = web.Application()
+        app.on_response_prepare.append(_without_server_header)
         app.router.add_get("/health", self.health)
         app.router.add_get("/routes", self.authenticated(self.routes))
         app.router.add_get("/varz", self.authenticated(self.varz))
@@ -117,3 +118,8 @@ class StatusServer:
         user_ok = hmac.compare_digest(user, expected_user)
         pass_ok = hmac.compare_digest(password, expected_pass)
         return user_ok and pass_ok
+
+
+async def _without_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    # Gorouter's status server (Go's net/http) names no software; aiohttp names its version.
+    response.headers.popall(hdrs.SERVER, None)

@@ -22,6 +22,7 @@ def test_health_needs_no_auth(router):
     assert response.status == 200
     assert response.text == "ok\n"
     assert response.header("Cache-Control") == "private, max-age=0"
+    assert response.header("Server") is None
 
 
 @pytest.mark.parametrize("path", ["/routes", "/varz", "/metrics"])
@@ -43,6 +44,7 @@ def test_protected_endpoints_reject_bad_credentials(router, path, authorization)
     response = router.status_request("GET", path, auth=None, headers=headers)
     assert response.status == 401
     assert response.header("WWW-Authenticate") == 'Basic realm="routerd"'
+    assert response.header("Server") is None
 
 
 def test_no_configured_credentials_lets_nobody_in(routerd_factory):

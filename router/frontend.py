@@ -211,6 +211,10 @@ class GorouterRequestHandler(QuickLaneHandler):
             duplicate_host = message is not None and "Duplicate 'Host'" in message
             text = "400 Bad Request: too many Host headers" if duplicate_host else "400 Bad Request"
             response = web.Response(status=400, text=text, headers={"Connection": "close"})
+        elif status == 505:
+            # Go's words for a version its HTTP/1 server does not speak.
+            text = "505 HTTP Version Not Supported: unsupported protocol version"
+            response = web.Response(status=505, text=text, headers={"Connection": "close"})
         else:
             text = {413: "Request Entity Too Large"}.get(status, "Internal Server Error")
             response = web.Response(status=status, text=f"{status} {text}\n")

@@ -13,7 +13,11 @@ dropped. tests/router/test_desync_corpus.py holds each of these to it.
 
 What llhttp lets through, and this module refuses before the message is queued for the front end:
   - HTTP versions other than 1.0 and 1.1 (llhttp takes 2.0, and 0.9 — also a request line
-    without any version);
+    without any version); 2.0 is answered 505, as Go's server does, 0.9 a 400, as Go answers a
+    line without a version. The versions llhttp refuses itself (1.2, 3.0) get its 400; Go
+    would serve 1.2 and answer 3.0 505, but llhttp's error does not say which version it saw
+    when the line arrived in pieces. An HTTP/2.0 request followed by more bytes in the same read
+    also gets llhttp's 400 (it ends the connection after a 2.0 request);
   - CONNECT (llhttp treats it as an upgrade; the router tunnels nothing but WebSockets);
   - Transfer-Encoding on an HTTP/1.0 request (RFC 9112 6.1: its framing is faulty), and any
     Transfer-Encoding but plain `chunked` (llhttp takes codings before a final chunked);
@@ -68,6 +72,10 @@ class RequestRefused(BadHttpMessage):
     """A request llhttp accepts and the router does not (see the module docstring)."""
 
 
+class VersionNotSupported(RequestRefused):
+    """An HTTP version whose major is 2 or more: Go's server, Gorouter's, answers these 505."""
+
+
 class IntakeLimits:
     """One worker's limits and deadline scanner, shared by its client connections."""
 
@@ -111,7 +119,10 @@ def refusal(msg: Any, max_head_bytes: int) -> BadHttpMessage | None:
     """Why a parsed request must not be forwarded, or None (the slow path: see the docstring)."""
     version = msg.version
     if version is not HttpVersion11 and version is not HttpVersion10:
-        return RequestRefused(f"unsupported protocol version HTTP/{version[0]}.{version[1]}")
+        text = f"unsupported protocol version HTTP/{version[0]}.{version[1]}"
+        # 0.9 stays a 400: llhttp reports a request line without a version as 0.9 too, and
+        # that is Go's 400 (malformed request).
+        return VersionNotSupported(text) if version[0] >= 2 else RequestRefused(text)
     if msg.method == "CONNECT":
         return RequestRefused("CONNECT is not supported")
     if msg.chunked:
@@ -310,6 +321,8 @@ class GuardedRequestHandler(RequestHandler):
             return 414 if limit == line_limit and line_limit != self.max_field_size else 431
         if isinstance(exc, BadHttpMessage) and exc.message == "Too many headers received":
             return 431
+        if isinstance(exc, VersionNotSupported):
+            return 505
         return status
 
 
@@ -326,6 +339,7 @@ __all__ = [
     "IntakeLimits",
     "RequestHeadTooLarge",
     "RequestRefused",
+    "VersionNotSupported",
     "head_size",
     "refusal",
 ]

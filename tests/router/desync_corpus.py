@@ -565,7 +565,7 @@ CASES: tuple[Case, ...] = (
     Case("http-0.9-no-version", "severe", "version", b"GET /\r\n" + _H + b"\r\n", 400, 0),
     Case("http-0.9", "ambiguous", "version", get(version=b"HTTP/0.9"), 400, 0),
     Case("http-1.2", "ambiguous", "version", get(version=b"HTTP/1.2"), 400, 0),
-    Case("http-2.0", "ambiguous", "version", get(version=b"HTTP/2.0"), 400, 0),
+    Case("http-2.0", "ambiguous", "version", get(version=b"HTTP/2.0"), 505, 0),
     Case("http-3.0", "ambiguous", "version", get(version=b"HTTP/3.0"), 400, 0),
     Case("http-lowercase", "ambiguous", "version", get(version=b"http/1.1"), 400, 0),
     Case("http-two-digit", "ambiguous", "version", get(version=b"HTTP/11"), 400, 0),

@@ -108,6 +108,8 @@ def test_case(setup, case: Case) -> None:
         assert closed, "a refused request must close the connection"
         if case.status == 400:  # Go's (Gorouter's) text, or Gorouter's own for a missing Host
             assert bodies[0].startswith(b"400 Bad Request")
+        elif case.status == 505:  # Go's server for a version it does not speak
+            assert bodies[0].startswith(b"505 HTTP Version Not Supported")
         else:  # Gorouter's MaxRequestSize handler: no body
             assert bodies == [b""]
     assert len(requests) == case.forwarded, [r["url"] for r in requests]
@@ -134,22 +136,28 @@ def test_corpus_is_large_and_classified() -> None:
 
 
 @pytest.mark.parametrize(
-    ("request_bytes", "body"),
+    ("request_bytes", "status", "body"),
     [
-        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n", b"400 Bad Request"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n", 400, b"400 Bad Request"),
         (
             b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            400,
             b"400 Bad Request: too many Host headers",
         ),
+        (
+            b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+            505,
+            b"505 HTTP Version Not Supported: unsupported protocol version",
+        ),
     ],
-    ids=["malformed", "duplicate-host"],
+    ids=["malformed", "duplicate-host", "http-2.0"],
 )
-def test_refusals_read_as_gorouter_answers_them(setup, request_bytes, body) -> None:
+def test_refusals_read_as_gorouter_answers_them(setup, request_bytes, status, body) -> None:
     router, _ = setup
     with socket.create_connection(("127.0.0.1", router.port), timeout=15) as sock:
         sock.sendall(request_bytes)
         response = read_response(sock)
-    assert status_of(response) == 400
+    assert status_of(response) == status
     assert body_of(response) == body
     assert header_of(response, "Connection") == "close"
     assert header_of(response, "Content-Type") == "text/plain; charset=utf-8"

@@ -58,8 +58,9 @@ def test_backend_server_header_passes(router, request_bytes):
         (b"GET / HTTP/1.1\r\nHost: x\r\nX-Cf-App-Instance: nope\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
         (b"GET / HTTP/9.9\r\nHost: a\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
     ],
-    ids=["unknown route", "empty host", "bad app instance", "two hosts", "bad version"],
+    ids=["unknown route", "empty host", "bad app instance", "two hosts", "bad", "HTTP/2.0"],
 )
 def test_router_answers_have_no_server_header(router, request_bytes, status):
     response = raw_request(router.port, request_bytes)

@@ -156,10 +156,10 @@ def same_round_ratios(runs: dict[str, list[dict[str, Any]]]) -> dict[str, float]
     router = {run["round"]: run["rps"] for run in runs["routerd"]}
     medians = {}
     for base in RATIO_BASES:
-        per_round = sorted(
+        per_round = [
             router[run["round"]] / run["rps"]
             for run in runs[base]
             if run["rps"] and run["round"] in router
-        )
+        ]
         medians[f"routerd/{base}"] = round(statistics.median(per_round), 3) if per_round else 0
     return medians

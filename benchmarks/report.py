@@ -21,6 +21,13 @@ def fmt_ratio(value: float) -> str:
     return f"{value:.2f}x"
 
 
+def ratio_line(prefix: str, ratios: dict[str, float]) -> str:
+    """`prefix` and each "routerd/<base>" ratio as "<base> 0.57x"."""
+    return prefix + ", ".join(
+        f"{key.split('/')[1]} {fmt_ratio(value)}" for key, value in ratios.items()
+    )
+
+
 def table_rows(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
 
@@ -53,19 +60,10 @@ def proxy_section(proxy: dict[str, Any]) -> list[str]:
         )
     header = ["target", "req/s", "p50 ms", "p99 ms", "CPU us/req", "CPU", "errors"]
     out += table_rows(header, rows)
-    ratios = proxy["ratios"]
-    out.append(
-        "  routerd ÷ "
-        + ", ".join(f"{base.split('/')[1]} {fmt_ratio(value)}" for base, value in ratios.items())
-    )
+    out.append(ratio_line("  routerd ÷ ", proxy["ratios"]))
     same_round = proxy.get("same_round_ratios")  # absent from results older than this line
     if same_round:
-        out.append(
-            "  same round, median of rounds: routerd ÷ "
-            + ", ".join(
-                f"{base.split('/')[1]} {fmt_ratio(value)}" for base, value in same_round.items()
-            )
-        )
+        out.append(ratio_line("  same round, median of rounds: routerd ÷ ", same_round))
     out.append("  (CPU: the target's own processes; the backend's CPU is not included for proxies)")
     return out
 

@@ -122,6 +122,9 @@ class Config(_Model, frozen=True):
 
     status: StatusConfig = StatusConfig()
     nats: NatsConfig = NatsConfig()
+    # Gorouter's default: the NATS link must prove itself alive this often (probes to our own
+    # inbox, and nats-py's PINGs); a silent link suspends pruning and moves to the next server.
+    nats_client_ping_interval: Duration = Duration(20)
     logging: LoggingConfig = LoggingConfig()
     backends: BackendsConfig = BackendsConfig()
     tracing: TracingConfig = TracingConfig()
@@ -305,6 +308,8 @@ def validate(config: Config, source: str = "config") -> None:
         config.status.host, config.bind_address
     ):
         fail("status.port", f"expected a port other than the router's own port {config.port}")
+    if config.nats_client_ping_interval <= 0:
+        fail("nats_client_ping_interval", "expected a duration > 0")
     if config.prune_stale_droplets_interval <= 0:
         fail("prune_stale_droplets_interval", "expected a duration > 0")
     if config.droplet_stale_threshold <= 0:

@@ -40,6 +40,10 @@ class Snapshot:
     nats_rejected: dict[str, int]
     nats_slow_consumer_events: int
     nats_reconnects: int
+    # The link's real state (supervisor/nats_liveness.py), not nats-py's "connected".
+    nats_state: str
+    nats_ms_since_last_message: int
+    nats_rebuilds: int
     pruned_endpoints: int
     table_generation: int
     workers: list[dict[str, Any]]
@@ -129,6 +133,9 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
             "rejected": snapshot.nats_rejected,
             "slow_consumer_events": snapshot.nats_slow_consumer_events,
             "reconnects": snapshot.nats_reconnects,
+            "state": snapshot.nats_state,
+            "ms_since_last_message": snapshot.nats_ms_since_last_message,
+            "unproven_reconnects": snapshot.nats_rebuilds,
         },
         "pruned_endpoints": snapshot.pruned_endpoints,
         "workers": snapshot.workers,
@@ -250,7 +257,25 @@ def prometheus(snapshot: Snapshot) -> str:
         [("", snapshot.ms_since_last_registry_update)],
     )
     metric(
-        "nats_connected", "gauge", "1 when connected to NATS.", [("", int(snapshot.nats_connected))]
+        "nats_connected",
+        "gauge",
+        "1 when connected to NATS and the link proved itself within nats_client_ping_interval.",
+        [("", int(snapshot.nats_connected))],
+    )
+    metric(
+        "nats_ms_since_last_message",
+        "gauge",
+        "Milliseconds since anything (a message or a liveness probe) arrived from NATS.",
+        [("", snapshot.nats_ms_since_last_message)],
+    )
+    metric(
+        "nats_reconnects_total",
+        "counter",
+        "NATS reconnections: by nats-py after a lost connection, or by routerd after a silent one.",
+        [
+            ('{cause="disconnected"}', snapshot.nats_reconnects),
+            ('{cause="unproven"}', snapshot.nats_rebuilds),
+        ],
     )
     metric(
         "nats_messages_total",

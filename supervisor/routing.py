@@ -166,15 +166,21 @@ class Routing:
 
     # -- pruning -----------------------------------------------------------------------------
 
-    def prune(self, nats_connected: bool) -> int:
-        """One pruner cycle; returns the number of endpoints removed."""
+    def prune(self, nats_connected: bool, had_outage: bool = False) -> int:
+        """One pruner cycle; returns the number of endpoints removed.
+
+        `nats_connected` is the link's proven state now; `had_outage` says it was not proven at
+        some moment since the last cycle, however briefly: routes could not be heard then, so
+        this cycle freshens them as after a suspension rather than pruning them.
+        """
         now = self.clock()
+        suspend = self.config.suspend_pruning_if_nats_unavailable
         plan = plan_prune(
             now,
             self.table.endpoint_ages(),
             nats_connected=nats_connected,
-            suspend_when_disconnected=self.config.suspend_pruning_if_nats_unavailable,
-            was_suspended=self.prune_suspended,
+            suspend_when_disconnected=suspend,
+            was_suspended=self.prune_suspended or (suspend and had_outage),
         )
         if plan.suspended:
             self.prune_suspended = True

@@ -227,7 +227,8 @@ class Supervisor:
         assert self.routing is not None and self.nats is not None
         while True:
             await asyncio.sleep(self.config.prune_stale_droplets_interval)
-            self.routing.prune(self.nats.is_connected)
+            had_outage = self.nats.liveness.take_outage()
+            self.routing.prune(self.nats.is_connected, had_outage)
 
     async def _start_message_loop(self) -> None:
         assert self.nats is not None
@@ -362,6 +363,11 @@ class Supervisor:
             endpoints=routing.table.endpoint_count,
             ms_since_last_registry_update=routing.ms_since_last_update(),
             nats_connected=self.nats.is_connected if self.nats else False,
+            nats_state=self.nats.state.value if self.nats else "connecting",
+            nats_ms_since_last_message=round(self.nats.seconds_since_last_message() * 1000)
+            if self.nats
+            else -1,
+            nats_rebuilds=self.nats.rebuilds if self.nats else 0,
             nats_messages=dict(routing.messages),
             nats_rejected=dict(routing.rejections),
             nats_slow_consumer_events=self.nats.slow_consumer_events if self.nats else 0,

@@ -118,6 +118,10 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
             "header": totals[Stat.client_header_timeouts],
             "body": totals[Stat.client_body_timeouts],
         },
+        "access_log": {
+            "write_errors": totals[Stat.access_log_write_errors],
+            "dropped_lines": totals[Stat.access_log_dropped_lines],
+        },
         "latency": {**latency_percentiles(totals), "samples": requests},
         "droplets": snapshot.endpoints,
         "urls": snapshot.routes,
@@ -196,6 +200,18 @@ def prometheus(snapshot: Snapshot) -> str:
             ('{phase="header"}', totals[Stat.client_header_timeouts]),
             ('{phase="body"}', totals[Stat.client_body_timeouts]),
         ],
+    )
+    metric(
+        "access_log_write_errors_total",
+        "counter",
+        "Failed writes to the access log file.",
+        [("", totals[Stat.access_log_write_errors])],
+    )
+    metric(
+        "access_log_dropped_lines_total",
+        "counter",
+        "Access log lines lost to failed writes.",
+        [("", totals[Stat.access_log_dropped_lines])],
     )
     metric("retries_total", "counter", "Retried attempts.", [("", totals[Stat.retries])])
     metric(

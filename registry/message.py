@@ -33,6 +33,7 @@ MAX_MESSAGE_BYTES: Final = 1 << 20
 # How much of an offending value a reason quotes.
 QUOTE_LENGTH: Final = 64
 
+
 class RegistryOptions(msgspec.Struct, frozen=True):
     loadbalancing: str = ""
 
@@ -123,9 +124,7 @@ def oversized_field(message: RegistryMessage) -> Rejection | None:
         ("route_service_url", message.route_service_url, MAX_URL_LENGTH),
     ):
         if len(value) > limit:
-            return Rejection(
-                f"{name} is {len(value)} characters (limit {limit})", "field_too_long"
-            )
+            return Rejection(f"{name} is {len(value)} characters (limit {limit})", "field_too_long")
     if len(message.tags) > MAX_TAGS:
         return Rejection(f"too many tags: {len(message.tags)} (limit {MAX_TAGS})", "too_many_tags")
     for key, value in message.tags.items():

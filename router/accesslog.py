@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Final
 
-from router.accesslog_file import REPORT_INTERVAL, AccessLogFile
+from router.accesslog_file import AccessLogFile
 
 FLUSH_INTERVAL: Final = 0.05
 FLUSH_BYTES: Final = 64 * 1024
@@ -147,13 +147,13 @@ class AccessRecord:
 class AccessLog:
     """Batches lines on the loop; a daemon thread does the blocking writes (AccessLogFile)."""
 
-    def __init__(self, path: str, stats: memoryview | None = None) -> None:
+    def __init__(self, path: str, report_interval: float, stats: memoryview | None = None) -> None:
         self.path = path
         self._pending: list[str] = []
         self._pending_bytes = 0
         self._queue: queue.SimpleQueue[bytes | str | None] = queue.SimpleQueue()
         self._handle: asyncio.TimerHandle | None = None
-        self._file = AccessLogFile(path, stats)
+        self._file = AccessLogFile(path, report_interval, stats)
         self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
         self._thread.start()
 
@@ -198,7 +198,7 @@ class AccessLog:
     def _run(self) -> None:
         while True:
             try:
-                item = self._queue.get(timeout=REPORT_INTERVAL)
+                item = self._queue.get(timeout=self._file.report_interval)
             except queue.Empty:
                 self._file.report_due()  # losses held back while no lines came
                 continue

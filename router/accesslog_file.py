@@ -5,14 +5,15 @@ Every worker appends batches of lines to the same file (O_APPEND). A batch goes 
 all take. When the disk fills in the middle of a batch the write is short and the file ends in
 a cut line; since no other worker can append while the lock is held, truncating the file back
 to the end of the batch's last whole line removes the cut part, and the file only ever holds
-whole lines. The rest of the batch is retried once (the error it gets is the one reported) and
-then counted as lost.
+whole lines. The rest of the batch is tried again at once; what cannot be written whole is
+counted as lost.
 
 Losses are counted in the worker's counter row (`/varz`, `/metrics`) and logged at most once
-per `REPORT_INTERVAL` with the count and the error, plus once when writes succeed again: a full
-disk costs a few log lines, not one per request. Writing resumes by itself when there is room;
-after an error that is not about space (EIO, EBADF, ...) the path is reopened, at most once per
-interval. Nothing here raises: the worker never stops serving because its log cannot be written.
+per `report_interval` (config `logging.error_sample_interval`) with the count and the error,
+plus once when writes succeed again: a full disk costs a few log lines, not one per request.
+Writing resumes by itself when there is room; after an error that is not about space (EIO,
+EBADF, ...) the path is reopened, at most once per interval. Nothing here raises: the worker
+never stops serving because its log cannot be written.
 
 Blocking calls only: this runs on the access log's own thread, never on the event loop.
 """
@@ -32,8 +33,6 @@ from registry.shm.counters import Stat
 from supervisor import logs
 from supervisor.log_rates import LossReport, LossTally
 
-# Often enough to see a problem while it lasts, rarely enough that a full disk stays quiet.
-REPORT_INTERVAL: Final = 10.0
 # Errors that go away when space is freed; reopening the file would not help with them.
 SPACE_ERRORS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
@@ -103,18 +102,20 @@ class AccessLogFile:
     def __init__(
         self,
         path: str,
+        report_interval: float,
         stats: memoryview | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
+        self.report_interval = report_interval
         self._stats = stats
         self._clock = clock
         self._lock = threading.Lock()  # the tally and the counters, shared with the loop
-        self._tally = LossTally(REPORT_INTERVAL)
+        self._tally = LossTally(report_interval)
         self._fd = -1
         self._open_error = ""
         self._reopen_due = False
-        self._reopen_tried_at = -REPORT_INTERVAL
+        self._reopen_tried_at = -report_interval
         self.reopen()
 
     def __repr__(self) -> str:
@@ -145,7 +146,7 @@ class AccessLogFile:
 
     def write(self, batch: bytes) -> None:
         now = self._clock()
-        if self._reopen_due and now - self._reopen_tried_at >= REPORT_INTERVAL:
+        if self._reopen_due and now - self._reopen_tried_at >= self.report_interval:
             self.reopen()
         if self._fd < 0:
             self.lose(batch.count(b"\n"), self._open_error or "not open")
@@ -196,7 +197,7 @@ class AccessLogFile:
                 lost_lines=report.lost,
                 total_lost_lines=report.total,
                 error=report.error,
-                report_interval=REPORT_INTERVAL,
+                report_interval=self.report_interval,
             )
 
     def _close_fd(self) -> None:

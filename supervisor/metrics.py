@@ -7,7 +7,7 @@ import os
 import resource
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from registry.shm.counters import LATENCY_BOUNDS_US, Stat
@@ -46,6 +46,7 @@ class Snapshot:
     started_at: float
     healthy: bool
     state: str
+    nats_rejected_by_reason: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def uptime_text(seconds: float) -> str:
@@ -131,6 +132,7 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
             "connected": snapshot.nats_connected,
             "messages": snapshot.nats_messages,
             "rejected": snapshot.nats_rejected,
+            "rejected_by_reason": snapshot.nats_rejected_by_reason,
             "slow_consumer_events": snapshot.nats_slow_consumer_events,
             "reconnects": snapshot.nats_reconnects,
         },
@@ -284,6 +286,16 @@ def prometheus(snapshot: Snapshot) -> str:
         [
             (f'{{subject="{subject}"}}', count)
             for subject, count in sorted(snapshot.nats_rejected.items())
+        ],
+    )
+    metric(
+        "nats_messages_rejected_by_reason_total",
+        "counter",
+        "NATS messages skipped as invalid, by subject and reason.",
+        [
+            (f'{{subject="{subject}",reason="{code}"}}', count)
+            for subject, reasons in sorted(snapshot.nats_rejected_by_reason.items())
+            for code, count in sorted(reasons.items())
         ],
     )
     metric(

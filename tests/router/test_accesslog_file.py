@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 
 from registry.shm.counters import Stat
-from router.accesslog_file import REPORT_INTERVAL, AccessLogFile
+from router.accesslog_file import AccessLogFile
 from supervisor import logs
 
 LINE = b"x" * 99 + b"\n"
+INTERVAL = 10.0
 
 CHILD = textwrap.dedent(
     """
@@ -34,7 +35,7 @@ CHILD = textwrap.dedent(
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a killed process
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     stats = memoryview(bytearray(8 * 128)).cast("Q")
-    log_file = AccessLogFile(path, stats)
+    log_file = AccessLogFile(path, 10.0, stats)
     line = b"x" * 99 + b"\\n"
     for _ in range(10):
         log_file.write(line * 7)
@@ -92,7 +93,7 @@ def test_a_closed_descriptor_is_counted_reported_and_reopened(
     path = tmp_path / "access.log"
     stats = memoryview(bytearray(8 * 128)).cast("Q")
     clock = Clock()
-    log_file = AccessLogFile(str(path), stats, clock)
+    log_file = AccessLogFile(str(path), INTERVAL, stats, clock)
     log_file.write(LINE)
     # Swap a read-only descriptor in under it (a stray dup2 elsewhere): writes fail with EBADF.
     read_only = os.open(os.devnull, os.O_RDONLY)
@@ -100,7 +101,7 @@ def test_a_closed_descriptor_is_counted_reported_and_reopened(
     os.close(read_only)
     log_file.write(LINE * 3)
     assert (stats[Stat.access_log_write_errors], stats[Stat.access_log_dropped_lines]) == (1, 3)
-    clock.now += REPORT_INTERVAL
+    clock.now += INTERVAL
     log_file.write(LINE * 2)  # reopened first, so these are written
     log_file.close()
     assert path.read_bytes() == LINE * 3
@@ -118,11 +119,11 @@ def test_an_unopenable_path_does_not_stop_the_worker(
     path = tmp_path / "missing-dir" / "access.log"
     stats = memoryview(bytearray(8 * 128)).cast("Q")
     clock = Clock()
-    log_file = AccessLogFile(str(path), stats, clock)
+    log_file = AccessLogFile(str(path), INTERVAL, stats, clock)
     log_file.write(LINE * 4)
     assert stats[Stat.access_log_dropped_lines] == 4
     path.parent.mkdir()
-    clock.now += REPORT_INTERVAL
+    clock.now += INTERVAL
     log_file.write(LINE)
     log_file.close()
     assert path.read_bytes() == LINE

@@ -28,6 +28,16 @@ MAX_FIELD_LENGTH: Final = 255
 MAX_URL_LENGTH: Final = 2048
 MAX_TAGS: Final = 64
 MAX_TAG_VALUE_LENGTH: Final = 1024
+IDENTIFIER_FIELDS: Final = (
+    "app",
+    "private_instance_id",
+    "private_instance_index",
+    "server_cert_domain_san",
+    "isolation_segment",
+    "availability_zone",
+    "protocol",
+    "host",
+)
 # NATS's own default max_payload: no larger message reaches a default server anyway.
 MAX_MESSAGE_BYTES: Final = 1 << 20
 # How much of an offending value a reason quotes.
@@ -112,22 +122,33 @@ def parse_registration(
 
 def oversized_field(message: RegistryMessage) -> Rejection | None:
     """The first field longer than its cap, if any (before anything else looks at them)."""
-    for name, value, limit in (
-        ("app", message.app, MAX_FIELD_LENGTH),
-        ("private_instance_id", message.private_instance_id, MAX_FIELD_LENGTH),
-        ("private_instance_index", message.private_instance_index, MAX_FIELD_LENGTH),
-        ("server_cert_domain_san", message.server_cert_domain_san, MAX_FIELD_LENGTH),
-        ("isolation_segment", message.isolation_segment, MAX_FIELD_LENGTH),
-        ("availability_zone", message.availability_zone, MAX_FIELD_LENGTH),
-        ("protocol", message.protocol, MAX_FIELD_LENGTH),
-        ("host", message.host, MAX_FIELD_LENGTH),
-        ("route_service_url", message.route_service_url, MAX_URL_LENGTH),
-    ):
-        if len(value) > limit:
-            return Rejection(f"{name} is {len(value)} characters (limit {limit})", "field_too_long")
-    if len(message.tags) > MAX_TAGS:
-        return Rejection(f"too many tags: {len(message.tags)} (limit {MAX_TAGS})", "too_many_tags")
-    for key, value in message.tags.items():
+    longest = max(
+        len(message.app),
+        len(message.private_instance_id),
+        len(message.private_instance_index),
+        len(message.server_cert_domain_san),
+        len(message.isolation_segment),
+        len(message.availability_zone),
+        len(message.protocol),
+        len(message.host),
+    )
+    if longest > MAX_FIELD_LENGTH:  # rare: only now work out which field it is
+        for name in IDENTIFIER_FIELDS:
+            length = len(getattr(message, name))
+            if length > MAX_FIELD_LENGTH:
+                return Rejection(
+                    f"{name} is {length} characters (limit {MAX_FIELD_LENGTH})", "field_too_long"
+                )
+    if len(message.route_service_url) > MAX_URL_LENGTH:
+        return Rejection(
+            f"route_service_url is {len(message.route_service_url)} characters "
+            f"(limit {MAX_URL_LENGTH})",
+            "field_too_long",
+        )
+    tags = message.tags
+    if len(tags) > MAX_TAGS:
+        return Rejection(f"too many tags: {len(tags)} (limit {MAX_TAGS})", "too_many_tags")
+    for key, value in tags.items():
         if len(key) > MAX_FIELD_LENGTH or len(value) > MAX_TAG_VALUE_LENGTH:
             return Rejection(
                 f"tag {quote(key)!r} is too long (limits: {MAX_FIELD_LENGTH} characters for a "

@@ -141,7 +141,11 @@ class AccessLogFile:
         self._reopen_due = False
 
     def close(self) -> None:
-        self.report_due()
+        # Whatever was held back is reported now: nobody will report it later.
+        with self._lock:
+            report = self._tally.due(self._clock() + self.report_interval)
+        if report is not None:
+            self._log(report)
         self._close_fd()
 
     def write(self, batch: bytes) -> None:

@@ -134,3 +134,15 @@ def test_an_unopenable_path_does_not_stop_the_worker(
         "access-log-write-resumed",
     ]
     assert "ENOENT" in events[0]["data"]["error"]
+
+
+def test_losses_held_back_are_reported_at_close(tmp_path: Path, component_log: io.BytesIO) -> None:
+    stats = memoryview(bytearray(8 * 128)).cast("Q")
+    log_file = AccessLogFile(str(tmp_path / "none" / "access.log"), INTERVAL, stats, Clock())
+    log_file.write(LINE * 2)  # reported at once
+    log_file.write(LINE * 5)  # held back: the interval is not over
+    log_file.close()
+    failed = [
+        e["data"] for e in events_in(component_log) if e["message"] == "access-log-write-failed"
+    ]
+    assert [(e["lost_lines"], e["total_lost_lines"]) for e in failed] == [(2, 2), (5, 7)]

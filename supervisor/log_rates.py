@@ -46,6 +46,10 @@ class LogSampler:
         )
 
     @property
+    def window_started_at(self) -> float:
+        return self._window_start
+
+    @property
     def window_ends_at(self) -> float:
         return self._window_start + self.interval
 

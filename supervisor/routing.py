@@ -109,7 +109,8 @@ class Routing:
         self.rejections[subject] += 1
         self.rejection_reasons[subject, rejection.code] += 1
         now = self.clock()
-        admitted, due = self._rejection_log.admit(now)
+        sampler = self._rejection_log
+        admitted, due = sampler.admit(now)
         if due is not None:
             self._log_suppressed(due)
         if admitted:
@@ -122,14 +123,19 @@ class Routing:
             )
             return
         self._suppressed_reasons[rejection.code] += 1
-        if self._rejection_log.suppressed == 1:
+        if sampler.suppressed == 1:
             # The summary is due when the window ends, whether or not more rejections come.
-            delay = max(self._rejection_log.window_ends_at - now, 0.0)
-            self.schedule_later(delay, self.report_suppressed_rejections)
+            window = sampler.window_started_at
+            self.schedule_later(
+                max(sampler.window_ends_at - now, 0.0),
+                lambda: self.report_suppressed_rejections(window),
+            )
 
-    def report_suppressed_rejections(self) -> None:
-        """Log the summary of the rejections held back in a window that is over."""
+    def report_suppressed_rejections(self, window: float) -> None:
+        """Log the summary of the window that started at `window`, unless already logged."""
         sampler = self._rejection_log
+        if sampler.window_started_at != window:
+            return  # a later rejection closed that window and logged its summary
         due = sampler.close_window(max(self.clock(), sampler.window_ends_at))
         if due is not None:
             self._log_suppressed(due)

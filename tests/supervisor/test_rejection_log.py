@@ -109,7 +109,7 @@ def test_a_logged_payload_is_a_bounded_preview(component_log: io.BytesIO) -> Non
 
 def test_the_summary_also_comes_with_the_next_rejection(component_log: io.BytesIO) -> None:
     clock = Clock()
-    routing, _ = new_routing(clock)  # its timer never fires here
+    routing, timers = new_routing(clock)  # its timer has not fired yet
     for _ in range(REJECTIONS_LOGGED_PER_INTERVAL + 3):
         routing.handle_register(b"{")
     clock.now += REJECTION_LOG_INTERVAL + 1
@@ -117,3 +117,9 @@ def test_the_summary_also_comes_with_the_next_rejection(component_log: io.BytesI
     (summary,) = events(component_log, "validation-errors-suppressed")
     assert (summary["count"], summary["reasons"]) == (3, {"invalid_json": 3})
     assert len(events(component_log, "validation-error")) == REJECTIONS_LOGGED_PER_INTERVAL + 1
+    # The first window's timer, firing late, leaves the window now open alone.
+    timers[0][1]()
+    for _ in range(REJECTIONS_LOGGED_PER_INTERVAL):
+        routing.handle_register(b"{")
+    assert len(events(component_log, "validation-errors-suppressed")) == 1
+    assert len(events(component_log, "validation-error")) == 2 * REJECTIONS_LOGGED_PER_INTERVAL

@@ -7,7 +7,7 @@ import os
 import resource
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from registry.shm.counters import LATENCY_BOUNDS_US, Stat
@@ -50,6 +50,7 @@ class Snapshot:
     started_at: float
     healthy: bool
     state: str
+    nats_rejected_by_reason: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def uptime_text(seconds: float) -> str:
@@ -122,6 +123,10 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
             "header": totals[Stat.client_header_timeouts],
             "body": totals[Stat.client_body_timeouts],
         },
+        "access_log": {
+            "write_errors": totals[Stat.access_log_write_errors],
+            "dropped_lines": totals[Stat.access_log_dropped_lines],
+        },
         "latency": {**latency_percentiles(totals), "samples": requests},
         "droplets": snapshot.endpoints,
         "urls": snapshot.routes,
@@ -131,6 +136,7 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
             "connected": snapshot.nats_connected,
             "messages": snapshot.nats_messages,
             "rejected": snapshot.nats_rejected,
+            "rejected_by_reason": snapshot.nats_rejected_by_reason,
             "slow_consumer_events": snapshot.nats_slow_consumer_events,
             "reconnects": snapshot.nats_reconnects,
             "state": snapshot.nats_state,
@@ -203,6 +209,18 @@ def prometheus(snapshot: Snapshot) -> str:
             ('{phase="header"}', totals[Stat.client_header_timeouts]),
             ('{phase="body"}', totals[Stat.client_body_timeouts]),
         ],
+    )
+    metric(
+        "access_log_write_errors_total",
+        "counter",
+        "Failed writes to the access log file.",
+        [("", totals[Stat.access_log_write_errors])],
+    )
+    metric(
+        "access_log_dropped_lines_total",
+        "counter",
+        "Access log lines lost to failed writes.",
+        [("", totals[Stat.access_log_dropped_lines])],
     )
     metric("retries_total", "counter", "Retried attempts.", [("", totals[Stat.retries])])
     metric(
@@ -293,6 +311,16 @@ def prometheus(snapshot: Snapshot) -> str:
         [
             (f'{{subject="{subject}"}}', count)
             for subject, count in sorted(snapshot.nats_rejected.items())
+        ],
+    )
+    metric(
+        "nats_messages_rejected_by_reason_total",
+        "counter",
+        "NATS messages skipped as invalid, by subject and reason.",
+        [
+            (f'{{subject="{subject}",reason="{code}"}}', count)
+            for subject, reasons in sorted(snapshot.nats_rejected_by_reason.items())
+            for code, count in sorted(reasons.items())
         ],
     )
     metric(

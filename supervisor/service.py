@@ -191,6 +191,9 @@ class Supervisor:
         )
         self.routing = Routing(config, table, writer, counters)
         self.routing.schedule_publish = self._schedule_publish
+        self.routing.schedule_later = lambda delay, callback: asyncio.get_running_loop().call_later(
+            delay, callback
+        )
         self.routing.load_static_routes()
         self.routing.publish_all()
 
@@ -378,6 +381,7 @@ class Supervisor:
             started_at=self.started_at,
             healthy=self.status.healthy if self.status else False,
             state=self.state.value,
+            nats_rejected_by_reason=routing.rejections_by_reason(),
         )
 
     def routes_json(self, with_ttl_left: bool) -> dict[str, list[dict[str, Any]]]:

@@ -96,6 +96,8 @@ class Stat:
         65  # closed: no complete request head within read_header_timeout
     )
     client_body_timeouts: Final = 66  # closed: the request body stalled for request_body_timeout
+    access_log_write_errors: Final = 67  # failed writes to the access log (calls, not lines)
+    access_log_dropped_lines: Final = 68  # access log lines lost to those failures
 
 
 LATENCY_BOUNDS_US: Final = (

@@ -164,15 +164,14 @@ async def keepalive_close(stage: Stage, budget: float) -> str:
 async def lose_route(stage: Stage, budget: float) -> str:
     """For testing the harness: unregister one watched route and stop its heartbeats, while
     the bar still expects it. A soak with this fault must fail."""
-    route = next(
-        (
-            r
-            for r in stage.book.of_kind(Kind.WATCHED)
-            if r.heartbeated and r.is_due(time.monotonic())
-        ),
-        None,
-    )
-    if route is None:
+    watched = stage.book.of_kind(Kind.WATCHED)
+    deadline = time.monotonic() + budget / 2
+    while (now := time.monotonic()) < deadline:
+        route = next((r for r in watched if r.heartbeated and r.is_due(now)), None)
+        if route is not None:
+            break
+        await asyncio.sleep(0.1)
+    else:
         return "no due watched route to lose"
     stage.book.lost_on_purpose(route)
     await stage.bus.publish("router.unregister", [route.message()])

@@ -82,9 +82,8 @@ class SoakSettings:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
-    length.add_argument("--seconds", type=float, help="how long, in seconds (overrides --minutes)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
+    parser.add_argument("--seconds", type=float, help="how long, in seconds (overrides --minutes)")
     parser.add_argument(
         "--faults",
         default=",".join(DEFAULT_ROTATION),

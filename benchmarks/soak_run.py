@@ -36,6 +36,7 @@ REGISTERED_TIMEOUT = 30.0
 PROBE_LANES = 4
 TRAFFIC_MARGIN = 30.0  # the traffic process stops by itself this long after the soak's end
 MAX_FAILURES_KEPT = 5000  # in the JSON; all are counted
+TURN_SLACK = 0.5  # a last turn may end this much after the soak's end
 
 
 class TrafficFile:
@@ -121,6 +122,7 @@ class Soak:
         try:
             await self._register_all()
             traffic = self._start_traffic()
+            self.timeline.started = time.monotonic()  # the soak's clock starts with traffic
             try:
                 lost, listed = await self._drive()
             finally:
@@ -208,11 +210,12 @@ class Soak:
         end = self.timeline.started + settings.seconds
         await asyncio.sleep(max(0.0, min(settings.warmup, end - time.monotonic())))
         turn = 0
-        while time.monotonic() + min(settings.fault_every, 1.0) < end and settings.faults:
+        # Only whole turns: a fault needs its turn to show what it did and to recover.
+        while time.monotonic() + settings.fault_every <= end + TURN_SLACK and settings.faults:
             name = settings.faults[turn % len(settings.faults)]
             turn += 1
             window = self.timeline.begin(name, time.monotonic())
-            budget = min(settings.fault_every, end - window.start)
+            budget = settings.fault_every
             self.say(f"fault {window.title} at {self.elapsed(window.start):.1f} s")
             try:
                 note = await FAULTS[name](self.stage, budget)

@@ -168,25 +168,25 @@ def soak_figure(plt: Any, results: dict[str, Any]) -> Any:
     samples = results["samples"]
     times = [sample["t"] for sample in samples]
     figure, (failures, routes, memory) = plt.subplots(3, 1, figsize=(12, 9), sharex=True)
-    counted = [f for f in results["failures"] if not f["excused"]]
-    for source, color in (("traffic", "#d62728"), ("probe", "#ff7f0e"), ("keepalive", "#9467bd")):
-        moments = sorted(f["t"] for f in counted if f["source"] == source)
-        if moments:
-            failures.step(
-                moments, range(1, len(moments) + 1), where="post", color=color, label=source
-            )
+    for key, label, color in (
+        ("traffic_failed", "traffic", "#d62728"),
+        ("probe_failures", "probes", "#ff7f0e"),
+        ("keepalive_failures", "keep-alive rounds", "#9467bd"),
+    ):
+        failures.plot(times, [s.get(key, 0) for s in samples], color=color, label=label)
     failures.set_ylabel("failed requests (cumulative)")
+    verdict = results["verdict"]
     failures.set_title(
-        f"soak: {len(counted):,} failures "
-        f"({'passed' if results['verdict']['passed'] else 'FAILED'}); shaded: fault turns"
+        f"soak: {verdict['failures']:,} failures, {verdict['excused']:,} excused "
+        f"({'passed' if verdict['passed'] else 'FAILED'}); shaded: fault turns"
     )
-    if counted:
-        failures.legend(fontsize=8, loc="upper left")
+    failures.legend(fontsize=8, loc="center left")
     routes.plot(times, [s["urls"] for s in samples], color="#d62728", label="/varz urls")
     routes.plot(
         times, [s["expected_routes"] for s in samples], "--", color="#7f7f7f", label="expected"
     )
     routes.set_ylabel("routes")
+    routes.set_ylim(bottom=0)
     routes.legend(fontsize=8, loc="lower left")
     memory.plot(times, [s["supervisor_rss_kib"] / 1024 for s in samples], label="supervisor")
     for index in range(max((len(s["worker_rss_kib"]) for s in samples), default=0)):

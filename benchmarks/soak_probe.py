@@ -25,8 +25,8 @@ from benchmarks.soak_verdict import Failure, classify
 
 REQUEST_TIMEOUT = 10.0
 STATUS_TIMEOUT = 5.0
-OFFSET_SPREAD = 0.06
-OFFSET_STEPS = 13
+OFFSET_SPREAD = 0.03
+OFFSET_STEPS = 25
 SWEEP_CONCURRENCY = 16
 
 
@@ -38,6 +38,7 @@ class Prober:
         self.authorization = {"Authorization": f"Basic {token}"}
         self.failures: list[Failure] = []
         self.counts = {"probe": 0, "keepalive": 0, "final": 0}
+        self.failed = dict.fromkeys(self.counts, 0)
 
     def __repr__(self) -> str:
         return f"Prober(127.0.0.1:{self.port}, {self.counts}, {len(self.failures)} failures)"
@@ -51,6 +52,7 @@ class Prober:
         outcome = classify(reply.status, reply.router_error, reply.error)
         if outcome is None:
             return True
+        self.failed[source] += 1
         self.failures.append(Failure(at, source, outcome[0], host, outcome[1]))
         return False
 

@@ -24,7 +24,7 @@ def progress_line(sample: dict[str, Any]) -> str:
         f"[{sample['t']:6.1f} s] {sample['phase']:<20} "
         f"traffic {sample['traffic_ok']:,} ok {sample['traffic_failed']:,} failed, "
         f"probes {sample['probes']:,} ({sample['probe_failures']:,} failed), "
-        f"non-2xx+errors {sample['failures']:,}; "
+        f"all failures {sample['failures']:,}; "
         f"routes {routes}/{sample['expected_routes']:,}; nats {nats}; "
         f"rss MiB supervisor {mib(sample['supervisor_rss_kib'])} workers {workers}"
     )
@@ -78,6 +78,16 @@ def summary_lines(results: dict[str, Any], verdict: Verdict, timeline: Timeline)
             f"  excused: {verdict.excused:,} requests without a response within a few "
             "seconds of a worker kill -9 (they were on the killed process)"
         )
+    varz = results.get("varz_at_end")
+    if varz:
+        causes = {name: n for name, n in (varz["bad_gateways_by_cause"] or {}).items() if n}
+        by_cause = f" {causes}" if causes else ""
+        lines.append(
+            f"  routerd /varz at the end: {varz['requests']:,} requests, {varz['retries']:,} "
+            f"retried attempts, {varz['bad_gateways']:,} bad gateways{by_cause}, "
+            f"{varz['pruned_endpoints']:,} pruned endpoints, NATS reconnects "
+            f"{(varz['nats'] or {}).get('reconnects')}"
+        )
     log_notes = results["routerd_log"]
     events = ", ".join(f"{name} {count:,}" for name, count in log_notes["events"].items())
     lines.append(f"  routerd log events: {events}")
@@ -94,7 +104,7 @@ def summary_lines(results: dict[str, Any], verdict: Verdict, timeline: Timeline)
     else:
         lines.append(
             f"RESULT: FAILED: {verdict.failures:,} failed requests, "
-            f"{len(verdict.lost_at_end)} routes lost at the end "
+            f"{len(verdict.lost_at_end):,} routes lost at the end "
             "(bar: zero non-2xx, no route lost); by the fault active when each happened:"
         )
         lines += verdict_lines(verdict, timeline)

@@ -35,7 +35,20 @@ if TYPE_CHECKING:
 REGISTERED_TIMEOUT = 30.0
 PROBE_LANES = 4
 TRAFFIC_MARGIN = 30.0  # the traffic process stops by itself this long after the soak's end
-MAX_FAILURES_KEPT = 5000  # in the JSON; all are counted
+KEPT_PER_GROUP = 200  # failures in the JSON per fault turn, source and outcome; all are counted
+# What the summary shows of routerd's own account at the end.
+VARZ_KEPT = (
+    "requests",
+    "responses_2xx",
+    "responses_4xx",
+    "responses_5xx",
+    "bad_gateways",
+    "bad_gateways_by_cause",
+    "retries",
+    "router_errors",
+    "nats",
+    "pruned_endpoints",
+)
 TURN_SLACK = 0.5  # a last turn may end this much after the soak's end
 
 
@@ -96,6 +109,7 @@ class Soak:
         self.harness_errors: list[str] = []
         self.heartbeat_rounds = 0
         self.heartbeat_rounds_dropped = 0
+        self.varz_at_end: dict[str, Any] | None = None
         self.stage = Stage(
             cluster=cluster,
             bus=self.bus,
@@ -149,11 +163,11 @@ class Soak:
             self.timeline.finish(time.monotonic())
             return await self._final_check()
         finally:
-            for task in loops:
+            for task in [rotation, *loops]:
                 task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+            await asyncio.gather(rotation, *loops, return_exceptions=True)
             for task in [*loops, rotation]:
-                if not task.cancelled() and task.exception() is not None:
+                if task.done() and not task.cancelled() and task.exception() is not None:
                     self.harness_errors.append(f"stopped early: {task.exception()}")
 
     async def _register_all(self) -> None:
@@ -258,7 +272,8 @@ class Soak:
             key=lambda worker: worker["index"],
         )
         worker_pids = [int(worker["pid"]) for worker in workers] if varz else children_of(pid)
-        probe_failures = len(self.prober.failures)
+        probe_failures = self.prober.failed["probe"]
+        keepalive_failures = self.prober.failed["keepalive"]
         return {
             "t": round(self.elapsed(now), 2),
             "phase": self.timeline.phase_at(now),
@@ -266,7 +281,8 @@ class Soak:
             "traffic_failed": self.traffic.failed,
             "probes": self.prober.counts["probe"],
             "probe_failures": probe_failures,
-            "failures": self.traffic.failed + probe_failures,
+            "keepalive_failures": keepalive_failures,
+            "failures": self.traffic.failed + probe_failures + keepalive_failures,
             "urls": varz.get("urls") if varz else None,
             "expected_routes": self.book.expected_count(),
             "nats_connected": varz.get("nats", {}).get("connected") if varz else None,
@@ -282,6 +298,7 @@ class Soak:
         self.say(f"final check: {len(due):,} due routes, each asked once, and /routes")
         lost = await self.prober.sweep(due)
         listing = await self.prober.status_json("/routes")
+        self.varz_at_end = await self.prober.status_json("/varz")
         if listing is None:
             self.harness_errors.append("/routes did not answer at the end")
             return lost, None
@@ -335,9 +352,24 @@ class Soak:
                     "host": failure.host,
                     "detail": failure.detail,
                 }
-                for failure in failures[:MAX_FAILURES_KEPT]
+                for failure in self._kept(failures)
             ],
             "lost_at_end": lost,
             "routes_listed_at_end": listed,
+            "varz_at_end": {key: self.varz_at_end.get(key) for key in VARZ_KEPT}
+            if self.varz_at_end
+            else None,
             "harness_errors": self.harness_errors,
         }
+
+    def _kept(self, failures: list[Failure]) -> list[Failure]:
+        """The first KEPT_PER_GROUP of each group, so that a late fault's failures are not
+        crowded out of the JSON by an early one's."""
+        seen: dict[tuple[str, str, Outcome], int] = {}
+        kept = []
+        for failure in failures:
+            key = (self.timeline.phase_at(failure.at), failure.source, failure.outcome)
+            seen[key] = seen.get(key, 0) + 1
+            if seen[key] <= KEPT_PER_GROUP:
+                kept.append(failure)
+        return kept

@@ -82,21 +82,12 @@ class NatsCluster:
         routes = ",".join(
             f"nats://127.0.0.1:{other.cluster_port}" for other in self.nodes if other is not node
         )
-        return [
-            binary,
-            "-a",
-            "127.0.0.1",
-            "-p",
-            str(node.port),
-            "--server_name",
-            f"{CLUSTER_NAME}-{node.name}",
-            "--cluster_name",
-            CLUSTER_NAME,
-            "--cluster",
-            f"nats://127.0.0.1:{node.cluster_port}",
-            "--routes",
-            routes,
-        ]
+        argv = [binary, "-a", "127.0.0.1", "-p", str(node.port)]
+        argv += ["--server_name", f"{CLUSTER_NAME}-{node.name}"]
+        if routes:  # a cluster of one is a plain server
+            argv += ["--cluster_name", CLUSTER_NAME]
+            argv += ["--cluster", f"nats://127.0.0.1:{node.cluster_port}", "--routes", routes]
+        return argv
 
     def _launch(self, node: NatsNode) -> None:
         node.process = self.group.start(node.name, self._argv(node))

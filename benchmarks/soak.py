@@ -8,8 +8,8 @@ in turn, probes every due route again and again, injects one fault per turn (see
 and samples /varz and the processes' RSS. It prints a line per sample as it goes, then a
 summary; the JSON and a plot go to benchmarks/results/soak-<stamp>.{json,png}. Exit status:
 0 when the bar is met, 1 when it is missed (each failure is charged to the fault active when
-it happened), 2 when the harness itself could not do its part. Every process it started is
-stopped on the way out, also on Ctrl-C or SIGTERM.
+it happened), 2 when the harness itself could not do its part, 130 when interrupted. Every
+process it started is stopped on the way out, also on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations

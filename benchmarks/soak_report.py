@@ -62,6 +62,7 @@ def summary_lines(results: dict[str, Any], verdict: Verdict, timeline: Timeline)
         f"  routes (/varz urls): {meta['expected_routes_at_end']:,} expected at the end, "
         + (f"lowest {lowest[1]:,} at {lowest[0]:.1f} s, " if lowest else "")
         + f"{results['routes_listed_at_end'] or 0:,} listed in /routes at the end",
+        *(f"  routerd config: {note}" for note in meta.get("notes", [])),
         f"  RSS supervisor: {series_range(samples, 'supervisor_rss_kib')}",
         f"  RSS workers: {worker_range(samples)}",
         f"  heartbeats: {counts['heartbeat_rounds']:,} rounds of up to "

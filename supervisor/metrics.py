@@ -117,6 +117,7 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
             "connection_limit": totals[Stat.connection_limit],
             "empty_host": totals[Stat.empty_host],
             "invalid_app_instance": totals[Stat.invalid_app_instance],
+            "malformed_host": totals[Stat.malformed_host],
             "max-request-size-exceeded": totals[Stat.max_request_size_exceeded],
         },
         "client_timeouts": {

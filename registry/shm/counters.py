@@ -90,6 +90,7 @@ class Stat:
     pruned_endpoints: Final = 46
     in_flight: Final = 47  # a gauge: requests being proxied by this worker now
     route_service_failures: Final = 48
+    malformed_host: Final = 49  # 400: a Host header with bytes no host can hold
     # Client-side limits and timeouts (a block of their own, away from the indexes above).
     max_request_size_exceeded: Final = 64  # 431 (and 414 for an overlong request line)
     client_header_timeouts: Final = (

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from registry.shm import layout
+from registry.shm.region import FileRegion
 from tests.ctl.conftest import PATIENCE, RouterFactory, RunCtl, assert_one_line_error
 from tests.support.processes import pending_signals, unrelated_process
 from tests.support.waiting import wait_until
@@ -94,3 +96,28 @@ def test_drain_names_the_lock_holder_even_when_the_pid_file_is_wrong(
     assert result.returncode == 0, (result.stdout, result.stderr)
     assert result.stdout.startswith(f"sent SIGUSR1 to routerd (pid {router.process.pid})")
     assert router.wait_exit(timeout=PATIENCE) == 0
+
+
+def test_routes_from_shm_knows_a_killed_routerd_whose_pid_was_reused(
+    routerd_factory: RouterFactory, routerctl: RunCtl
+) -> None:
+    router = routerd_factory()
+    run_dir = Path(router.config["run_dir"])
+    router.signal(signal.SIGKILL)
+    router.wait_exit(timeout=PATIENCE)
+
+    with unrelated_process() as other:
+        # As if the kernel had given the killed supervisor's PID to another process.
+        region = FileRegion.open(str(run_dir / "routes.shm"), writable=True)
+        words = region.buffer.cast("Q")
+        words[layout.H_WRITER_PID] = other.pid
+        words.release()
+        region.close()
+
+        result = routerctl("routes", "--from-shm", "--run-dir", str(run_dir))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        f"routerctl: routerd (pid {other.pid}) is not running: "
+        "this is the table it last published\n"
+    )

@@ -148,6 +148,10 @@ class Supervisor:
             tls_listeners=tls_listeners,
         )
         await self.workers.start()
+        if self.state is not RouterState.STARTING:
+            # A stop came while the workers started (Python 3.11's wait_for can swallow the
+            # cancellation that shutdown sends when its wait ends at the same moment).
+            return
         self.move(RouterState.RUNNING)
         self.status.healthy = True
         self.notifier.ready()

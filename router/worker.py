@@ -1,4 +1,4 @@
-"""A worker process: `python -m router.worker --index N --listen-fd FD --control-fd FD`.
+"""A worker process, started as `python -m router` (router/__main__.py) by the supervisor.
 
 Started by the supervisor on a listening socket it already bound. Reads its config from the
 control channel, maps the shared table read-only and its counter row read-write, serves with
@@ -74,8 +74,7 @@ class Worker:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        # The supervisor decides when workers stop; a stray SIGINT from the terminal must not.
-        loop.add_signal_handler(signal.SIGINT, lambda: None)
+        # SIGHUP and SIGINT are ignored from the process's start (router/__main__.py).
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         reader, self.writer = await asyncio.open_unix_connection(
             sock=socket.socket(fileno=self.control_fd), limit=control.MAX_LINE
@@ -213,7 +212,3 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
     worker = Worker(args.index, args.listen_fd, args.control_fd, args.tls_listen_fd)
     sys.exit(uvloop.run(worker.run()))
-
-
-if __name__ == "__main__":
-    main()

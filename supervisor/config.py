@@ -122,7 +122,7 @@ class Config(_Model, frozen=True):
     bind_address: str = "0.0.0.0"
     # Project-specific: one worker per CPU; 0 means "the CPU count".
     workers: NonNegativeInt = 0
-    # Project-specific: systemd's RuntimeDirectory=routerd; holds the table and the PID file.
+    # Project-specific: systemd's RuntimeDirectory=routerd; holds the table, the PID and lock files.
     run_dir: str = "/run/routerd"
 
     status: StatusConfig = StatusConfig()

@@ -1,7 +1,8 @@
 """routerd's supervisor: starts in order, dispatches signals from one loop, stops in reverse.
 
-Start: config → shared memory → listening sockets → status server (503) → NATS → pruner →
-`start_response_delay_interval` → workers → /health 200 and READY=1. Stop runs the other way.
+Start: config → the run_dir lock (run_lock.py) → shared memory → listening sockets → status
+server (503) → NATS → pruner → `start_response_delay_interval` → workers → /health 200 and
+READY=1. Stop runs the other way.
 Signal handlers only enqueue; `run()` takes one event at a time and calls `handle_<event>()`.
 """
 
@@ -32,6 +33,7 @@ from supervisor.metrics import Snapshot
 from supervisor.nats_link import NatsLink
 from supervisor.routes_view import endpoint_json
 from supervisor.routing import Routing
+from supervisor.run_lock import MAX_PID_TEXT, RunDirBusy, RunDirLock, parse_pid
 from supervisor.sdnotify import Notifier
 from supervisor.status_server import StatusServer
 from supervisor.workers import WorkerPool, bind_listener, kill_all
@@ -146,6 +148,10 @@ class Supervisor:
             tls_listeners=tls_listeners,
         )
         await self.workers.start()
+        if self.state is not RouterState.STARTING:
+            # A stop came while the workers started (Python 3.11's wait_for can swallow the
+            # cancellation that shutdown sends when its wait ends at the same moment).
+            return
         self.move(RouterState.RUNNING)
         self.status.healthy = True
         self.notifier.ready()
@@ -349,10 +355,19 @@ class Supervisor:
         if self.status is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.status.stop(), STEP_TIMEOUT)
-        with contextlib.suppress(OSError):
-            os.unlink(self.pid_path)
+        self._remove_pid_file()
         log.info("router-stopped", exit_code=self.exit_code)
         self.move(RouterState.STOPPED)
+
+    def _remove_pid_file(self) -> None:
+        """Remove routerd.pid only while it names this process: it is nobody else's to delete."""
+        try:
+            with open(self.pid_path) as handle:
+                if parse_pid(handle.read(MAX_PID_TEXT)) != os.getpid():
+                    return
+            os.unlink(self.pid_path)
+        except OSError:
+            pass
 
     # -- views for the status server -------------------------------------------------------------
 
@@ -404,9 +419,23 @@ class Supervisor:
 
 
 def run(config: Config, config_path: str) -> int:
+    # The lock comes before anything else touches run_dir; a routerd already there keeps it all.
+    try:
+        lock = RunDirLock.acquire(config.run_dir)
+    except RunDirBusy as exc:
+        log.fatal("router-failed-to-start", error=str(exc), running_pid=exc.pid)
+        return 1
+    except OSError as exc:
+        log.fatal(
+            "router-failed-to-start",
+            error=f"cannot lock run_dir {config.run_dir!r}: {exc.strerror or exc}",
+        )
+        return 1
     supervisor = Supervisor(config, config_path)
     try:
         return uvloop.run(supervisor.run())
     except StartupError as exc:  # pragma: no cover - reported through the event loop
         log.fatal("router-failed-to-start", error=str(exc))
         return 1
+    finally:
+        lock.release()

@@ -23,6 +23,7 @@ from registry.shm.counters import CounterTable
 from supervisor import control
 from supervisor.config import Config, encode_config
 from supervisor.logs import EventLog
+from supervisor.worker_process import WorkerProcess
 from supervisor.worker_states import WorkerState, transition
 
 log = EventLog("vcap.gorouter.supervisor")
@@ -61,7 +62,7 @@ class Worker:
         self.listener = listener
         self.tls_listener = tls_listener
         self.state = WorkerState.STOPPED
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: WorkerProcess | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.restarts = 0
         self.started_at = 0.0
@@ -150,19 +151,20 @@ class WorkerPool:
             tls_args = ("--tls-listen-fd", str(worker.tls_listener.fileno()))
             listen_fds += (worker.tls_listener.fileno(),)
         try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "router.worker",
-                "--index",
-                str(worker.index),
-                "--listen-fd",
-                str(worker.listener.fileno()),
-                "--control-fd",
-                str(child.fileno()),
-                *tls_args,
+            process = WorkerProcess.spawn(
+                (
+                    sys.executable,
+                    "-m",
+                    "router",
+                    "--index",
+                    str(worker.index),
+                    "--listen-fd",
+                    str(worker.listener.fileno()),
+                    "--control-fd",
+                    str(child.fileno()),
+                    *tls_args,
+                ),
                 pass_fds=listen_fds,
-                stdin=asyncio.subprocess.DEVNULL,
             )
         finally:
             child.close()
@@ -204,7 +206,7 @@ class WorkerPool:
                 worker.ready.set()
                 log.info("worker-ready", index=worker.index, pid=worker.pid)
 
-    async def _wait_exit(self, worker: Worker, process: asyncio.subprocess.Process) -> None:
+    async def _wait_exit(self, worker: Worker, process: WorkerProcess) -> None:
         code = await process.wait()
         if worker.writer is not None:
             worker.writer.close()

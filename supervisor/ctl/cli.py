@@ -1,4 +1,4 @@
-"""`routerctl`: status, routes, register, unregister and drain for a running routerd.
+"""`routerctl`: status, routes, register, unregister, drain and reload for a running routerd.
 
 Exit codes (errors.py): 0 ok, 1 the router is unhealthy, 2 usage error, 3 cannot reach the router.
 Every error is one line on stderr.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -36,8 +37,9 @@ from supervisor.ctl.options import (
     message_options,
     status_options,
 )
+from supervisor.ctl.routerd_process import routerd_pid, send
 from supervisor.ctl.summary import Sample, request_rate, summarize
-from supervisor.ctl.target import PID_FILE, ConfigSource
+from supervisor.ctl.target import ConfigSource
 
 
 def echo_json(data: Any) -> None:
@@ -50,7 +52,7 @@ def warn(message: str) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 def cli() -> None:
-    """Operate a running routerd: status, routes, register, unregister, drain.
+    """Operate a running routerd: status, routes, register, unregister, drain, reload.
 
     Exit codes: 0 ok, 1 the router is unhealthy, 2 usage error, 3 cannot reach the router.
     """
@@ -220,7 +222,7 @@ def unregister(config_path: str | None, nats_urls: tuple[str, ...], **fields: An
 @cli.command()
 @config_option
 @click.option(
-    "--run-dir", metavar="DIR", help="where routerd.pid is [default: run_dir from --config]"
+    "--run-dir", metavar="DIR", help="where routerd.lock is [default: run_dir from --config]"
 )
 @click.option("--url", metavar="URL", help="status server to follow /health on")
 @click.option("--user", envvar="ROUTERCTL_USER", help="status user (status.user)")
@@ -245,7 +247,7 @@ def drain(
     same (KillSignal=SIGUSR1); after `routerctl drain` the service stays stopped.
     """
     source = ConfigSource(config_path)
-    pid = draining.read_pid(os.path.join(locate.run_dir(source, run_dir), PID_FILE))
+    pid = routerd_pid(locate.run_dir(source, run_dir))
     drain_wait, drain_timeout = locate.drain_budget(source)
     budget = timeout if timeout is not None else drain_wait + drain_timeout + draining.MARGIN
     client = _optional_client(source, url, user, password)
@@ -255,7 +257,7 @@ def drain(
     if state in ("draining", "stopping"):
         click.echo(f"routerd (pid {pid}) is already {state}; following it")
     else:
-        draining.send_drain(pid)
+        send(pid, signal.SIGUSR1)
         click.echo(
             f"sent SIGUSR1 to routerd (pid {pid}): drain_wait {drain_wait:g}s, "
             f"then up to {drain_timeout:g}s for in-flight requests"
@@ -292,6 +294,26 @@ def _router_state(client: StatusClient | None) -> str | None:
     except CtlError:
         return None
     return state if isinstance(state, str) else None
+
+
+# -- reload ----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@config_option
+@click.option(
+    "--run-dir", metavar="DIR", help="where routerd.lock is [default: run_dir from --config]"
+)
+def reload(config_path: str | None, run_dir: str | None) -> int:
+    """Reload routerd (SIGHUP): re-read its config and reopen the access log.
+
+    The same as `systemctl reload routerd`; logrotate uses it after renaming the access log.
+    Keys that need a restart are reported in routerd's `config-reloaded` log line.
+    """
+    pid = routerd_pid(locate.run_dir(ConfigSource(config_path), run_dir))
+    send(pid, signal.SIGHUP)
+    click.echo(f"sent SIGHUP to routerd (pid {pid}): it re-reads its config and reopens its logs")
+    return EXIT_OK
 
 
 # -- entry point -----------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """`routerctl drain`: SIGUSR1 to the supervisor, then follow the drain until routerd has exited.
 
+The PID comes from routerd_process.routerd_pid(), which proves it is routerd's before the signal.
+
 routerd answers SIGUSR1 by failing /health at once, waiting `drain_wait` (load balancers notice and
 stop sending), closing its listeners, letting in-flight requests finish for up to `drain_timeout`,
 and exiting 0. routerctl is not routerd's parent, so it cannot read that exit code; it watches the
@@ -8,33 +10,18 @@ PID instead (a zombie counts as exited) and reports what /health says on the way
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable
 from typing import Final
 
 from registry.shm.reader import is_pid_alive
-from supervisor.ctl.errors import Unhealthy, Unreachable, UsageProblem, describe_os_error
+from supervisor.ctl.errors import Unhealthy
 
 # routerd's own margins: workers get 5 s beyond drain_timeout to exit, then NATS and the status
 # server close. Anything beyond this means the drain is stuck.
 MARGIN: Final = 15.0
 POLL: Final = 0.1
 PROGRESS_EVERY: Final = 10.0
-
-
-def read_pid(path: str) -> int:
-    try:
-        with open(path) as handle:
-            text = handle.read().strip()
-    except FileNotFoundError:
-        raise Unreachable(f"no PID file at {path}: is routerd running? (--run-dir)") from None
-    except OSError as exc:
-        raise UsageProblem(f"cannot read {path}: {describe_os_error(exc)}") from None
-    if not text.isdigit() or int(text) <= 0:
-        raise Unreachable(f"{path} does not hold a PID: {text[:40]!r}")
-    return int(text)
 
 
 def is_running(pid: int) -> bool:
@@ -49,19 +36,6 @@ def is_running(pid: int) -> bool:
     # "pid (comm) S ...": the state follows the last ')' (comm may contain parentheses).
     state = stat.rpartition(")")[2].split()[:1]
     return state != ["Z"]
-
-
-def send_drain(pid: int) -> None:
-    if not is_running(pid):
-        raise Unreachable(f"routerd (pid {pid}) is not running (stale PID file?)")
-    try:
-        os.kill(pid, signal.SIGUSR1)
-    except ProcessLookupError:
-        raise Unreachable(f"routerd (pid {pid}) is not running") from None
-    except PermissionError:
-        raise UsageProblem(
-            f"not permitted to signal routerd (pid {pid}): run as root or as the routerd user"
-        ) from None
 
 
 def follow(

@@ -15,7 +15,8 @@ EXIT_UNHEALTHY: Final = 1
 # Bad options or option values (click's own code for usage errors), an unreadable config,
 # credentials the status server refused, or a registration that fails validation.
 EXIT_USAGE: Final = 2
-# Nothing answered: the status server, NATS, or the route table file is not there.
+# Nothing answered: the status server, NATS, or the route table file is not there, or no
+# routerd holds run_dir's lock (a stale PID file).
 EXIT_UNREACHABLE: Final = 3
 # Interrupted by Ctrl-C outside `register --heartbeat` (the shell's convention, 128 + SIGINT).
 EXIT_INTERRUPTED: Final = 130

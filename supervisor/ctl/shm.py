@@ -20,6 +20,7 @@ from supervisor.ctl.client import RoutesJson
 from supervisor.ctl.errors import Unreachable, UsageProblem, describe_os_error
 from supervisor.ctl.target import COUNTERS_FILE, TABLE_FILE
 from supervisor.routes_view import endpoint_json
+from supervisor.run_lock import LockState, probe
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,22 @@ def read_table(run_dir: str, now: float | None = None) -> TableSnapshot:
     return TableSnapshot(
         routes=dict(sorted(routes.items())),
         writer_pid=writer_pid,
-        writer_alive=is_pid_alive(writer_pid),
+        writer_alive=is_writer_running(run_dir, writer_pid),
         generation=reader.generation,
         last_update_ms=reader.header_word(layout.H_LAST_UPDATE_MS),
     )
+
+
+def is_writer_running(run_dir: str, pid: int) -> bool:
+    """Whether the routerd that wrote the table still runs: it holds run_dir's lock (its PID
+    alone may have been given to another process since it exited)."""
+    try:
+        lock = probe(run_dir)
+    except OSError:
+        return is_pid_alive(pid)
+    if lock.state is LockState.ABSENT:  # a routerd from before the lock
+        return is_pid_alive(pid)
+    return lock.state is LockState.HELD and lock.pid == pid
 
 
 def _ttl_left(record: EndpointRecord, last_seen: memoryview | None, now: float) -> float | None:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from supervisor.ctl import drain, output
-from supervisor.ctl.errors import Unhealthy
+from supervisor.ctl.errors import Unhealthy, Unreachable
+from supervisor.ctl.routerd_process import read_pid
 from supervisor.ctl.summary import Sample, request_rate, summarize
 from tests.ctl.conftest import PATIENCE
 from tests.support.waiting import wait_until
@@ -169,5 +170,5 @@ def test_read_pid_rejects_garbage(tmp_path: Any) -> None:
     pid_file = tmp_path / "routerd.pid"
     pid_file.write_text("not a pid\n")
 
-    with pytest.raises(drain.Unreachable, match="does not hold a PID"):
-        drain.read_pid(str(pid_file))
+    with pytest.raises(Unreachable, match="does not hold a PID"):
+        read_pid(str(pid_file))

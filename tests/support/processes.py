@@ -1,0 +1,60 @@
+"""Other processes, as routerd's neighbours: one that must never be signalled, and /proc views."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+from collections.abc import Iterator
+
+from tests.support.waiting import wait_until
+
+
+@contextlib.contextmanager
+def unrelated_process() -> Iterator[subprocess.Popen[bytes]]:
+    """A `sleep 60`, stopped: a signal sent to it stays pending (see pending_signals), so a test
+    can tell it was never signalled without waiting to see whether it dies."""
+    process = subprocess.Popen(["sleep", "60"])
+    try:
+        process.send_signal(signal.SIGSTOP)
+        wait_until(lambda: process_state(process.pid) == "T", what="sleep to be stopped")
+        yield process
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def pending_signals(pid: int) -> set[signal.Signals]:
+    """Signals sent to `pid` and not yet delivered (thread- and process-directed)."""
+    mask = 0
+    for line in proc_status(pid):
+        name, _, value = line.partition(":")
+        if name in ("SigPnd", "ShdPnd"):
+            mask |= int(value, 16)
+    return _signals_in(mask)
+
+
+def ignored_signals(pid: int) -> set[signal.Signals]:
+    for line in proc_status(pid):
+        name, _, value = line.partition(":")
+        if name == "SigIgn":
+            return _signals_in(int(value, 16))
+    raise AssertionError(f"no SigIgn in /proc/{pid}/status")
+
+
+def process_state(pid: int) -> str:
+    """One letter: R, S, T (stopped), Z (zombie), ..."""
+    for line in proc_status(pid):
+        name, _, value = line.partition(":")
+        if name == "State":
+            return value.split()[0]
+    raise AssertionError(f"no State in /proc/{pid}/status")
+
+
+def proc_status(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/status") as handle:
+        return handle.read().splitlines()
+
+
+def _signals_in(mask: int) -> set[signal.Signals]:
+    return {signum for signum in signal.Signals if mask & (1 << (signum - 1))}

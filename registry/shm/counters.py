@@ -96,6 +96,8 @@ class Stat:
         65  # closed: no complete request head within read_header_timeout
     )
     client_body_timeouts: Final = 66  # closed: the request body stalled for request_body_timeout
+    # accept() calls that failed with EMFILE/ENFILE; pending connections wait in the backlog.
+    accept_fd_exhausted: Final = 67
 
 
 LATENCY_BOUNDS_US: Final = (

@@ -124,6 +124,11 @@ class Standin:
         """Connections to pass on at the next chance (read back from a dead worker's channel)."""
         self._held.append((kind, conns))
 
+    def flush(self) -> None:
+        """Pass on what is held now, whether or not this standin is accepting."""
+        if self._held and self._retry is None:
+            self._try_again()
+
     def close(self) -> None:
         """At shutdown: stop, and close what is held (nobody is left to serve it)."""
         self.stop()

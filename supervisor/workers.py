@@ -99,6 +99,12 @@ class Worker:
             pairs.append((handoff.TLS, self.tls_listener))
         return pairs
 
+    def crash_streak(self, now: float) -> int:
+        """Crashes in a row; none once the current process has stayed up STABLE_AFTER."""
+        if self.state is WorkerState.READY and now - self.started_at >= STABLE_AFTER:
+            return 0
+        return self.crashes
+
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
@@ -312,6 +318,9 @@ class WorkerPool:
                     worker.standin.start()
             elif worker.standin.is_active:
                 worker.standin.stop()
+            if anyone_live:
+                # Connections read back from a dead worker's channel wait in its standin.
+                worker.standin.flush()
 
     def _close_handoff(self, worker: Worker) -> None:
         """Close a dead worker's channel, keeping what it had not read yet for the others."""
@@ -415,7 +424,7 @@ class WorkerPool:
                 "uptime_seconds": round(self.clock() - worker.started_at, 3)
                 if worker.process is not None
                 else 0,
-                "crashes": worker.crashes,
+                "crashes": worker.crash_streak(self.clock()),
                 "respawn_in_seconds": round(max(worker.respawn_at - self.clock(), 0.0), 3)
                 if worker.respawn_at is not None and worker.state is WorkerState.BACKOFF
                 else None,

@@ -76,3 +76,23 @@ def test_crash_looping_worker_stalls_no_new_connection(
     assert back["crashes"] == KILLS
     for _ in range(10):
         assert router.get("/", host="loop.example.com").status == 200
+
+
+def test_with_every_worker_down_connections_wait_for_the_first_one_back(
+    routerd_factory, nats_client, backend_factory
+):
+    backend = backend_factory()
+    router = routerd_factory({"workers": 2})
+    register(nats_client, backend.port, ["down.example.com"])
+    wait_routed(router, "down.example.com")
+    before = workers(router)
+    for worker in before:
+        os.kill(worker["pid"], signal.SIGKILL)
+
+    # Queued on the sockets the supervisor kept: the port stays bound and none is reset.
+    statuses = [router.get("/", host="down.example.com", timeout=20).status for _ in range(10)]
+
+    assert statuses == [200] * 10
+    after = workers(router)
+    assert [w["restarts"] for w in after] == [w["restarts"] + 1 for w in before]
+    assert all(w["pid"] not in {b["pid"] for b in before} for w in after)

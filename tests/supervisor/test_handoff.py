@@ -99,7 +99,19 @@ async def test_a_dead_workers_unread_connections_can_be_read_back(listener) -> N
 
     # The worker died without reading: the supervisor's copy of its end still has them.
     back = await received(dead_theirs, 2)
-
     assert len(back) == 2
-    for conn in [*clients, *(conn for _, conn in back), dead_ours, dead_theirs]:
+
+    # Held by a standin that is not accepting, they still go to the next live worker.
+    live_ours, live_theirs = handoff.channel_pair()
+    survivor = handoff.Standin(1, [], lambda: [live_ours])
+    survivor.hold(handoff.HTTP, [conn for _, conn in back])
+    survivor.flush()
+    passed = await received(live_theirs, 2)
+
+    assert len(passed) == 2 and survivor.handed_off == 2 and not survivor.is_active
+    for client, (_, conn) in zip(clients, passed, strict=True):
+        conn.setblocking(True)
+        client.sendall(b"still here")
+        assert conn.recv(10) == b"still here"
+    for conn in [*clients, *(c for _, c in passed), dead_ours, dead_theirs, live_ours, live_theirs]:
         conn.close()

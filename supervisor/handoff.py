@@ -29,6 +29,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from supervisor.log_tally import LogTally
 from supervisor.logs import EventLog
 
 log = EventLog("vcap.gorouter.supervisor")
@@ -96,6 +97,7 @@ class Standin:
         self._retry: asyncio.TimerHandle | None = None
         self._active = False
         self._next = 0
+        self._shortage = LogTally(log, "standin-accept-failed", "standin-accept-recovered")
 
     def __repr__(self) -> str:
         return (
@@ -184,7 +186,10 @@ class Standin:
                 break
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.error("standin-accept-failed", index=self.index, error=str(exc))
+                    if self._shortage.add(index=self.index, error=exc.strerror):
+                        asyncio.get_running_loop().call_later(
+                            self._shortage.interval, self._tick_shortage
+                        )
                     short_of_fds = True
                     break
                 continue  # this connection failed (ECONNABORTED and the like)
@@ -195,6 +200,10 @@ class Standin:
             # Accept no more until these are out; the rest wait in the kernel's backlog.
             self._unwatch()
             self._schedule(SHORTAGE_PAUSE if short_of_fds else RETRY_FULL)
+
+    def _tick_shortage(self) -> None:
+        if self._shortage.tick(index=self.index):
+            asyncio.get_running_loop().call_later(self._shortage.interval, self._tick_shortage)
 
     def _schedule(self, delay: float) -> None:
         # With no live worker at all, nothing to retry: `start()` comes when one is ready.

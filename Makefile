@@ -12,8 +12,10 @@ NATS_PORT ?= 4222
 PYTEST_ARGS ?=
 # Options for the benchmark harness, e.g. `make bench ARGS=--quick` (see `python -m benchmarks --help`).
 ARGS ?=
+# How long `make soak` runs; e.g. `make soak MINUTES=2`, or `make soak ARGS="--seconds 90"`.
+MINUTES ?= 10
 
-.PHONY: install run test check bench bench-quick bench-cc clean install-service system-deps bench-deps test-deps
+.PHONY: install run test check bench bench-quick bench-cc soak clean install-service system-deps bench-deps test-deps
 
 install: $(STAMP) system-deps
 
@@ -73,6 +75,11 @@ bench: install $(BENCH_STAMP) bench-deps bench-cc
 
 bench-quick: install $(BENCH_STAMP) bench-deps bench-cc
 	$(BIN)/python -m benchmarks run --quick $(ARGS)
+
+# Traffic through routerd for MINUTES while faults rotate; fails (exit 1) on any non-2xx or lost
+# route. Not part of `make test`. Options: `python -m benchmarks soak --help`.
+soak: install $(BENCH_STAMP) bench-deps
+	$(BIN)/python -m benchmarks soak --minutes $(MINUTES) $(ARGS)
 
 install-service: install
 	scripts/install-service

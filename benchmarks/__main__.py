@@ -3,6 +3,7 @@
   run        run the benchmarks (the default: `python -m benchmarks --quick` is `run --quick`)
   plot       redraw the PNG plots of a results JSON file
   calibrate  how many requests per second the open-loop load generator paces accurately here
+  soak       traffic through routerd for minutes while faults rotate (`make soak`)
 
 See benchmarks/README.md for the method and how to read the results.
 """
@@ -13,9 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks import loadgen, plots, run
+from benchmarks import loadgen, plots, run, soak
 
-COMMANDS = ("run", "plot", "calibrate")
+COMMANDS = ("run", "plot", "calibrate", "soak")
 DEFAULT_RATES = "5000,10000,20000,40000,60000,80000"
 
 
@@ -46,6 +47,14 @@ def parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--python", action="store_true", help="calibrate the Python fallback, not loadgen.c"
     )
+    soak.add_arguments(
+        commands.add_parser(
+            "soak",
+            help="traffic through routerd while faults rotate; fails on any non-2xx or lost route",
+            description=soak.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     return top
 
 
@@ -56,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "plot":
         lines = plots.redraw(args.results)
+    elif args.command == "soak":
+        return soak.run(args)
     elif args.command == "calibrate":
         rates = [float(rate) for rate in args.rates.split(",")]
         lines = loadgen.calibrate(rates, args.seconds, args.connections, args.python)

@@ -22,18 +22,28 @@ BASELINE_VALUES = {
 }
 
 
-def write_all(results: dict[str, Any], json_path: Path) -> list[str]:
-    """Draw what the results hold; returns lines to print (what was written, or why not)."""
+def pyplot() -> tuple[Any, str]:
+    """matplotlib's pyplot (drawing to files only), or None and why it cannot be had."""
     try:
         import matplotlib  # noqa: PLC0415 - optional dependency
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError as exc:
-        return [
+        return None, (
             f"plots skipped: matplotlib cannot be imported ({exc}); install the bench extra "
             "(`make bench` does, or `.venv/bin/pip install -e '.[bench]'`). The JSON is complete."
-        ]
+        )
+    return plt, ""
+
+
+def write_all(results: dict[str, Any], json_path: Path) -> list[str]:
+    """Draw what the results hold; returns lines to print (what was written, or why not)."""
+    if "samples" in results and "faults" in results:
+        return write_soak(results, json_path)
+    plt, why_not = pyplot()
+    if plt is None:
+        return [why_not]
     stem = json_path.with_suffix("")
     written: list[Path] = []
     for name, draw in (
@@ -139,3 +149,69 @@ def proxy_figure(plt: Any, proxy: dict[str, Any]) -> Any:
 
 def redraw(json_path: Path) -> list[str]:
     return write_all(json.loads(json_path.read_text()), json_path)
+
+
+def write_soak(results: dict[str, Any], json_path: Path) -> list[str]:
+    """The soak's plot, `<results>.png` beside its JSON."""
+    plt, why_not = pyplot()
+    if plt is None:
+        return [why_not]
+    figure = soak_figure(plt, results)
+    path = json_path.with_suffix(".png")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return [f"plot: {path}"]
+
+
+def soak_figure(plt: Any, results: dict[str, Any]) -> Any:
+    """Failures, routes and RSS over time, with each fault's turn shaded and named."""
+    samples = results["samples"]
+    times = [sample["t"] for sample in samples]
+    figure, (failures, routes, memory) = plt.subplots(3, 1, figsize=(12, 9), sharex=True)
+    for key, label, color in (
+        ("traffic_failed", "traffic", "#d62728"),
+        ("probe_failures", "probes", "#ff7f0e"),
+        ("keepalive_failures", "keep-alive rounds", "#9467bd"),
+    ):
+        failures.plot(times, [s.get(key, 0) for s in samples], color=color, label=label)
+    failures.set_ylabel("failed requests (cumulative)")
+    verdict = results["verdict"]
+    failures.set_title(
+        f"soak: {verdict['failures']:,} failures, {verdict['excused']:,} excused "
+        f"({'passed' if verdict['passed'] else 'FAILED'}); shaded: fault turns"
+    )
+    failures.legend(fontsize=8, loc="center left")
+    routes.plot(times, [s["urls"] for s in samples], color="#d62728", label="/varz urls")
+    routes.plot(
+        times, [s["expected_routes"] for s in samples], "--", color="#7f7f7f", label="expected"
+    )
+    routes.set_ylabel("routes")
+    routes.set_ylim(bottom=0)
+    routes.legend(fontsize=8, loc="lower left")
+    memory.plot(times, [s["supervisor_rss_kib"] / 1024 for s in samples], label="supervisor")
+    for index in range(max((len(s["worker_rss_kib"]) for s in samples), default=0)):
+        memory.plot(
+            times,
+            [
+                s["worker_rss_kib"][index] / 1024 if index < len(s["worker_rss_kib"]) else None
+                for s in samples
+            ],
+            label=f"worker {index}",
+        )
+    memory.set_ylabel("RSS, MiB")
+    memory.set_xlabel("seconds")
+    memory.legend(fontsize=8, loc="lower right")
+    for number, window in enumerate(results["windows"]):
+        end = window["end"] if window["end"] is not None else (times[-1] if times else 0)
+        for panel in (failures, routes, memory):
+            panel.axvspan(window["start"], end, alpha=0.12 if number % 2 else 0.06, color="k")
+        failures.annotate(
+            window["name"],
+            (window["start"], 1),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="top",
+            fontsize=7,
+        )
+    figure.tight_layout()
+    return figure

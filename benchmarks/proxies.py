@@ -84,15 +84,18 @@ def write_bodies(docroot: Path) -> None:
         (docroot / "bytes" / str(size)).write_bytes(b"x" * size)
 
 
-def backend_nginx_conf(workdir: Path, port: int, docroot: Path) -> str:
-    main, temp_paths = _nginx_common(workdir, "backend")
+def backend_nginx_conf(
+    workdir: Path, port: int, docroot: Path, name: str = "backend", keepalive_timeout: float = 300
+) -> str:
+    """`keepalive_timeout`: seconds before nginx closes an idle keep-alive connection."""
+    main, temp_paths = _nginx_common(workdir, name)
     return (
         main + "worker_processes 1;\n"
         "events { worker_connections 4096; }\n"
         "http {\n"
         "    access_log off;\n"
         "    keepalive_requests 100000000;\n"
-        "    keepalive_timeout 300s;\n"
+        f"    keepalive_timeout {keepalive_timeout * 1000:.0f}ms;\n"
         "    sendfile on;\n"
         "    client_body_buffer_size 64k;\n"
         f"{temp_paths}"
@@ -203,14 +206,18 @@ def wait_serving(target: Target, timeout: float = 20.0) -> Target:
     return target
 
 
-def start_backend(group: ProcessGroup) -> Target:
+def start_backend(
+    group: ProcessGroup, name: str = "backend", keepalive_timeout: float = 300
+) -> Target:
+    """The nginx backend; give a second one its own `name` (files) and, to have it close idle
+    keep-alive connections early, a short `keepalive_timeout` in seconds."""
     port = free_port()
-    docroot = group.workdir / "backend-docroot"
+    docroot = group.workdir / f"{name}-docroot"
     write_bodies(docroot)
-    conf = group.workdir / "backend-nginx.conf"
-    conf.write_text(backend_nginx_conf(group.workdir, port, docroot))
+    conf = group.workdir / f"{name}-nginx.conf"
+    conf.write_text(backend_nginx_conf(group.workdir, port, docroot, name, keepalive_timeout))
     process = group.start(
-        "backend-nginx", [NGINX, "-p", str(group.workdir), "-e", "stderr", "-c", str(conf)]
+        f"{name}-nginx", [NGINX, "-p", str(group.workdir), "-e", "stderr", "-c", str(conf)]
     )
     target = Target("direct", "direct to backend", port, "backend.example.com", process)
     return wait_serving(target)

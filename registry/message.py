@@ -10,6 +10,7 @@ from typing import Annotated, Final
 
 import msgspec
 
+from registry.backend_host import host_port, is_backend_host
 from registry.rejection import Rejection
 from registry.routekey import RouteKey, route_key_from_uri
 
@@ -17,8 +18,30 @@ Uint16 = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 
 # Gorouter reads these fields; anything else in a message is ignored, as Gorouter ignores it.
 MAX_URIS: Final = 4096
-MAX_URI_LENGTH: Final = 4096
+# Bounds on what one message can make the router copy into every access log line, backend
+# header and /routes entry. Gorouter checks only route_service_url (mbus/subscriber.go), so
+# these are ours: identifiers (CF GUIDs are 36 characters, names at most 255 in the Cloud
+# Controller) fit in 255; a route is a host name (at most 253) and a context path, which the
+# Cloud Controller caps at 128 characters, so 2048 leaves a wide margin.
+MAX_URI_LENGTH: Final = 2048
+MAX_FIELD_LENGTH: Final = 255
+MAX_URL_LENGTH: Final = 2048
+MAX_TAGS: Final = 64
+MAX_TAG_VALUE_LENGTH: Final = 1024
+IDENTIFIER_FIELDS: Final = (
+    "app",
+    "private_instance_id",
+    "private_instance_index",
+    "server_cert_domain_san",
+    "isolation_segment",
+    "availability_zone",
+    "protocol",
+    "host",
+)
+# NATS's own default max_payload: no larger message reaches a default server anyway.
 MAX_MESSAGE_BYTES: Final = 1 << 20
+# How much of an offending value a reason quotes.
+QUOTE_LENGTH: Final = 64
 
 
 class RegistryOptions(msgspec.Struct, frozen=True):
@@ -59,7 +82,7 @@ class Registration(msgspec.Struct, frozen=True):
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
 LOAD_BALANCING_ALGORITHMS: Final = frozenset({"round-robin", "least-connection"})
@@ -70,14 +93,21 @@ _decoder = msgspec.json.Decoder(RegistryMessage)
 
 def decode_message(data: bytes) -> RegistryMessage | Rejection:
     if len(data) > MAX_MESSAGE_BYTES:
-        return Rejection(f"message too large: {len(data)} bytes (limit {MAX_MESSAGE_BYTES})")
+        return Rejection(
+            f"message too large: {len(data)} bytes (limit {MAX_MESSAGE_BYTES})", "too_large"
+        )
     try:
         return _decoder.decode(data)
     except msgspec.ValidationError as exc:
-        return Rejection(f"invalid field: {exc}")
+        return Rejection(f"invalid field: {quote(str(exc), 2 * QUOTE_LENGTH)}", "invalid_field")
     # msgspec raises UnicodeDecodeError, not DecodeError, for a string that is not UTF-8.
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        return Rejection(f"invalid JSON: {exc}")
+        return Rejection(f"invalid JSON: {quote(str(exc), 2 * QUOTE_LENGTH)}", "invalid_json")
+
+
+def quote(text: str, limit: int = QUOTE_LENGTH) -> str:
+    """`text` shortened to `limit` characters for a reason, saying how long it really was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def parse_registration(
@@ -90,33 +120,83 @@ def parse_registration(
     return validate_message(message, router_stale_threshold, for_unregister)
 
 
+def oversized_field(message: RegistryMessage) -> Rejection | None:
+    """The first field longer than its cap, if any (before anything else looks at them)."""
+    longest = max(
+        len(message.app),
+        len(message.private_instance_id),
+        len(message.private_instance_index),
+        len(message.server_cert_domain_san),
+        len(message.isolation_segment),
+        len(message.availability_zone),
+        len(message.protocol),
+        len(message.host),
+    )
+    if longest > MAX_FIELD_LENGTH:  # rare: only now work out which field it is
+        for name in IDENTIFIER_FIELDS:
+            length = len(getattr(message, name))
+            if length > MAX_FIELD_LENGTH:
+                return Rejection(
+                    f"{name} is {length} characters (limit {MAX_FIELD_LENGTH})", "field_too_long"
+                )
+    if len(message.route_service_url) > MAX_URL_LENGTH:
+        return Rejection(
+            f"route_service_url is {len(message.route_service_url)} characters "
+            f"(limit {MAX_URL_LENGTH})",
+            "field_too_long",
+        )
+    tags = message.tags
+    if len(tags) > MAX_TAGS:
+        return Rejection(f"too many tags: {len(tags)} (limit {MAX_TAGS})", "too_many_tags")
+    for key, value in tags.items():
+        if len(key) > MAX_FIELD_LENGTH or len(value) > MAX_TAG_VALUE_LENGTH:
+            return Rejection(
+                f"tag {quote(key)!r} is too long (limits: {MAX_FIELD_LENGTH} characters for a "
+                f"key, {MAX_TAG_VALUE_LENGTH} for a value)",
+                "field_too_long",
+            )
+    return None
+
+
 def validate_message(
     message: RegistryMessage, router_stale_threshold: int, for_unregister: bool = False
 ) -> Registration | Rejection:
+    oversized = oversized_field(message)
+    if oversized is not None:
+        return oversized
     if message.route_service_url and not message.route_service_url.startswith("https"):
-        return Rejection("route_service_url must be https")
+        return Rejection("route_service_url must be https", "route_service_url_not_https")
     if not message.host:
-        return Rejection("host is required")
+        return Rejection("host is required", "host_missing")
+    if not is_backend_host(message.host):
+        return Rejection(
+            f"host {quote(message.host)!r} is not an IP address or a DNS name", "host_invalid"
+        )
     if not message.uris:
-        return Rejection("uris must list at least one route")
+        return Rejection("uris must list at least one route", "uris_missing")
     if len(message.uris) > MAX_URIS:
-        return Rejection(f"too many uris: {len(message.uris)} (limit {MAX_URIS})")
+        return Rejection(f"too many uris: {len(message.uris)} (limit {MAX_URIS})", "too_many_uris")
     # Gorouter prefers the TLS port: the router never falls back to plaintext for it.
     tls = message.tls_port != 0
     port = message.tls_port if tls else message.port
     if port == 0:
-        return Rejection("port or tls_port is required")
+        return Rejection("port or tls_port is required", "port_missing")
     if tls and not message.server_cert_domain_san and not for_unregister:
-        return Rejection("server_cert_domain_san is required with tls_port")
+        return Rejection(
+            "server_cert_domain_san is required with tls_port", "server_cert_domain_san_missing"
+        )
     lb = message.options.loadbalancing
     if lb and lb not in LOAD_BALANCING_ALGORITHMS:
         return Rejection(
-            f"options.loadbalancing must be one of {sorted(LOAD_BALANCING_ALGORITHMS)}"
+            f"options.loadbalancing must be one of {sorted(LOAD_BALANCING_ALGORITHMS)}",
+            "loadbalancing_invalid",
         )
     routes = []
     for uri in message.uris:
         if not uri or len(uri) > MAX_URI_LENGTH:
-            return Rejection("uris must be non-empty and at most 4096 characters")
+            return Rejection(
+                f"uris must be non-empty and at most {MAX_URI_LENGTH} characters", "uri_invalid"
+            )
         key = route_key_from_uri(uri)
         if isinstance(key, Rejection):
             return key

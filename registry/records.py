@@ -14,6 +14,8 @@ from typing import Final
 
 import msgspec
 
+from registry.backend_host import host_port
+
 
 class EndpointRecord(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True, gc=False):
     slot: int
@@ -32,7 +34,7 @@ class EndpointRecord(msgspec.Struct, frozen=True, array_like=True, omit_defaults
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
 class PoolRecord(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):

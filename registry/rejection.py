@@ -6,9 +6,10 @@ import msgspec
 
 
 class Rejection(msgspec.Struct, frozen=True):
-    """Why an input was skipped."""
+    """Why an input was skipped: `reason` for people, `code` a stable key to count it by."""
 
     reason: str
+    code: str = "invalid"
 
     def __bool__(self) -> bool:
         return False

@@ -60,13 +60,13 @@ def route_key_from_uri(uri: str) -> RouteKey | Rejection:
     """Parse a registered uri such as `app.example.com/api/v1`."""
     text = uri.strip()
     if "://" in text:
-        return Rejection(f"uri {uri!r} must not have a scheme")
+        return Rejection(f"uri {uri!r} must not have a scheme", "uri_invalid")
     host, slash, path = text.partition("/")
     host = normalize_host(host)
     if not host:
-        return Rejection(f"uri {uri!r} has no host")
+        return Rejection(f"uri {uri!r} has no host", "uri_invalid")
     if not is_valid_host(host):
-        return Rejection(f"uri {uri!r} has an invalid host")
+        return Rejection(f"uri {uri!r} has an invalid host", "uri_invalid")
     return RouteKey(host, normalize_path(slash + path) if slash else "")
 
 

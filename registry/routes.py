@@ -108,7 +108,8 @@ class RouteTable:
         address = reg.address
         if not self.slots.can_acquire(address, now):
             return Rejection(
-                f"no free endpoint slot (route_table.max_endpoints is {self.slots.capacity})"
+                f"no free endpoint slot (route_table.max_endpoints is {self.slots.capacity})",
+                "no_endpoint_slot",
             )
         template: EndpointRecord | None = None
         changes: list[Change] = []

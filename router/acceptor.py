@@ -7,8 +7,9 @@ accepts every pending connection and closes it at once, and tells the applicatio
 closes the server for good, again silently. The acceptor does it the other way: out of
 descriptors, it stops accepting for `EXHAUSTED_PAUSE` and leaves the pending connections in the
 kernel's backlog, where they wait instead of being reset. Each failed accept() counts in
-`Stat.accept_fd_exhausted`, and the spell is logged at its start and then once per interval with
-a count (`accept-fd-exhausted`), and at its end (`accept-fd-exhaustion-ended`).
+`Stat.accept_fd_exhausted`, and the spell is logged at its start, then once per
+`logging.error_sample_interval` with a count (`accept-fd-exhausted`), and at its end
+(`accept-fd-exhaustion-ended`).
 
 An accepted socket goes to an intake's `adopt`, the same call that serves a connection the
 supervisor accepted for this worker while another one was down (listeners.py).
@@ -72,10 +73,10 @@ class ResourceShortage:
 
     __slots__ = ("failures", "fds", "stats")
 
-    def __init__(self, stats: memoryview) -> None:
+    def __init__(self, stats: memoryview, interval: float) -> None:
         self.stats = stats
-        self.fds = LogTally(log, "accept-fd-exhausted", "accept-fd-exhaustion-ended")
-        self.failures = LogTally(log, "accept-failed", "accept-recovered")
+        self.fds = LogTally(log, "accept-fd-exhausted", "accept-fd-exhaustion-ended", interval)
+        self.failures = LogTally(log, "accept-failed", "accept-recovered", interval)
 
     def __repr__(self) -> str:
         return f"ResourceShortage(fds={self.fds!r}, failures={self.failures!r})"

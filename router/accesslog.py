@@ -7,19 +7,25 @@
 
 (one line). The event loop only formats and appends to a list; a thread writes batches with
 O_APPEND (so workers can share one file) and reopens the file when asked (SIGHUP, logrotate).
+Write failures are counted and reported by `router.accesslog_file`; no line is ever cut.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import threading
 import time
 from typing import Any, Final
 
+from router.accesslog_file import AccessLogFile
+
 FLUSH_INTERVAL: Final = 0.05
 FLUSH_BYTES: Final = 64 * 1024
+# Batches waiting for the writer thread before new ones are dropped (and counted): with
+# FLUSH_BYTES batches, at most ~16 MiB held in memory while the file does not take writes.
+MAX_QUEUED_BATCHES: Final = 256
+REOPEN: Final = "reopen"
 _PRINTABLE_SAFE = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\"}
 
 
@@ -139,24 +145,20 @@ class AccessRecord:
 
 
 class AccessLog:
-    """Batches lines on the loop; a daemon thread does the blocking writes."""
+    """Batches lines on the loop; a daemon thread does the blocking writes (AccessLogFile)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, report_interval: float, stats: memoryview | None = None) -> None:
         self.path = path
         self._pending: list[str] = []
         self._pending_bytes = 0
         self._queue: queue.SimpleQueue[bytes | str | None] = queue.SimpleQueue()
         self._handle: asyncio.TimerHandle | None = None
-        self.dropped = 0
-        self._fd = self._open()
+        self._file = AccessLogFile(path, report_interval, stats)
         self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
         self._thread.start()
 
     def __repr__(self) -> str:
         return f"AccessLog({self.path!r})"
-
-    def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, record: AccessRecord) -> None:
         line = record.format()
@@ -171,15 +173,22 @@ class AccessLog:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        if self._pending:
+        if not self._pending:
+            return
+        if self._queue.qsize() >= MAX_QUEUED_BATCHES:
+            # The file does not take writes (a hung disk): drop and count, never hold the loop.
+            self._file.lose(
+                len(self._pending), f"writes stalled: {MAX_QUEUED_BATCHES} batches queued"
+            )
+        else:
             self._queue.put("".join(self._pending).encode("utf-8", "replace"))
-            self._pending.clear()
-            self._pending_bytes = 0
+        self._pending.clear()
+        self._pending_bytes = 0
 
     def reopen(self) -> None:
         """After logrotate moved the file: the thread opens the path afresh."""
         self.flush()
-        self._queue.put("reopen")
+        self._queue.put(REOPEN)
 
     def close(self) -> None:
         self.flush()
@@ -188,24 +197,15 @@ class AccessLog:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                os.close(self._fd)
-                return
-            if item == "reopen":
-                try:
-                    fd = self._open()
-                except OSError:
-                    continue  # keep writing to the old file rather than losing lines
-                os.close(self._fd)
-                self._fd = fd
+            try:
+                item = self._queue.get(timeout=self._file.report_interval)
+            except queue.Empty:
+                self._file.report_due()  # losses held back while no lines came
                 continue
-            assert isinstance(item, bytes)
-            view = memoryview(item)
-            while view:
-                try:
-                    written = os.write(self._fd, view)
-                except OSError:
-                    self.dropped += 1
-                    break
-                view = view[written:]
+            if item is None:
+                self._file.close()
+                return
+            if item == REOPEN:
+                self._file.reopen()
+            elif isinstance(item, bytes):
+                self._file.write(item)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
+from registry.shm.counters import Stat
 from router import errors
 from router.errors import BackendError, RouterError
 
@@ -35,6 +36,7 @@ class Answer(NamedTuple):
     headers: list[tuple[str, str]]
     router_error: str  # what the access log's x_cf_routererror shows
     stat: int  # the counter this answer adds to
+    close: bool = False  # the connection closes after it (Connection: close)
 
 
 def router_answer(error: RouterError) -> Answer:
@@ -55,4 +57,11 @@ def backend_answer(error: BackendError) -> Answer:
     headers = [_PLAIN, _NOSNIFF, ("X-Cf-RouterError", router_error)]
     return Answer(
         response.status, (response.body + "\n").encode(), headers, router_error, response.stat
+    )
+
+
+def malformed_host_answer() -> Answer:
+    """Go's server, before any of Gorouter's handlers: its words, no X-Cf-RouterError, closed."""
+    return Answer(
+        400, b"400 Bad Request: malformed Host header", [_PLAIN], "", Stat.malformed_host, True
     )

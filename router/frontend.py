@@ -101,16 +101,19 @@ class Frontend:
         )
         ex: Exchange | None = None
         try:
-            if length and not chunked and length <= BUFFER_LIMIT:
-                if preq.expect_continue:
-                    transport.write(CONTINUE)  # type: ignore[union-attr]
-                preq.buffered_body = await request.read()
-            elif length or chunked:
+            # A small body is read whole, but only once routed: a request the router refuses
+            # is answered without asking an `Expect: 100-continue` client for its body.
+            buffered = bool(length) and not chunked and (length or 0) <= BUFFER_LIMIT
+            if not buffered and (length or chunked):
                 preq.body = StreamBody(request.content)
                 preq.send_continue = lambda: transport.write(CONTINUE)  # type: ignore[union-attr]
             ex = proxy.begin(preq)
-            # Planning does not await; only the attempts (or the route-service hop) do.
+            # Planning does not await; only the body, the attempts or the route-service hop do.
             plan = proxy.plan(ex)
+            if plan is not None and buffered:
+                if preq.expect_continue:
+                    transport.write(CONTINUE)  # type: ignore[union-attr]
+                preq.buffered_body = await request.read()
             if plan is not None:
                 if plan[2]:
                     await proxy.via_route_service(ex, plan[0], plan[1])
@@ -148,6 +151,10 @@ class Frontend:
         answer = ex.answer
         if answer is not None:
             response = web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+            if answer.close or ex.request.expect_continue:
+                # Go's server closes after answering an Expect: 100-continue request whose
+                # body it never asked for: the client must not send it on this connection.
+                response.force_close()
             await response.prepare(request)
             await response.write_eof()
             ex.sent = len(answer.body)

@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 from registry.routekey import normalize_host
 
-_normalized: dict[str, str] = {}
+# Go's httpguts.ValidHostHeader: the bytes a host name, an IP literal and a port can hold.
+# Anything else (a space, quotes, angle brackets, control bytes) is `400 malformed Host header`.
+_VALID_HOST: Final = re.compile(r"[0-9A-Za-z!$%&'()*+,\-.:;=\[\]_~]*").fullmatch
+_SEEN_MAX: Final = 4096
+# Host header → normalised host, or None for a malformed one (checked once per distinct value).
+_normalized: dict[str, str | None] = {}
 
 
-def lookup_host_and_path(host_header: str, target: str) -> tuple[str, str]:
-    """Lower-cased host without port or trailing dot, and the path without its query.
+def is_valid_host_header(host_header: str) -> bool:
+    return _VALID_HOST(host_header) is not None
+
+
+def lookup_host_and_path(host_header: str, target: str) -> tuple[str, str] | None:
+    """Lower-cased host without port or trailing dot, and the path without its query; None when
+    the Host header holds bytes no host can (Go's server answers those 400 before routing).
 
     An absolute-form target (`GET http://host/path`) names the authority, which wins over Host.
     """
-    if target[:1] == "/":
-        # Origin form, the common case: the Host header as normalised before, if seen before.
-        host = _normalized.get(host_header)
-        if host is None:
-            if len(_normalized) >= 4096:
-                _normalized.clear()
-            host = _normalized[host_header] = normalize_host(host_header)
+    try:
+        host = _normalized[host_header]
+    except KeyError:
+        if len(_normalized) >= _SEEN_MAX:
+            _normalized.clear()
+        valid = is_valid_host_header(host_header)
+        host = _normalized[host_header] = normalize_host(host_header) if valid else None
+    if host is None:
+        return None
+    if target[:1] == "/":  # origin form, the common case
         query = target.find("?")
         return host, target if query == -1 else target[:query]
     if target.startswith(("http://", "https://")):

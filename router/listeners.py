@@ -111,7 +111,7 @@ def open_listeners(
     server: GorouterServer, config: Config, http_fd: int, tls_fd: int | None, stats: memoryview
 ) -> Listeners:
     """Serve the sockets the supervisor bound; returns what to close to stop accepting."""
-    listeners = Listeners(ResourceShortage(stats))
+    listeners = Listeners(ResourceShortage(stats, float(config.logging.error_sample_interval)))
     http_sock = socket.socket(fileno=http_fd)
     plain: Intake
     if config.enable_proxy:

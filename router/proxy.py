@@ -51,7 +51,7 @@ from registry.shm.counters import LATENCY_BOUNDS_US, CounterRow, Stat
 from registry.shm.reader import ShardReadError
 from router import errors
 from router.accesslog import AccessLog, AccessRecord
-from router.answers import Answer, backend_answer, router_answer
+from router.answers import Answer, backend_answer, malformed_host_answer, router_answer
 from router.errors import BackendError, Kind, RouterError
 from router.exchange import Exchange, ProxyRequest
 from router.forwarded import forwarding_for
@@ -69,6 +69,8 @@ from supervisor.logs import EventLog
 log = EventLog("vcap.gorouter.proxy")
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Bodiless requests of these methods go without a Content-Length (Go's shouldSendContentLength).
+_NO_LENGTH_METHODS: Final = frozenset({"GET", "HEAD"})
 NO_ENDPOINTS_DETAIL: Final = "No endpoints available"
 _NONE_EXCLUDED: Final[set[int]] = set()  # shared, never mutated: no endpoint failed yet
 
@@ -132,7 +134,11 @@ class Proxy:
         sends, the pool, and whether the request goes to the pool's route service first.
         None when the router has answered the request itself."""
         req = ex.request
-        host, path = lookup_host_and_path(req.host_header, req.target)
+        routed_by = lookup_host_and_path(req.host_header, req.target)
+        if routed_by is None:
+            self.answer(ex, malformed_host_answer())
+            return None
+        host, path = routed_by
         if not host or host == req.local_ip:
             self.answer(ex, router_answer(errors.empty_host()))
             return None
@@ -441,8 +447,12 @@ class Proxy:
             framing = b"Transfer-Encoding: chunked\r\n"
         elif req.content_length:
             framing = b"Content-Length: %d\r\n" % req.content_length
-        else:
+        elif req.method in _NO_LENGTH_METHODS:
             framing = b""
+        else:
+            # As Go's client (so Gorouter) writes a bodiless request: many servers answer a
+            # POST or PUT without a length 411, so every method but GET and HEAD says 0.
+            framing = b"Content-Length: 0\r\n"
         head = build_head(
             req.method, ex.upstream_target, ex.upstream_host, common, instance_lines, framing
         )

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Final, cast
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Final, NamedTuple, cast
 
 from aiohttp import web
 
@@ -35,12 +37,43 @@ _NO_BODY_STATUS: Final = frozenset({204, 304})
 # Response header names the fast path looks at; any other hop-by-hop one sends it to the slow path.
 _SPECIAL: Final = re.compile(
     rb"\r\n(content-length|x-vcap-request-id|connection|keep-alive|set-cookie|transfer-encoding|"
-    rb"proxy-connection|proxy-authenticate|proxy-authorization|te|trailer|upgrade|"
+    rb"proxy-connection|proxy-authenticate|proxy-authorization|te|trailer|upgrade|date|"
     rb"x-cf-proxy-signature)[ \t]*:([^\r]*)"
 )
 _RELAYABLE_CACHE: Final = 512
-_relayable: dict[tuple[bytes, bool], tuple[bytes, bool] | None] = {}
 _PLAIN_CONNECTION: Final = frozenset({b"", b"keep-alive", b"close"})
+
+
+class RelayableHead(NamedTuple):
+    """A backend's head as the fast path copies it, and what the router must add to it."""
+
+    head: bytes
+    has_request_id: bool
+    has_date: bool
+
+
+_relayable: dict[tuple[bytes, bool], RelayableHead | None] = {}
+
+
+class _DateLine:
+    """`Date: <IMF-fixdate>` for responses whose backend sent none (RFC 9110 6.6.1: a proxy adds
+    it), made once a second rather than per response."""
+
+    __slots__ = ("line", "second")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.line = b""
+
+    def now(self) -> bytes:
+        second = int(time.time())
+        if second != self.second:
+            self.second = second
+            self.line = b"Date: %s\r\n" % formatdate(second, usegmt=True).encode()
+        return self.line
+
+
+_date = _DateLine()
 
 
 class _Done:
@@ -87,8 +120,11 @@ class ResponseHead:
         self.has_request_id = False
         self.set_cookies: list[str] = []
         append = self.lines.append
+        named = connection_named(raw)
         for name, value in raw:
             lower = name.lower()
+            if lower in named:
+                continue  # hop-by-hop by the backend's own Connection header (RFC 9110 7.6.1)
             if lower in RESPONSE_DROP:
                 if lower == b"content-length":
                     try:
@@ -181,9 +217,9 @@ async def relay(
     return await _stream(request, ex, proxy, conn, head, extra)
 
 
-def relayable_head(head: bytes, sticky: bool) -> tuple[bytes, bool] | None:
+def relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
     """The backend's head as the client gets it on the fast path, and whether it already has an
-    X-Vcap-Request-Id; None when the slow path must handle the response.
+    X-Vcap-Request-Id and a Date; None when the slow path must handle the response.
 
     Connection and Keep-Alive lines are dropped (the router speaks for its own connection). A
     response without Content-Length, chunked, naming extra hop-by-hop headers, carrying rarer
@@ -202,8 +238,8 @@ def relayable_head(head: bytes, sticky: bool) -> tuple[bytes, bool] | None:
     return result
 
 
-def _relayable_head(head: bytes, sticky: bool) -> tuple[bytes, bool] | None:
-    has_length = has_request_id = False
+def _relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
+    has_length = has_request_id = has_date = False
     cuts = []
     for match in _SPECIAL.finditer(head.lower()):
         name = match[1]
@@ -211,6 +247,8 @@ def _relayable_head(head: bytes, sticky: bool) -> tuple[bytes, bool] | None:
             has_length = True
         elif name == b"x-vcap-request-id":
             has_request_id = True
+        elif name == b"date":
+            has_date = True
         elif name == b"connection":
             if match[2].strip() not in _PLAIN_CONNECTION:
                 return None  # the backend names extra hop-by-hop headers to drop
@@ -230,7 +268,7 @@ def _relayable_head(head: bytes, sticky: bool) -> tuple[bytes, bool] | None:
         head = b"".join(pieces)
     if not head.startswith(b"HTTP/1.1"):
         head = b"HTTP/1.1" + head[8:]
-    return head, has_request_id
+    return RelayableHead(head, has_request_id, has_date)
 
 
 def whole_buffer(
@@ -241,11 +279,12 @@ def whole_buffer(
     relayable = relayable_head(conn.head, sticky)
     if relayable is None:
         return None
-    head, has_request_id = relayable
     body = conn.take_body()
-    parts = [head]
-    if not has_request_id:
+    parts = [relayable.head]
+    if not relayable.has_request_id:
         parts.append(b"X-Vcap-Request-Id: %s\r\n" % request_id.encode())
+    if not relayable.has_date:
+        parts.append(_date.now())
     parts.append(b"\r\n" if keep_alive else b"Connection: close\r\n\r\n")
     parts.append(body)
     return b"".join(parts), len(body)
@@ -296,6 +335,15 @@ async def _stream(
         return stream, sent
     await stream.write_eof()
     return stream, sent
+
+
+def connection_named(raw: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The header names a `Connection` header lists (lower-cased), beyond keep-alive and close."""
+    named: set[bytes] = set()
+    for name, value in raw:
+        if name.lower() == b"connection":
+            named.update(token.strip().lower() for token in value.split(b","))
+    return frozenset(named - _PLAIN_CONNECTION)
 
 
 def _value(line: bytes) -> str:

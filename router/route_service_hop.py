@@ -58,7 +58,10 @@ def arrived_from_route_service(proxy: Proxy, ex: Exchange, pool: PoolRecord) -> 
         proxy.answer(ex, router_answer(errors.route_service_signature(contents.reason, expired)))
         return False
     forwarded = urlsplit(contents.forwarded_url)
-    host, path = lookup_host_and_path(forwarded.netloc, forwarded.path or "/")
+    host, path = lookup_host_and_path(forwarded.netloc, forwarded.path or "/") or (
+        forwarded.netloc,
+        forwarded.path,
+    )
     signed_pool = proxy.lookup.find(host, path)
     if not isinstance(signed_pool, PoolRecord) or signed_pool.uri != pool.uri:
         reason = (

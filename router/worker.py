@@ -119,7 +119,11 @@ class Worker:
             tls_context=backend_tls_context(config),
         )
         if config.access_log.file:
-            self.access_log = AccessLog(config.access_log.file)
+            self.access_log = AccessLog(
+                config.access_log.file,
+                float(config.logging.error_sample_interval),
+                counters.row(self.index).stats,
+            )
         self.proxy = Proxy(
             config, RouteLookup(reader), counters.row(self.index), health, upstream, self.access_log
         )

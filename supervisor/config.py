@@ -82,6 +82,11 @@ class AccessLogConfig(_Model, frozen=True):
 class LoggingConfig(_Model, frozen=True):
     # Gorouter's production level.
     level: Literal["debug", "info", "warn", "error", "fatal"] = "info"
+    # Repeating errors (rejected NATS messages, failed access log writes) are counted in /varz
+    # and logged as samples: at most this many whole lines per interval, then one summary line
+    # with the count. 10 s shows a problem while it lasts; a flood costs a few lines, not GBs.
+    error_samples_per_interval: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 5
+    error_sample_interval: Duration = Duration(10)
 
 
 class RouteTableConfig(_Model, frozen=True):
@@ -122,6 +127,9 @@ class Config(_Model, frozen=True):
 
     status: StatusConfig = StatusConfig()
     nats: NatsConfig = NatsConfig()
+    # Gorouter's default: the NATS link must prove itself alive this often (probes to our own
+    # inbox, and nats-py's PINGs); a silent link suspends pruning and moves to the next server.
+    nats_client_ping_interval: Duration = Duration(20)
     logging: LoggingConfig = LoggingConfig()
     backends: BackendsConfig = BackendsConfig()
     tracing: TracingConfig = TracingConfig()
@@ -305,6 +313,8 @@ def validate(config: Config, source: str = "config") -> None:
         config.status.host, config.bind_address
     ):
         fail("status.port", f"expected a port other than the router's own port {config.port}")
+    if config.nats_client_ping_interval <= 0:
+        fail("nats_client_ping_interval", "expected a duration > 0")
     if config.prune_stale_droplets_interval <= 0:
         fail("prune_stale_droplets_interval", "expected a duration > 0")
     if config.droplet_stale_threshold <= 0:
@@ -321,6 +331,8 @@ def validate(config: Config, source: str = "config") -> None:
         fail("worker_liveness_timeout", "expected a duration > 0")
     if config.route_table.publish_interval <= 0:
         fail("route_table.publish_interval", "expected a duration > 0")
+    if config.logging.error_sample_interval <= 0:
+        fail("logging.error_sample_interval", "expected a duration > 0")
     if config.routing_table_sharding_mode == "segments" and not config.isolation_segments:
         fail(
             "isolation_segments",

@@ -87,6 +87,7 @@ class Standin:
         index: int,
         sockets: Sequence[tuple[bytes, socket.socket]],
         targets: Callable[[], Sequence[socket.socket]],
+        log_interval: float,
     ) -> None:
         self.index = index
         self.sockets = list(sockets)
@@ -97,7 +98,9 @@ class Standin:
         self._retry: asyncio.TimerHandle | None = None
         self._active = False
         self._next = 0
-        self._shortage = LogTally(log, "standin-accept-failed", "standin-accept-recovered")
+        self._shortage = LogTally(
+            log, "standin-accept-failed", "standin-accept-recovered", log_interval
+        )
 
     def __repr__(self) -> str:
         return (

@@ -47,6 +47,7 @@ RESTART_ONLY_KEYS: Final = frozenset(
         "run_dir",
         "status",
         "nats",
+        "nats_client_ping_interval",
         "route_table",
         # Listeners are bound and set up once, when routerd starts.
         "enable_ssl",

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from supervisor.logs import ERROR, INFO, EventLog
-
-# Often enough to follow a spell as it goes, rare enough that a flood writes a line per interval.
-LOG_INTERVAL: Final = 5.0
 
 
 class LogTally:
@@ -38,7 +35,7 @@ class LogTally:
         log: EventLog,
         event: str,
         end_event: str,
-        interval: float = LOG_INTERVAL,
+        interval: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._log = log

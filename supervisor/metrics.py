@@ -7,7 +7,7 @@ import os
 import resource
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from registry.shm.counters import LATENCY_BOUNDS_US, Stat
@@ -40,12 +40,17 @@ class Snapshot:
     nats_rejected: dict[str, int]
     nats_slow_consumer_events: int
     nats_reconnects: int
+    # The link's real state (supervisor/nats_liveness.py), not nats-py's "connected".
+    nats_state: str
+    nats_ms_since_last_message: int
+    nats_rebuilds: int
     pruned_endpoints: int
     table_generation: int
     workers: list[dict[str, Any]]
     started_at: float
     healthy: bool
     state: str
+    nats_rejected_by_reason: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def uptime_text(seconds: float) -> str:
@@ -112,11 +117,16 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
             "connection_limit": totals[Stat.connection_limit],
             "empty_host": totals[Stat.empty_host],
             "invalid_app_instance": totals[Stat.invalid_app_instance],
+            "malformed_host": totals[Stat.malformed_host],
             "max-request-size-exceeded": totals[Stat.max_request_size_exceeded],
         },
         "client_timeouts": {
             "header": totals[Stat.client_header_timeouts],
             "body": totals[Stat.client_body_timeouts],
+        },
+        "access_log": {
+            "write_errors": totals[Stat.access_log_write_errors],
+            "dropped_lines": totals[Stat.access_log_dropped_lines],
         },
         "accept_fd_exhausted": totals[Stat.accept_fd_exhausted],
         "latency": {**latency_percentiles(totals), "samples": requests},
@@ -128,8 +138,12 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
             "connected": snapshot.nats_connected,
             "messages": snapshot.nats_messages,
             "rejected": snapshot.nats_rejected,
+            "rejected_by_reason": snapshot.nats_rejected_by_reason,
             "slow_consumer_events": snapshot.nats_slow_consumer_events,
             "reconnects": snapshot.nats_reconnects,
+            "state": snapshot.nats_state,
+            "ms_since_last_message": snapshot.nats_ms_since_last_message,
+            "unproven_reconnects": snapshot.nats_rebuilds,
         },
         "pruned_endpoints": snapshot.pruned_endpoints,
         "workers": snapshot.workers,
@@ -198,6 +212,18 @@ def prometheus(snapshot: Snapshot) -> str:
             ('{phase="body"}', totals[Stat.client_body_timeouts]),
         ],
     )
+    metric(
+        "access_log_write_errors_total",
+        "counter",
+        "Failed writes to the access log file.",
+        [("", totals[Stat.access_log_write_errors])],
+    )
+    metric(
+        "access_log_dropped_lines_total",
+        "counter",
+        "Access log lines lost to failed writes.",
+        [("", totals[Stat.access_log_dropped_lines])],
+    )
     metric("retries_total", "counter", "Retried attempts.", [("", totals[Stat.retries])])
     metric(
         "client_closed_total",
@@ -251,7 +277,25 @@ def prometheus(snapshot: Snapshot) -> str:
         [("", snapshot.ms_since_last_registry_update)],
     )
     metric(
-        "nats_connected", "gauge", "1 when connected to NATS.", [("", int(snapshot.nats_connected))]
+        "nats_connected",
+        "gauge",
+        "1 when connected to NATS and the link proved itself within nats_client_ping_interval.",
+        [("", int(snapshot.nats_connected))],
+    )
+    metric(
+        "nats_ms_since_last_message",
+        "gauge",
+        "Milliseconds since anything (a message or a liveness probe) arrived from NATS.",
+        [("", snapshot.nats_ms_since_last_message)],
+    )
+    metric(
+        "nats_reconnects_total",
+        "counter",
+        "NATS reconnections: by nats-py after a lost connection, or by routerd after a silent one.",
+        [
+            ('{cause="disconnected"}', snapshot.nats_reconnects),
+            ('{cause="unproven"}', snapshot.nats_rebuilds),
+        ],
     )
     metric(
         "nats_messages_total",
@@ -269,6 +313,16 @@ def prometheus(snapshot: Snapshot) -> str:
         [
             (f'{{subject="{subject}"}}', count)
             for subject, count in sorted(snapshot.nats_rejected.items())
+        ],
+    )
+    metric(
+        "nats_messages_rejected_by_reason_total",
+        "counter",
+        "NATS messages skipped as invalid, by subject and reason.",
+        [
+            (f'{{subject="{subject}",reason="{code}"}}', count)
+            for subject, reasons in sorted(snapshot.nats_rejected_by_reason.items())
+            for code, count in sorted(reasons.items())
         ],
     )
     metric(

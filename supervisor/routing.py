@@ -21,6 +21,7 @@ from registry.segments import is_served
 from registry.shm.counters import CounterTable
 from registry.shm.writer import TableWriter
 from supervisor.config import Config
+from supervisor.log_rates import LogSampler, Suppressed
 from supervisor.logs import EventLog
 
 # Publish at once when this many shards are dirty, without waiting for the interval.
@@ -49,10 +50,17 @@ class Routing:
         self._segments = frozenset(config.isolation_segments)
         self.messages: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
+        self.rejection_reasons: Counter[tuple[str, str]] = Counter()  # (subject, code)
+        # A flood of bad messages costs a few log lines per interval, not one per message.
+        self._rejection_log = LogSampler(
+            config.logging.error_samples_per_interval, float(config.logging.error_sample_interval)
+        )
+        self._suppressed_reasons: Counter[str] = Counter()
         self.pruned_endpoints = 0
         self.publishes = 0
         self.prune_suspended = False
         self.schedule_publish: Callable[[], None] = lambda: None
+        self.schedule_later: Callable[[float, Callable[[], None]], object] = lambda _d, _c: None
 
     def __repr__(self) -> str:
         return f"Routing({self.table!r}, generation={self.writer.generation})"
@@ -66,7 +74,7 @@ class Routing:
         now = self.clock()
         result = self.table.register(reg, now)
         if isinstance(result, Rejection):
-            self._reject(subject, result.reason, data)
+            self._reject(subject, result, data)
             return False
         slot = self.table.slots.slot_of(reg.address)
         if slot is not None:
@@ -89,7 +97,7 @@ class Routing:
             data, self.config.stale_threshold_seconds, for_unregister=for_unregister
         )
         if isinstance(reg, Rejection):
-            self._reject(subject, reg.reason, data)
+            self._reject(subject, reg, data)
             return None
         if not is_served(
             reg.message.isolation_segment, self.config.routing_table_sharding_mode, self._segments
@@ -97,10 +105,57 @@ class Routing:
             return None
         return reg
 
-    def _reject(self, subject: str, reason: str, data: bytes) -> None:
+    def _reject(self, subject: str, rejection: Rejection, data: bytes) -> None:
         self.rejections[subject] += 1
-        preview = data[:_PAYLOAD_PREVIEW].decode("utf-8", "replace")
-        subscriber_log.error("validation-error", error=reason, subject=subject, payload=preview)
+        self.rejection_reasons[subject, rejection.code] += 1
+        now = self.clock()
+        sampler = self._rejection_log
+        admitted, due = sampler.admit(now)
+        if due is not None:
+            self._log_suppressed(due)
+        if admitted:
+            subscriber_log.error(
+                "validation-error",
+                error=rejection.reason[:_PAYLOAD_PREVIEW],
+                reason=rejection.code,
+                subject=subject,
+                payload=data[:_PAYLOAD_PREVIEW].decode("utf-8", "replace"),
+            )
+            return
+        self._suppressed_reasons[rejection.code] += 1
+        if sampler.suppressed == 1:
+            # The summary is due when the window ends, whether or not more rejections come.
+            window = sampler.window_started_at
+            self.schedule_later(
+                max(sampler.window_ends_at - now, 0.0),
+                lambda: self.report_suppressed_rejections(window),
+            )
+
+    def report_suppressed_rejections(self, window: float) -> None:
+        """Log the summary of the window that started at `window`, unless already logged."""
+        sampler = self._rejection_log
+        if sampler.window_started_at != window:
+            return  # a later rejection closed that window and logged its summary
+        due = sampler.close_window(max(self.clock(), sampler.window_ends_at))
+        if due is not None:
+            self._log_suppressed(due)
+
+    def _log_suppressed(self, due: Suppressed) -> None:
+        subscriber_log.error(
+            "validation-errors-suppressed",
+            count=due.count,
+            reasons=dict(self._suppressed_reasons),
+            interval=self._rejection_log.interval,
+            logged_per_interval=self._rejection_log.limit,
+        )
+        self._suppressed_reasons.clear()
+
+    def rejections_by_reason(self) -> dict[str, dict[str, int]]:
+        """Rejected messages by subject, then by reason code (for /varz and /metrics)."""
+        result: dict[str, dict[str, int]] = {}
+        for (subject, code), count in sorted(self.rejection_reasons.items()):
+            result.setdefault(subject, {})[code] = count
+        return result
 
     def _log_changes(self, changes: list[Change]) -> None:
         for change in changes:
@@ -166,15 +221,21 @@ class Routing:
 
     # -- pruning -----------------------------------------------------------------------------
 
-    def prune(self, nats_connected: bool) -> int:
-        """One pruner cycle; returns the number of endpoints removed."""
+    def prune(self, nats_connected: bool, had_outage: bool = False) -> int:
+        """One pruner cycle; returns the number of endpoints removed.
+
+        `nats_connected` is the link's proven state now; `had_outage` says it was not proven at
+        some moment since the last cycle, however briefly: routes could not be heard then, so
+        this cycle freshens them as after a suspension rather than pruning them.
+        """
         now = self.clock()
+        suspend = self.config.suspend_pruning_if_nats_unavailable
         plan = plan_prune(
             now,
             self.table.endpoint_ages(),
             nats_connected=nats_connected,
-            suspend_when_disconnected=self.config.suspend_pruning_if_nats_unavailable,
-            was_suspended=self.prune_suspended,
+            suspend_when_disconnected=suspend,
+            was_suspended=self.prune_suspended or (suspend and had_outage),
         )
         if plan.suspended:
             self.prune_suspended = True

@@ -193,6 +193,9 @@ class Supervisor:
         )
         self.routing = Routing(config, table, writer, counters)
         self.routing.schedule_publish = self._schedule_publish
+        self.routing.schedule_later = lambda delay, callback: asyncio.get_running_loop().call_later(
+            delay, callback
+        )
         self.routing.load_static_routes()
         self.routing.publish_all()
 
@@ -229,7 +232,8 @@ class Supervisor:
         assert self.routing is not None and self.nats is not None
         while True:
             await asyncio.sleep(self.config.prune_stale_droplets_interval)
-            self.routing.prune(self.nats.is_connected)
+            had_outage = self.nats.liveness.take_outage()
+            self.routing.prune(self.nats.is_connected, had_outage)
 
     async def _start_message_loop(self) -> None:
         assert self.nats is not None
@@ -364,6 +368,11 @@ class Supervisor:
             endpoints=routing.table.endpoint_count,
             ms_since_last_registry_update=routing.ms_since_last_update(),
             nats_connected=self.nats.is_connected if self.nats else False,
+            nats_state=self.nats.state.value if self.nats else "connecting",
+            nats_ms_since_last_message=round(self.nats.seconds_since_last_message() * 1000)
+            if self.nats
+            else -1,
+            nats_rebuilds=self.nats.rebuilds if self.nats else 0,
             nats_messages=dict(routing.messages),
             nats_rejected=dict(routing.rejections),
             nats_slow_consumer_events=self.nats.slow_consumer_events if self.nats else 0,
@@ -374,6 +383,7 @@ class Supervisor:
             started_at=self.started_at,
             healthy=self.status.healthy if self.status else False,
             state=self.state.value,
+            nats_rejected_by_reason=routing.rejections_by_reason(),
         )
 
     def routes_json(self, with_ttl_left: bool) -> dict[str, list[dict[str, Any]]]:

@@ -61,8 +61,10 @@ class Worker:
         self,
         index: int,
         listener: socket.socket,
-        tls_listener: socket.socket | None = None,
-        live_channels: Callable[[], list[socket.socket]] = list,
+        tls_listener: socket.socket | None,
+        *,
+        live_channels: Callable[[], list[socket.socket]],
+        log_interval: float,
     ) -> None:
         self.index = index
         self.listener = listener
@@ -80,7 +82,7 @@ class Worker:
         # what a dying worker left unread.
         self.handoff: socket.socket | None = None
         self.handoff_peer: socket.socket | None = None
-        self.standin = handoff.Standin(index, self.sockets(), live_channels)
+        self.standin = handoff.Standin(index, self.sockets(), live_channels, log_interval)
         self.ready = asyncio.Event()
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -143,7 +145,13 @@ class WorkerPool:
         self.counters_path = counters_path
         self.clock = clock
         self.workers = [
-            Worker(index, sock, tls_listeners[index] if tls_listeners else None, self.live_channels)
+            Worker(
+                index,
+                sock,
+                tls_listeners[index] if tls_listeners else None,
+                live_channels=self.live_channels,
+                log_interval=float(config.logging.error_sample_interval),
+            )
             for index, sock in enumerate(listeners)
         ]
         self._stopping = False

@@ -90,14 +90,17 @@ class Stat:
     pruned_endpoints: Final = 46
     in_flight: Final = 47  # a gauge: requests being proxied by this worker now
     route_service_failures: Final = 48
+    malformed_host: Final = 49  # 400: a Host header with bytes no host can hold
     # Client-side limits and timeouts (a block of their own, away from the indexes above).
     max_request_size_exceeded: Final = 64  # 431 (and 414 for an overlong request line)
     client_header_timeouts: Final = (
         65  # closed: no complete request head within read_header_timeout
     )
     client_body_timeouts: Final = 66  # closed: the request body stalled for request_body_timeout
+    access_log_write_errors: Final = 67  # failed writes to the access log (calls, not lines)
+    access_log_dropped_lines: Final = 68  # access log lines lost to those failures
     # accept() calls that failed with EMFILE/ENFILE; pending connections wait in the backlog.
-    accept_fd_exhausted: Final = 67
+    accept_fd_exhausted: Final = 69
 
 
 LATENCY_BOUNDS_US: Final = (

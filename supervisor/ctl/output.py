@@ -143,12 +143,16 @@ WORKER_COLUMNS: Final = (
 def status_text(summary: dict[str, Any]) -> str:
     health = "healthy" if summary["healthy"] else f"UNHEALTHY (/health {summary['health_status']})"
     nats = summary["nats"]
-    nats_text = "connected" if nats["connected"] else "DISCONNECTED"
+    nats_text = "connected" if nats["connected"] else nats["state"].upper()
+    silent = nats.get("ms_since_last_message")
+    if silent is not None and silent >= 0:
+        nats_text += f" (last message {silent} ms ago)"
     nats_text += f", {nats['messages']} messages"
     if nats["rejected"]:
         nats_text += f" ({nats['rejected']} rejected)"
-    if nats["reconnects"]:
-        nats_text += f", {nats['reconnects']} reconnects"
+    reconnects = nats["reconnects"] + nats.get("unproven_reconnects", 0)
+    if reconnects:
+        nats_text += f", {reconnects} reconnects"
     since = summary["ms_since_last_registry_update"]
     update = "never" if since is None or since < 0 else f"{since} ms ago"
     responses = ", ".join(f"{name} {count}" for name, count in summary["responses"].items())

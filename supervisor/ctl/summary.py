@@ -71,6 +71,11 @@ def summarize(
             "messages": sum(int(count) for count in messages.values()),
             "rejected": sum(int(count) for count in rejected.values()),
             "reconnects": int(nats.get("reconnects") or 0),
+            "unproven_reconnects": int(nats.get("unproven_reconnects") or 0),
+            "state": str(
+                nats.get("state") or ("connected" if nats.get("connected") else "disconnected")
+            ),
+            "ms_since_last_message": nats.get("ms_since_last_message"),
         },
         "ms_since_last_registry_update": latest.get("ms_since_last_registry_update", -1),
         "routes": _int(latest, "urls"),

@@ -9,8 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from registry.backend_host import is_backend_host
 from registry.message import (
+    MAX_FIELD_LENGTH,
     MAX_MESSAGE_BYTES,
+    MAX_TAGS,
+    MAX_URI_LENGTH,
     MAX_URIS,
     Registration,
     RegistryMessage,
@@ -129,7 +133,7 @@ INVALID = {
         f"too many uris: {MAX_URIS + 1}",
     ),
     "empty uri": (_fields(uris=["app.example.com", ""]), "uris must be non-empty"),
-    "uri too long": (_fields(uris=["app.example.com/" + "a" * 5000]), "at most 4096"),
+    "uri too long": (_fields(uris=["app.example.com/" + "a" * 5000]), "at most 2048"),
     "http route service": (
         _fields(route_service_url="http://rs.example.com"),
         "route_service_url must be https",
@@ -155,6 +159,92 @@ INVALID["oversized message"] = (
     OVERSIZED,
     f"message too large: {len(OVERSIZED)} bytes (limit {MAX_MESSAGE_BYTES})",
 )
+
+
+LIMITS = {
+    "host with a port": (_fields(host="127.0.0.1:9002"), "host_invalid"),
+    "host with spaces": (_fields(host="not a host!"), "host_invalid"),
+    "host with brackets": (_fields(host="[::1]"), "host_invalid"),
+    "host that is a bad IPv4 address": (_fields(host="10.0.0.256"), "host_invalid"),
+    "host with an underscore": (_fields(host="app_1.internal"), "host_invalid"),
+    "host label over 63": (_fields(host="a" * 64 + ".internal"), "host_invalid"),
+    "host over 255": (_fields(host="a." * 200 + "com"), "field_too_long"),
+    "app of 1 MiB": (_fields(app="a" * ((1 << 20) - 100)), "field_too_long"),
+    "app over 255": (_fields(app="a" * (MAX_FIELD_LENGTH + 1)), "field_too_long"),
+    "instance id over 255": (_fields(private_instance_id="i" * 256), "field_too_long"),
+    "instance index over 255": (_fields(private_instance_index="1" * 256), "field_too_long"),
+    "san over 255": (_fields(server_cert_domain_san="s" * 256), "field_too_long"),
+    "segment over 255": (_fields(isolation_segment="s" * 256), "field_too_long"),
+    "zone over 255": (_fields(availability_zone="z" * 256), "field_too_long"),
+    "route service url over 2048": (
+        _fields(route_service_url="https://rs.example.com/" + "p" * 2048),
+        "field_too_long",
+    ),
+    "too many tags": (_fields(tags={f"k{i}": "v" for i in range(MAX_TAGS + 1)}), "too_many_tags"),
+    "tag key over 255": (_fields(tags={"k" * 256: "v"}), "field_too_long"),
+    "tag value over 1024": (_fields(tags={"k": "v" * 1025}), "field_too_long"),
+    "uri over 2048": (_fields(uris=["a.example.com/" + "p" * MAX_URI_LENGTH]), "uri_invalid"),
+    "bad JSON": (b"{", "invalid_json"),
+    "wrong type": (_fields(port="80"), "invalid_field"),
+    "too large": (OVERSIZED, "too_large"),
+    "no host": (_fields(host=None), "host_missing"),
+    "no uris": (_fields(uris=None), "uris_missing"),
+    "no port": (_fields(port=None), "port_missing"),
+}
+
+
+@pytest.mark.parametrize(("data", "code"), LIMITS.values(), ids=LIMITS.keys())
+def test_limits_reject_with_a_code_and_a_bounded_reason(data: bytes, code: str) -> None:
+    result = rejected(data)
+    assert result.code == code
+    assert len(result.reason) <= 300  # it quotes no more than a preview of the value
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "10.0.0.1",
+        "fd00::5",
+        "::1",
+        "::ffff:10.0.0.1",
+        "app.internal",
+        "APP-1.Example.COM",
+        "app.example.com.",
+        "localhost",
+        "1a.example.com",
+        "a" * 63 + ".example.com",
+    ],
+)
+def test_ip_addresses_and_dns_names_are_accepted_hosts(host: str) -> None:
+    reg = accepted(_fields(host=host))
+    assert reg.address == (f"[{host}]:8080" if ":" in host else f"{host}:8080")
+
+
+LABEL = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", fullmatch=True)
+
+
+@given(
+    st.lists(LABEL, min_size=1, max_size=4),
+    st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,20}", fullmatch=True),
+)
+def test_every_rfc_1123_name_is_a_valid_host(labels: list[str], top: str) -> None:
+    name = ".".join([*labels, top])
+    assert is_backend_host(name) is (len(name) <= 253)
+
+
+@given(st.ip_addresses())
+def test_every_ip_address_is_a_valid_host(address: object) -> None:
+    assert is_backend_host(str(address))
+
+
+@given(LABEL, st.integers(1, 65535))
+def test_a_name_with_a_port_is_never_a_valid_host(label: str, port: int) -> None:
+    assert not is_backend_host(f"{label}.example.com:{port}")
+
+
+@given(st.text(max_size=40), st.sampled_from(" !/_@%[]"))
+def test_a_character_of_neither_names_nor_addresses_is_refused(text: str, bad: str) -> None:
+    assert not is_backend_host(text + bad + text)
 
 
 @pytest.mark.parametrize(("data", "reason"), INVALID.values(), ids=INVALID.keys())

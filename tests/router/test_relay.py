@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
+import time
+
 import pytest
 
 from router.relay import whole_buffer
@@ -22,22 +25,41 @@ def relay_whole(head: bytes, body: bytes = b"hello", closing: bool = False) -> b
     return whole[0] if whole is not None else None
 
 
+DATE = b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+
+
 def test_copies_the_head_minus_connection_and_keep_alive() -> None:
     out = relay_whole(
         b"HTTP/1.1 200 OK\r\nServer: node\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
-        b"Content-Length: 5\r\nX-App: yes\r\n"
+        b"Content-Length: 5\r\nX-App: yes\r\n" + DATE
     )
     assert out == (
         b"HTTP/1.1 200 OK\r\nServer: node\r\nContent-Length: 5\r\nX-App: yes\r\n"
-        b"X-Vcap-Request-Id: req-id-1\r\n\r\nhello"
+        + DATE
+        + b"X-Vcap-Request-Id: req-id-1\r\n\r\nhello"
     )
 
 
 def test_keeps_a_request_id_the_backend_set_and_upgrades_the_version() -> None:
-    out = relay_whole(b"HTTP/1.0 201 Created\r\nX-Vcap-Request-Id: mine\r\nContent-Length: 5\r\n")
-    assert (
-        out == b"HTTP/1.1 201 Created\r\nX-Vcap-Request-Id: mine\r\nContent-Length: 5\r\n\r\nhello"
+    out = relay_whole(
+        b"HTTP/1.0 201 Created\r\nX-Vcap-Request-Id: mine\r\nContent-Length: 5\r\n" + DATE
     )
+    assert out == (
+        b"HTTP/1.1 201 Created\r\nX-Vcap-Request-Id: mine\r\nContent-Length: 5\r\n"
+        + DATE
+        + b"\r\nhello"
+    )
+
+
+def test_adds_a_date_when_the_backend_sent_none() -> None:
+    before = email.utils.formatdate(time.time() - 1, usegmt=True)
+    out = relay_whole(b"HTTP/1.1 200 OK\r\nX-Vcap-Request-Id: mine\r\nContent-Length: 5\r\n")
+    assert out is not None
+    head, _, body = out.partition(b"\r\n\r\n")
+    date = head.split(b"\r\n")[-1]
+    assert date.startswith(b"Date: ") and body == b"hello"
+    sent = email.utils.parsedate_to_datetime(date.removeprefix(b"Date: ").decode())
+    assert sent >= email.utils.parsedate_to_datetime(before)
 
 
 def test_client_asking_to_close_gets_connection_close() -> None:

@@ -294,6 +294,15 @@ BAD_CONFIGS = {
         "request_body_timeout: 0s\n",
         "request_body_timeout: expected a duration > 0",
     ),
+    "zero error_sample_interval": (
+        "logging:\n  error_sample_interval: 0\n",
+        "logging.error_sample_interval: expected a duration > 0",
+    ),
+    "static route with a host and port in host": (
+        "static_routes:\n  - host: 10.0.0.1:8080\n    port: 8080\n    uris: [app.example.com]\n",
+        "static_routes[0]: expected a valid registration: "
+        "host '10.0.0.1:8080' is not an IP address or a DNS name",
+    ),
     "static route without a port": (
         "static_routes:\n  - host: 10.0.0.1\n    uris: [app.example.com]\n",
         "static_routes[0]: expected a valid registration: port or tls_port is required",

@@ -44,7 +44,11 @@ def read_status_line(sock: socket.socket) -> bytes:
 
 def start_under_limits(routerd_factory) -> Routerd:
     return routerd_factory(
-        {"workers": 1, "read_header_timeout": "60s"},
+        {
+            "workers": 1,
+            "read_header_timeout": "60s",
+            "logging": {"error_sample_interval": "1s"},
+        },
         wrapper=["prlimit", f"--nofile={SOFT}:{HARD}", "--"],
     )
 
@@ -100,10 +104,10 @@ def test_running_out_of_fds_on_accept_is_counted_logged_and_costs_no_connection(
     assert waiting is not None
     with waiting:
         assert read_status_line(waiting) == b"HTTP/1.1 200 OK"
-    # The end is logged once a whole interval (5 s) has passed without a failure.
+    # The end is logged once a whole interval (1 s here) has passed without a failure.
     ended = wait_until(
         lambda: router.events_named("accept-fd-exhaustion-ended"),
-        timeout=15,
+        timeout=10,
         what="accept-fd-exhaustion-ended in the log",
     )
     assert ended[0]["data"]["total"] >= failures

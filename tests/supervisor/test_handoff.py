@@ -41,7 +41,7 @@ def connect(port: int, count: int) -> list[socket.socket]:
 @pytest.mark.asyncio
 async def test_queued_connections_are_served_by_the_live_worker(listener) -> None:
     ours, theirs = handoff.channel_pair()
-    standin = handoff.Standin(0, [(handoff.HTTP, listener)], lambda: [ours])
+    standin = handoff.Standin(0, [(handoff.HTTP, listener)], lambda: [ours], log_interval=10.0)
     clients = connect(listener.getsockname()[1], 5)  # queued before the standin starts
     standin.start()
     clients += connect(listener.getsockname()[1], 5)
@@ -68,7 +68,7 @@ async def test_queued_connections_are_served_by_the_live_worker(listener) -> Non
 @pytest.mark.asyncio
 async def test_connections_wait_while_no_worker_can_take_them(listener) -> None:
     live: list[socket.socket] = []
-    standin = handoff.Standin(0, [(handoff.HTTP, listener)], lambda: live)
+    standin = handoff.Standin(0, [(handoff.HTTP, listener)], lambda: live, log_interval=10.0)
     standin.start()
     clients = connect(listener.getsockname()[1], 3)
     await asyncio.sleep(0.05)
@@ -88,7 +88,7 @@ async def test_connections_wait_while_no_worker_can_take_them(listener) -> None:
 @pytest.mark.asyncio
 async def test_a_dead_workers_unread_connections_can_be_read_back(listener) -> None:
     dead_ours, dead_theirs = handoff.channel_pair()
-    standin = handoff.Standin(0, [(handoff.HTTP, listener)], lambda: [dead_ours])
+    standin = handoff.Standin(0, [(handoff.HTTP, listener)], lambda: [dead_ours], log_interval=10.0)
     standin.start()
     clients = connect(listener.getsockname()[1], 2)
     for _ in range(100):
@@ -103,7 +103,7 @@ async def test_a_dead_workers_unread_connections_can_be_read_back(listener) -> N
 
     # Held by a standin that is not accepting, they still go to the next live worker.
     live_ours, live_theirs = handoff.channel_pair()
-    survivor = handoff.Standin(1, [], lambda: [live_ours])
+    survivor = handoff.Standin(1, [], lambda: [live_ours], log_interval=10.0)
     survivor.hold(handoff.HTTP, [conn for _, conn in back])
     survivor.flush()
     passed = await received(live_theirs, 2)

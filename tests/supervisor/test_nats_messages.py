@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from tests.support.certs import CertificateAuthority
 from tests.support.nats import NatsClient, NatsServer
-from tests.support.routerd import new_routerd
+from tests.support.routerd import Routerd, new_routerd
 from tests.support.routes import register, route_addresses, wait_routed
 from tests.support.waiting import wait_until
 
@@ -112,11 +113,19 @@ BAD_PAYLOADS = [
 ]
 
 
+def logged_rejections(router: Routerd) -> int:
+    """Rejections in the log: each sampled line, plus the counts of the summary lines."""
+    summarised = router.events_named("validation-errors-suppressed")
+    return len(router.events_named("validation-error")) + sum(
+        event["data"]["count"] for event in summarised
+    )
+
+
 def test_hostile_payloads_are_counted_logged_and_skipped(
     routerd_factory, nats_client, backend_factory
 ):
     backend = backend_factory()
-    router = routerd_factory()
+    router = routerd_factory({"logging": {"error_sample_interval": 1}})
     good = []
     for index, payload in enumerate(BAD_PAYLOADS):
         nats_client.publish("router.register", payload)
@@ -136,9 +145,16 @@ def test_hostile_payloads_are_counted_logged_and_skipped(
         what="every bad payload to be counted",
     )
     assert varz["nats"]["rejected"]["router.unregister"] == 1
+    # Each one is logged whole or counted in a summary line that follows its interval.
+    wait_until(
+        lambda: logged_rejections(router) == len(BAD_PAYLOADS) + 1,
+        what="every rejection logged or summarised",
+    )
     errors = router.events_named("validation-error")
-    assert len(errors) == len(BAD_PAYLOADS) + 1
-    assert all(e["data"]["error"] for e in errors)
+    assert all(e["data"]["error"] and e["data"]["reason"] for e in errors)
+    by_reason = varz["nats"]["rejected_by_reason"]
+    assert sum(by_reason["router.register"].values()) == len(BAD_PAYLOADS)
+    assert by_reason["router.unregister"] == {"invalid_json": 1}
     assert "bad.example.com" not in router.status_json("/routes")
     metrics = router.status_request("GET", "/metrics").text
     assert (
@@ -224,3 +240,61 @@ def test_connects_to_nats_over_tls(tmp_path, backend_factory):
     finally:
         router.stop()
         server.cleanup()
+
+
+FLOOD = 20_000
+FLOOD_PAYLOADS = [
+    (b'{"host":"not a host!","port":8080,"uris":["flood.example.com"]}', "host_invalid"),
+    (b'{"host":"127.0.0.1:9002","port":8080,"uris":["flood.example.com"]}', "host_invalid"),
+    (
+        json.dumps(
+            {"host": "127.0.0.1", "port": 8080, "uris": ["flood.example.com"], "app": "a" * 4096}
+        ).encode(),
+        "field_too_long",
+    ),
+    (b"{garbage", "invalid_json"),
+]
+
+
+def test_a_flood_of_invalid_messages_costs_a_bounded_log(
+    routerd_factory, nats_client, backend_factory
+):
+    backend = backend_factory()
+    router = routerd_factory({"logging": {"error_sample_interval": 1}})
+    log_before = router.log_path.stat().st_size
+    started = time.monotonic()
+    for index in range(FLOOD):
+        nats_client.publish("router.register", FLOOD_PAYLOADS[index % len(FLOOD_PAYLOADS)][0])
+    nats_client.flush()
+    varz = wait_until(
+        lambda: (
+            (v := router.status_json("/varz"))["nats"]["rejected"].get("router.register") == FLOOD
+            and v
+        ),
+        timeout=30,
+        what="every invalid message to be counted",
+    )
+    expected: dict[str, int] = {}
+    for _, reason in FLOOD_PAYLOADS:
+        expected[reason] = expected.get(reason, 0) + FLOOD // len(FLOOD_PAYLOADS)
+    assert varz["nats"]["rejected_by_reason"]["router.register"] == expected
+    metrics = router.status_request("GET", "/metrics").text
+    assert (
+        'routerd_nats_messages_rejected_by_reason_total{subject="router.register",'
+        f'reason="host_invalid"}} {expected["host_invalid"]}'
+    ) in metrics
+
+    register(nats_client, backend.port, ["after-flood.example.com"])
+    wait_routed(router, "after-flood.example.com")
+    assert router.get("/", host="after-flood.example.com").status == 200
+    wait_until(
+        lambda: logged_rejections(router) == FLOOD, what="the held-back rejections summarised"
+    )
+    elapsed = time.monotonic() - started
+    # At most error_samples_per_interval lines and one summary per 1 s window, and a few
+    # lines for the route registered afterwards; without sampling it was one line per message.
+    windows = int(elapsed) + 2
+    grown = router.log_text().encode()[log_before:]
+    assert grown.count(b"\n") <= windows * (5 + 1) + 10, grown.count(b"\n")
+    assert len(grown) <= windows * (5 + 1) * 2048 + 10_000, len(grown)
+    assert router.events_named("validation-errors-suppressed")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 
@@ -34,12 +35,18 @@ class NatsServer:
     """A nats-server process on an ephemeral loopback port; restartable on the same port."""
 
     def __init__(
-        self, user: str = "", password: str = "", tls: tuple[str, str] | None = None
+        self,
+        user: str = "",
+        password: str = "",
+        tls: tuple[str, str] | None = None,
+        cluster: tuple[int, list[int]] | None = None,
+        port: int = 0,
     ) -> None:
         self.user = user
         self.password = password
         self.tls = tls  # (certificate file, key file): clients must speak TLS
-        self.port = 0
+        self.cluster = cluster  # (this node's cluster port, the other nodes' cluster ports)
+        self.port = port
         self.process: subprocess.Popen[bytes] | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="nats-"))
 
@@ -66,6 +73,11 @@ class NatsServer:
             args += ["--user", self.user, "--pass", self.password]
         if self.tls:
             args += ["--tls", "--tlscert", self.tls[0], "--tlskey", self.tls[1]]
+        if self.cluster:
+            own, others = self.cluster
+            routes = ",".join(f"nats://127.0.0.1:{port}" for port in others)
+            args += ["--cluster_name", "tests", "--cluster", f"nats://127.0.0.1:{own}"]
+            args += ["--routes", routes]
         log = open(self._dir / "nats.log", "ab")  # noqa: SIM115 - owned by the process
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -98,9 +110,57 @@ class NatsServer:
         self.stop()
         self.start()
 
+    def freeze(self) -> None:
+        """SIGSTOP: the server hangs with its sockets open, as a wedged node does."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def cleanup(self) -> None:
+        if self.process is not None:
+            self.thaw()  # a frozen server cannot take SIGTERM
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class NatsCluster:
+    """Three nats-server nodes routed to each other on loopback, as a production cluster is."""
+
+    def __init__(self, size: int = 3) -> None:
+        cluster_ports = [free_port() for _ in range(size)]
+        self.nodes = [
+            NatsServer(
+                cluster=(port, [other for other in cluster_ports if other != port]),
+                port=free_port(),
+            )
+            for port in cluster_ports
+        ]
+
+    def __repr__(self) -> str:
+        return f"NatsCluster({self.nodes!r})"
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        # Routed: a message published on the last node reaches a subscriber on the first.
+        with NatsClient(self.nodes[0].port) as first, NatsClient(self.nodes[-1].port) as last:
+            inbox = first.subscribe("cluster.ready")
+
+            def routed() -> bool:
+                last.publish("cluster.ready", b"?")
+                return not inbox.empty()
+
+            wait_until(routed, timeout=15, interval=0.1, what="nats cluster routes")
+
+    def node_on(self, port: int) -> NatsServer:
+        return next(node for node in self.nodes if node.port == port)
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            node.cleanup()
 
 
 def _read_json(path: Path) -> Any:

@@ -3,7 +3,8 @@
 Every read is logged as `{"conn": N, "bytes": "<latin-1>"}`; every request llhttp (strict) finds
 in a connection's bytes as `{"conn": N, "request": {...}}`, and anything it cannot parse as
 `{"conn": N, "parse_error": "..."}` (the connection is then closed). Requests are answered
-`200 ok`, except `/reply/<name>`, answered with `CANNED[name]` as raw bytes in one write.
+`200 ok`, except `/reply/<name>`, answered with `CANNED[name]` or `FAITHFUL[name]` as raw bytes
+in one write.
 """
 
 from __future__ import annotations
@@ -44,6 +45,16 @@ CANNED: dict[str, bytes] = {
     ),
     "extra-partial-head": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n",
     "extra-garbage": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\noksmuggled",
+}
+# Well-formed responses whose details a router must carry over, or fix, on the way.
+FAITHFUL: dict[str, bytes] = {
+    "connection-named": (
+        b"HTTP/1.1 200 OK\r\nConnection: X-Hop, keep-alive\r\nX-Hop: backend-only\r\n"
+        b"X-Kept: yes\r\nContent-Length: 2\r\n\r\nok"
+    ),
+    "dated": (
+        b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\nok"
+    ),
 }
 
 
@@ -107,7 +118,8 @@ async def serve_recording(args: Any, sock: socket.socket, recorder: Recorder) ->
                 for seen in request.done:
                     recorder.record(conn=conn, request=seen)
                     name = seen["url"].removeprefix("/reply/")
-                    writer.write(CANNED.get(name, OK) if seen["url"].startswith("/reply/") else OK)
+                    canned = CANNED.get(name) or FAITHFUL.get(name, OK)
+                    writer.write(canned if seen["url"].startswith("/reply/") else OK)
                 request.done.clear()
                 await writer.drain()
         except ConnectionError:

@@ -4,25 +4,30 @@ reading a PROXY header first when `enable_proxy`.
 What differs between them is decided per listener and per connection, never per request: a
 plain-HTTP connection without PROXY is served exactly as before; a TLS connection records its
 forwarding rules (forwarded.py) once, after the handshake, from the client certificate.
+
+Connections reach a listener's intake two ways: accepted by the worker itself (acceptor.py), or
+accepted by the supervisor while another worker was down and handed over on the handoff channel
+(supervisor/handoff.py). Both are served the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import socket
 import ssl
-from typing import Protocol
 
+from router.acceptor import Acceptor, DirectIntake, Intake, ResourceShortage
 from router.forwarded import forwarding_for
 from router.frontend import GorouterRequestHandler, GorouterServer
-from router.proxy_listener import ProxyProtocolListener
+from router.proxy_listener import ProxyProtocolIntake
+from supervisor import handoff
 from supervisor.config import Config
+from supervisor.logs import EventLog
 from supervisor.tls_listener import server_context
-from supervisor.workers import LISTEN_BACKLOG
 
-
-class Listener(Protocol):
-    def close(self) -> None: ...
+log = EventLog("vcap.gorouter.router")
 
 
 class TlsRequestHandler(GorouterRequestHandler):
@@ -42,23 +47,81 @@ class TlsRequestHandler(GorouterRequestHandler):
             self.forwarding = proxy.tls_forwarding
 
 
-async def open_listeners(
-    server: GorouterServer, config: Config, http_fd: int, tls_fd: int | None
-) -> list[Listener]:
+class Listeners:
+    """The worker's intakes by kind, the acceptors feeding them, and the handoff channel."""
+
+    def __init__(self, shortage: ResourceShortage) -> None:
+        self.shortage = shortage
+        self.intakes: dict[bytes, Intake] = {}
+        self.acceptors: list[Acceptor] = []
+        self.handed_over = 0
+        self._channel: socket.socket | None = None
+
+    def __repr__(self) -> str:
+        return f"Listeners({self.acceptors!r}, handed_over={self.handed_over})"
+
+    def add(self, kind: bytes, sock: socket.socket, intake: Intake) -> None:
+        self.intakes[kind] = intake
+        acceptor = Acceptor(sock, intake, self.shortage, "tls" if kind == handoff.TLS else "http")
+        self.acceptors.append(acceptor)
+        acceptor.start()
+
+    def receive_handoffs(self, channel: socket.socket) -> None:
+        """Serve the connections the supervisor hands over on `channel`."""
+        self._channel = channel
+        channel.setblocking(False)
+        asyncio.get_running_loop().add_reader(channel.fileno(), self._on_handoff)
+
+    def close(self) -> None:
+        """Stop taking connections; those being served go on."""
+        if self._channel is not None:
+            asyncio.get_running_loop().remove_reader(self._channel.fileno())
+            self._channel.close()
+            self._channel = None
+        for acceptor in self.acceptors:
+            acceptor.close()
+        for intake in self.intakes.values():
+            intake.close()
+
+    def _on_handoff(self) -> None:
+        assert self._channel is not None
+        while True:
+            try:
+                message = handoff.receive_connections(self._channel)
+            except (EOFError, OSError):
+                # The supervisor is gone; the control channel says so and stops the worker.
+                asyncio.get_running_loop().remove_reader(self._channel.fileno())
+                return
+            if message is None:
+                return
+            kind, conns, truncated = message
+            if truncated:
+                self.shortage.failed("handoff", OSError(errno.EMFILE, os.strerror(errno.EMFILE)))
+            intake = self.intakes.get(kind)
+            for conn in conns:
+                if intake is None:
+                    log.error("handoff-kind-unknown", kind=kind.decode(errors="replace"))
+                    conn.close()
+                    continue
+                self.handed_over += 1
+                intake.adopt(conn)
+
+
+def open_listeners(
+    server: GorouterServer, config: Config, http_fd: int, tls_fd: int | None, stats: memoryview
+) -> Listeners:
     """Serve the sockets the supervisor bound; returns what to close to stop accepting."""
-    loop = asyncio.get_running_loop()
+    listeners = Listeners(ResourceShortage(stats, float(config.logging.error_sample_interval)))
     http_sock = socket.socket(fileno=http_fd)
-    listeners: list[Listener] = []
+    plain: Intake
     if config.enable_proxy:
-        plain = ProxyProtocolListener(
-            http_sock,
+        plain = ProxyProtocolIntake(
             lambda: server.handler(GorouterRequestHandler),
             float(config.proxy_protocol_timeout),
         )
-        plain.start()
-        listeners.append(plain)
     else:
-        listeners.append(await loop.create_server(server, sock=http_sock, backlog=LISTEN_BACKLOG))
+        plain = DirectIntake(server)
+    listeners.add(handoff.HTTP, http_sock, plain)
     if tls_fd is None:
         return listeners
     tls_sock = socket.socket(fileno=tls_fd)
@@ -68,24 +131,15 @@ async def open_listeners(
     def tls_handler() -> GorouterRequestHandler:
         return server.handler(TlsRequestHandler)
 
+    secure: Intake
     if config.enable_proxy:
-        secure = ProxyProtocolListener(
-            tls_sock,
+        secure = ProxyProtocolIntake(
             tls_handler,
             float(config.proxy_protocol_timeout),
             tls=context,
             tls_handshake_timeout=handshake_timeout,
         )
-        secure.start()
-        listeners.append(secure)
     else:
-        listeners.append(
-            await loop.create_server(
-                tls_handler,
-                sock=tls_sock,
-                backlog=LISTEN_BACKLOG,
-                ssl=context,
-                ssl_handshake_timeout=handshake_timeout,
-            )
-        )
+        secure = DirectIntake(tls_handler, tls=context, tls_handshake_timeout=handshake_timeout)
+    listeners.add(handoff.TLS, tls_sock, secure)
     return listeners

@@ -1,4 +1,4 @@
-"""Listeners for `enable_proxy`: each connection starts with a PROXY header, read off the raw
+"""Intake for `enable_proxy`: each connection starts with a PROXY header, read off the raw
 socket before HTTP (or the TLS handshake) begins.
 
 The header is consumed byte-exactly (v2 by its declared length, v1 by peeking for its CRLF), so
@@ -29,55 +29,35 @@ _MAX_READS: Final = proxy_protocol.V1_MAX_LENGTH  # a byte per read at worst
 _MAX_WAITS: Final = 4  # readable means data or EOF: one wait is enough
 
 
-class ProxyProtocolListener:
-    """Accepts on a listening socket and serves each connection once its header is read."""
+class ProxyProtocolIntake:
+    """Serves each accepted connection once its PROXY header is read (see acceptor.py)."""
 
     def __init__(
         self,
-        sock: socket.socket,
         handler_factory: HandlerFactory,
         timeout: float,
         tls: ssl.SSLContext | None = None,
         tls_handshake_timeout: float = 10.0,
     ) -> None:
-        self.sock = sock
         self.handler_factory = handler_factory
         self.timeout = timeout
         self.tls = tls
         self.tls_handshake_timeout = tls_handshake_timeout
-        self._accepting: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
         self._pending: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
-        return f"ProxyProtocolListener({self.sock.getsockname()}, tls={self.tls is not None})"
+        return f"ProxyProtocolIntake(tls={self.tls is not None}, pending={len(self._pending)})"
 
-    def start(self) -> None:
-        self.sock.setblocking(False)
-        self._accepting = asyncio.get_running_loop().create_task(self._accept_loop())
+    def adopt(self, conn: socket.socket) -> None:
+        task = self._loop.create_task(self._serve(conn))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def close(self) -> None:
-        """Stop accepting; connections already being served go on."""
+        """Drop connections still sending their header; those being served go on."""
         for task in list(self._pending):
             task.cancel()
-        if self._accepting is None:
-            self.sock.close()
-            return
-        # The socket closes once the pending accept has let go of it.
-        self._accepting.add_done_callback(lambda _: self.sock.close())
-        self._accepting.cancel()
-
-    async def _accept_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                conn, _ = await loop.sock_accept(self.sock)
-            except OSError as exc:  # EMFILE and friends: keep serving what we have
-                log.error("proxy-protocol-accept-failed", error=str(exc))
-                await asyncio.sleep(0.1)
-                continue
-            task = loop.create_task(self._serve(conn))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
 
     async def _serve(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()

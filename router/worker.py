@@ -1,8 +1,11 @@
-"""A worker process, started as `python -m router` (router/__main__.py) by the supervisor.
+"""A worker process, started as `python -m router` (router/__main__.py) by the supervisor,
+with `--index N --listen-fd FD --control-fd FD --handoff-fd FD`.
 
 Started by the supervisor on a listening socket it already bound. Reads its config from the
 control channel, maps the shared table read-only and its counter row read-write, serves with
-aiohttp on uvloop, answers pings, and stops gracefully when told.
+aiohttp on uvloop (accepting itself, see acceptor.py), also serves the connections the supervisor
+hands over on the handoff channel while another worker is down, answers pings, and stops
+gracefully when told.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from router.backend_tls import backend_tls_context
 from router.frontend import Frontend, GorouterServer
 from router.health import WorkerHealth
 from router.intake import IntakeLimits
-from router.listeners import Listener, open_listeners
+from router.listeners import Listeners, open_listeners
 from router.proxy import Proxy
 from router.upstream_pool import UpstreamPool
 from supervisor import control, gc_tuning, logs
@@ -54,17 +57,23 @@ def c_parser_problem() -> str | None:
 
 class Worker:
     def __init__(
-        self, index: int, listen_fd: int, control_fd: int, tls_listen_fd: int | None = None
+        self,
+        index: int,
+        listen_fd: int,
+        control_fd: int,
+        handoff_fd: int,
+        tls_listen_fd: int | None = None,
     ) -> None:
         self.index = index
         self.listen_fd = listen_fd
         self.tls_listen_fd = tls_listen_fd
         self.control_fd = control_fd
+        self.handoff_fd = handoff_fd
         self.config: Config | None = None
         self.proxy: Proxy | None = None
         self.access_log: AccessLog | None = None
         self.server: GorouterServer | None = None
-        self.listeners: list[Listener] = []
+        self.listeners: Listeners | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.stop_timeout: float | None = None
         self._stop = asyncio.Event()
@@ -132,9 +141,10 @@ class Worker:
             lingering_time=1.0,
         )
         gc_tuning.tune_worker()
-        self.listeners = await open_listeners(
-            self.server, config, self.listen_fd, self.tls_listen_fd
+        self.listeners = open_listeners(
+            self.server, config, self.listen_fd, self.tls_listen_fd, self.proxy.row.stats
         )
+        self.listeners.receive_handoffs(socket.socket(fileno=self.handoff_fd))
         log.info("worker-serving", index=self.index, pid=os.getpid())
 
     async def _control_loop(self, reader: asyncio.StreamReader) -> None:
@@ -183,8 +193,8 @@ class Worker:
 
     async def _shutdown(self) -> None:
         timeout = self.stop_timeout if self.stop_timeout is not None else 10.0
-        for listener in self.listeners:
-            listener.close()  # stop accepting; in-flight requests go on
+        if self.listeners is not None:
+            self.listeners.close()  # stop accepting; in-flight requests go on
         if self.server is not None:
             with contextlib.suppress(Exception):
                 await self.server.shutdown(timeout)
@@ -201,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--handoff-fd", type=int, required=True)
     parser.add_argument("--tls-listen-fd", type=int, default=None)
     args = parser.parse_args(argv)
     problem = c_parser_problem()
@@ -210,5 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     setproctitle(f"routerd: worker {args.index}")
     # aiohttp logs client protocol errors with tracebacks; they are counted and answered instead.
     logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
-    worker = Worker(args.index, args.listen_fd, args.control_fd, args.tls_listen_fd)
+    worker = Worker(
+        args.index, args.listen_fd, args.control_fd, args.handoff_fd, args.tls_listen_fd
+    )
     sys.exit(uvloop.run(worker.run()))

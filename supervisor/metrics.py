@@ -128,6 +128,7 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
             "write_errors": totals[Stat.access_log_write_errors],
             "dropped_lines": totals[Stat.access_log_dropped_lines],
         },
+        "accept_fd_exhausted": totals[Stat.accept_fd_exhausted],
         "latency": {**latency_percentiles(totals), "samples": requests},
         "droplets": snapshot.endpoints,
         "urls": snapshot.routes,
@@ -341,6 +342,27 @@ def prometheus(snapshot: Snapshot) -> str:
         "counter",
         "Worker respawns, by worker.",
         [(f'{{worker="{w["index"]}"}}', w["restarts"]) for w in snapshot.workers],
+    )
+    metric(
+        "worker_crashes",
+        "gauge",
+        "Crashes in a row, by worker (0 once it has stayed up 30 s).",
+        [(f'{{worker="{w["index"]}"}}', w.get("crashes", 0)) for w in snapshot.workers],
+    )
+    metric(
+        "connections_handed_off_total",
+        "counter",
+        "Connections the supervisor accepted for a worker that was down, by worker.",
+        [
+            (f'{{worker="{w["index"]}"}}', w.get("connections_handed_off", 0))
+            for w in snapshot.workers
+        ],
+    )
+    metric(
+        "accept_fd_exhausted_total",
+        "counter",
+        "accept() calls that failed for want of a file descriptor (EMFILE/ENFILE).",
+        [("", totals[Stat.accept_fd_exhausted])],
     )
     metric("healthy", "gauge", "1 when /health answers 200.", [("", int(snapshot.healthy))])
     metric(

@@ -1,8 +1,8 @@
 """routerd's supervisor: starts in order, dispatches signals from one loop, stops in reverse.
 
-Start: config → the run_dir lock (run_lock.py) → shared memory → listening sockets → status
-server (503) → NATS → pruner → `start_response_delay_interval` → workers → /health 200 and
-READY=1. Stop runs the other way.
+Start: config → the run_dir lock (run_lock.py) → fd limit → shared memory → listening sockets →
+status server (503) → NATS → pruner → `start_response_delay_interval` → workers → /health 200
+and READY=1. Stop runs the other way.
 Signal handlers only enqueue; `run()` takes one event at a time and calls `handle_<event>()`.
 """
 
@@ -28,6 +28,7 @@ from registry.slots import SlotAllocator
 from router.worker import c_parser_problem
 from supervisor import gc_tuning, logs
 from supervisor.config import Config, ConfigError, load_config
+from supervisor.fd_limit import raise_fd_limit
 from supervisor.lifecycle import RESTART_ONLY_KEYS, RouterState, changed_keys, transition
 from supervisor.metrics import Snapshot
 from supervisor.nats_link import NatsLink
@@ -117,6 +118,7 @@ class Supervisor:
         problem = c_parser_problem()
         if problem is not None:
             raise StartupError(problem)
+        raise_fd_limit()  # before any worker is spawned: they inherit it
         self._open_tables()
         listeners = self._bind_listeners(config.port)
         tls_listeners = self._bind_listeners(config.ssl_port) if config.enable_ssl else None

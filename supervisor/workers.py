@@ -1,10 +1,13 @@
 """Worker processes: spawned on sockets the supervisor owns, watched, and replaced when they die.
 
 Each worker gets its own SO_REUSEPORT listening socket. The supervisor keeps its copy of every
-socket, so connections queued on a dead worker's socket wait in the kernel for the replacement,
-which is started on the same socket with an exponential backoff. A liveness ping over the control
-channel catches a worker that is alive but stuck (SIGSTOP, an endless loop): it is killed and
-replaced like a crashed one.
+socket, and a dead worker's replacement is started on the same socket with an exponential
+backoff, so a crash loop burns no CPU. Until the replacement is ready, the supervisor accepts on
+the dead worker's sockets itself and hands the connections to the live workers (handoff.py): no
+connection waits out the backoff. A worker that dies again soon after starting is in a crash
+loop: each crash is logged with the count and the backoff (`worker-crash-loop`) and both show
+in /varz. A liveness ping over the control channel catches a worker that is alive but stuck
+(SIGSTOP, an endless loop): it is killed and replaced like a crashed one.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from registry.shm.counters import CounterTable
-from supervisor import control
+from supervisor import control, handoff
 from supervisor.config import Config, encode_config
 from supervisor.logs import EventLog
 from supervisor.worker_process import WorkerProcess
@@ -56,7 +59,13 @@ class Worker:
     """One worker slot: its socket and its current process, if any."""
 
     def __init__(
-        self, index: int, listener: socket.socket, tls_listener: socket.socket | None = None
+        self,
+        index: int,
+        listener: socket.socket,
+        tls_listener: socket.socket | None,
+        *,
+        live_channels: Callable[[], list[socket.socket]],
+        log_interval: float,
     ) -> None:
         self.index = index
         self.listener = listener
@@ -68,13 +77,36 @@ class Worker:
         self.started_at = 0.0
         self.last_pong = 0.0
         self.backoff = BACKOFF_FIRST
+        self.crashes = 0  # in a row: reset once a worker stays up STABLE_AFTER
+        self.respawn_at: float | None = None
+        # The supervisor's end of the handoff channel, and the worker's end, kept to read back
+        # what a dying worker left unread.
+        self.handoff: socket.socket | None = None
+        self.handoff_peer: socket.socket | None = None
+        self.standin = handoff.Standin(index, self.sockets(), live_channels, log_interval)
         self.ready = asyncio.Event()
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
         pid = self.process.pid if self.process else None
-        return f"Worker({self.index}, {self.state.value}, pid={pid}, restarts={self.restarts})"
+        return (
+            f"Worker({self.index}, {self.state.value}, pid={pid}, restarts={self.restarts}, "
+            f"crashes={self.crashes})"
+        )
+
+    def sockets(self) -> list[tuple[bytes, socket.socket]]:
+        """This slot's listening sockets, each with the kind of connection it takes."""
+        pairs = [(handoff.HTTP, self.listener)]
+        if self.tls_listener is not None:
+            pairs.append((handoff.TLS, self.tls_listener))
+        return pairs
+
+    def crash_streak(self, now: float) -> int:
+        """Crashes in a row; none once the current process has stayed up STABLE_AFTER."""
+        if self.state is WorkerState.READY and now - self.started_at >= STABLE_AFTER:
+            return 0
+        return self.crashes
 
     @property
     def pid(self) -> int | None:
@@ -114,7 +146,13 @@ class WorkerPool:
         self.counters_path = counters_path
         self.clock = clock
         self.workers = [
-            Worker(index, sock, tls_listeners[index] if tls_listeners else None)
+            Worker(
+                index,
+                sock,
+                tls_listeners[index] if tls_listeners else None,
+                live_channels=self.live_channels,
+                log_interval=float(config.logging.error_sample_interval),
+            )
             for index, sock in enumerate(listeners)
         ]
         self._stopping = False
@@ -145,7 +183,12 @@ class WorkerPool:
         worker.stopped.clear()
         self.counters.clear_in_flight(worker.index)
         parent, child = socket.socketpair()
-        listen_fds: tuple[int, ...] = (worker.listener.fileno(), child.fileno())
+        worker.handoff, worker.handoff_peer = handoff.channel_pair()
+        listen_fds: tuple[int, ...] = (
+            worker.listener.fileno(),
+            child.fileno(),
+            worker.handoff_peer.fileno(),
+        )
         tls_args: tuple[str, ...] = ()
         if worker.tls_listener is not None:
             tls_args = ("--tls-listen-fd", str(worker.tls_listener.fileno()))
@@ -162,10 +205,16 @@ class WorkerPool:
                     str(worker.listener.fileno()),
                     "--control-fd",
                     str(child.fileno()),
+                    "--handoff-fd",
+                    str(worker.handoff_peer.fileno()),
                     *tls_args,
                 ),
                 pass_fds=listen_fds,
             )
+        except BaseException:
+            parent.close()
+            self._close_handoff(worker)
+            raise
         finally:
             child.close()
         worker.process = process
@@ -203,13 +252,17 @@ class WorkerPool:
                 worker.last_pong = self.clock()
             elif op == control.READY and worker.state is WorkerState.STARTING:
                 worker.move(WorkerState.READY)
+                worker.last_pong = self.clock()  # serving: the liveness clock starts now
+                worker.respawn_at = None
                 worker.ready.set()
                 log.info("worker-ready", index=worker.index, pid=worker.pid)
+                self.refresh_standins()
 
     async def _wait_exit(self, worker: Worker, process: WorkerProcess) -> None:
         code = await process.wait()
         if worker.writer is not None:
             worker.writer.close()
+        self._close_handoff(worker)
         if worker.state is WorkerState.STOPPING or self._stopping:
             if worker.state is not WorkerState.STOPPED:
                 worker.state = WorkerState.STOPPED
@@ -219,14 +272,21 @@ class WorkerPool:
         lived = self.clock() - worker.started_at
         if lived >= STABLE_AFTER:
             worker.backoff = BACKOFF_FIRST
+            worker.crashes = 0
+        worker.crashes += 1
         delay = worker.backoff
         worker.backoff = min(worker.backoff * 2, BACKOFF_MAX)
         worker.move(WorkerState.BACKOFF)
+        worker.respawn_at = self.clock() + delay
+        self.refresh_standins()
+        # One line per crash: the first after a stable run, then the loop with its count.
         log.error(
-            "worker-exited",
+            "worker-exited" if worker.crashes == 1 else "worker-crash-loop",
             index=worker.index,
             pid=process.pid,
             exit_code=code,
+            crashes=worker.crashes,
+            lived_seconds=round(lived, 3),
             respawn_in_seconds=round(delay, 3),
         )
         await asyncio.sleep(delay)
@@ -240,12 +300,55 @@ class WorkerPool:
         except OSError as exc:
             log.error("worker-respawn-failed", index=worker.index, error=str(exc))
             worker.move(WorkerState.BACKOFF)
+            worker.respawn_at = self.clock() + worker.backoff
             asyncio.get_running_loop().call_later(worker.backoff, self._retry_spawn, worker)
 
     def _retry_spawn(self, worker: Worker) -> None:
         if self._stopping or worker.state is not WorkerState.BACKOFF:
             return
         worker.track(asyncio.get_running_loop().create_task(self._spawn(worker)))
+
+    # -- standing in for workers that are down -------------------------------------------------
+
+    def live_channels(self) -> list[socket.socket]:
+        """Handoff channels of the workers serving now."""
+        return [
+            worker.handoff
+            for worker in self.workers
+            if worker.state is WorkerState.READY and worker.handoff is not None
+        ]
+
+    def refresh_standins(self) -> None:
+        """Stand in for every worker not serving while another one is; stand down otherwise."""
+        anyone_live = bool(self.live_channels())
+        for worker in self.workers:
+            down = worker.state in (WorkerState.BACKOFF, WorkerState.STARTING)
+            if down and anyone_live and not self._stopping:
+                if not worker.standin.is_active:
+                    worker.standin.start()
+            elif worker.standin.is_active:
+                worker.standin.stop()
+            if anyone_live:
+                # Connections read back from a dead worker's channel wait in its standin.
+                worker.standin.flush()
+
+    def _close_handoff(self, worker: Worker) -> None:
+        """Close a dead worker's channel, keeping what it had not read yet for the others."""
+        if worker.handoff_peer is not None:
+            while True:
+                try:
+                    message = handoff.receive_connections(worker.handoff_peer)
+                except (EOFError, OSError):
+                    break
+                if message is None:
+                    break
+                kind, conns, _ = message
+                worker.standin.hold(kind, conns)
+            worker.handoff_peer.close()
+            worker.handoff_peer = None
+        if worker.handoff is not None:
+            worker.handoff.close()
+            worker.handoff = None
 
     # -- liveness ----------------------------------------------------------------------------
 
@@ -261,7 +364,14 @@ class WorkerPool:
                     continue
                 worker.send(control.encode(control.PING, n=sequence))
                 silent = now - worker.last_pong
-                if silent > self.config.worker_liveness_timeout and worker.process is not None:
+                # A starting worker answers no ping until it serves (imports, config, tables):
+                # on a loaded machine that can outlast a short liveness timeout.
+                limit = (
+                    START_TIMEOUT
+                    if worker.state is WorkerState.STARTING
+                    else float(self.config.worker_liveness_timeout)
+                )
+                if silent > limit and worker.process is not None:
                     log.error(
                         "worker-unresponsive",
                         index=worker.index,
@@ -282,6 +392,7 @@ class WorkerPool:
     def close_listeners(self) -> None:
         """Close the supervisor's copies, so the kernel stops queueing new connections."""
         for worker in self.workers:
+            worker.standin.close()
             worker.listener.close()
             if worker.tls_listener is not None:
                 worker.tls_listener.close()
@@ -323,6 +434,11 @@ class WorkerPool:
                 "uptime_seconds": round(self.clock() - worker.started_at, 3)
                 if worker.process is not None
                 else 0,
+                "crashes": worker.crash_streak(self.clock()),
+                "respawn_in_seconds": round(max(worker.respawn_at - self.clock(), 0.0), 3)
+                if worker.respawn_at is not None and worker.state is WorkerState.BACKOFF
+                else None,
+                "connections_handed_off": worker.standin.handed_off,
             }
             for worker in self.workers
         ]

@@ -68,8 +68,13 @@ def routerd_factory(nats_server: NatsServer) -> Iterator[Callable[..., Routerd]]
     """Start routerd processes against the test's nats-server; all are stopped afterwards."""
     started: list[Routerd] = []
 
-    def start(overrides: dict[str, Any] | None = None, wait_healthy: bool = True) -> Routerd:
+    def start(
+        overrides: dict[str, Any] | None = None,
+        wait_healthy: bool = True,
+        wrapper: list[str] | None = None,
+    ) -> Routerd:
         router = new_routerd(nats_server.port, overrides)
+        router.wrapper = wrapper or []
         started.append(router)
         router.start(wait_healthy=wait_healthy)
         return router

@@ -99,6 +99,8 @@ class Stat:
     client_body_timeouts: Final = 66  # closed: the request body stalled for request_body_timeout
     access_log_write_errors: Final = 67  # failed writes to the access log (calls, not lines)
     access_log_dropped_lines: Final = 68  # access log lines lost to those failures
+    # accept() calls that failed with EMFILE/ENFILE; pending connections wait in the backlog.
+    accept_fd_exhausted: Final = 69
 
 
 LATENCY_BOUNDS_US: Final = (

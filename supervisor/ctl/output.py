@@ -135,6 +135,7 @@ WORKER_COLUMNS: Final = (
     Column("PID", 3, align_right=True),
     Column("STATE", 5),
     Column("RESTARTS", 8, align_right=True),
+    Column("CRASHES", 7, align_right=True),
     Column("UPTIME", 6),
 )
 
@@ -175,8 +176,9 @@ def status_text(summary: dict[str, Any]) -> str:
         [
             str(worker["index"]),
             str(worker["pid"] or "-"),
-            str(worker["state"]),
+            worker_state_text(worker),
             str(worker["restarts"]),
+            str(worker.get("crashes") or 0),
             duration_text(float(worker["uptime_seconds"] or 0)),
         ]
         for worker in summary["workers"]
@@ -184,6 +186,18 @@ def status_text(summary: dict[str, Any]) -> str:
     if workers:
         text += "\n\n" + table(WORKER_COLUMNS, workers)
     return text
+
+
+def worker_state_text(worker: dict[str, Any]) -> str:
+    """The state; a worker crashing in a loop says so, with the time to its next respawn."""
+    state = str(worker["state"])
+    crashes = int(worker.get("crashes") or 0)
+    if crashes < 2:
+        return state
+    respawn = worker.get("respawn_in_seconds")
+    if state == "backoff" and respawn is not None:
+        return f"crash-loop (respawn in {float(respawn):.1f}s)"
+    return f"crash-loop ({state})"
 
 
 def _rate(rate: dict[str, Any]) -> str:

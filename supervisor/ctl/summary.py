@@ -61,6 +61,8 @@ def summarize(
                 "state": worker.get("state"),
                 "restarts": worker.get("restarts", 0),
                 "uptime_seconds": worker.get("uptime_seconds", 0),
+                "crashes": worker.get("crashes", 0),
+                "respawn_in_seconds": worker.get("respawn_in_seconds"),
             }
             for worker in latest.get("workers") or []
         ],

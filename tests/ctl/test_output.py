@@ -127,7 +127,37 @@ def test_status_text_fits_80_columns() -> None:
     assert "502s          7\n" in text
     assert "  by cause    dial 3, connection_reset 2, timeout 1, other 1\n" in text
     assert "router errors unknown_route 5" in text
-    assert "     0  4242  ready         3  1h06m" in text
+    assert "     0  4242  ready         3        0  1h06m" in text
+
+
+def test_status_text_names_a_crash_loop() -> None:
+    varz = {
+        "state": "running",
+        "nats": {"connected": True},
+        "bad_gateways_by_cause": {},
+        "router_errors": {},
+        "workers": [
+            {"index": 0, "pid": 4242, "state": "ready", "restarts": 0, "uptime_seconds": 60},
+            {
+                "index": 1,
+                "pid": None,
+                "state": "backoff",
+                "restarts": 7,
+                "uptime_seconds": 0,
+                "crashes": 7,
+                "respawn_in_seconds": 5.83,
+            },
+        ],
+    }
+    summary = summarize("http://127.0.0.1:8082", 200, varz, request_rate(Sample(varz, 0.0), None))
+
+    text = output.status_text(summary)
+
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    header, ready, looping = text.splitlines()[-3:]
+    assert header.split() == ["WORKER", "PID", "STATE", "RESTARTS", "CRASHES", "UPTIME"]
+    assert ready.split() == ["0", "4242", "ready", "0", "0", "1m00s"]
+    assert looping == "     1     -  crash-loop (respawn in 5.8s)         7        7  0s"
 
 
 @pytest.mark.parametrize(

@@ -93,6 +93,8 @@ class Routerd:
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # A command routerd is run under, e.g. ["prlimit", "--nofile=32:64", "--"].
+    wrapper: list[str] = field(default_factory=list)
 
     @property
     def port(self) -> int:
@@ -122,7 +124,7 @@ class Routerd:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         env = {**os.environ, **self.env}
         self.process = subprocess.Popen(
-            routerd_command("--config", str(self.config_path)),
+            [*self.wrapper, *routerd_command("--config", str(self.config_path))],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -11,6 +11,8 @@ TABLE_LIMIT_MIB = 64
 UPDATES_TARGET = 50_000
 VISIBLE_P99_TARGET_MS = 50.0
 STORM_VISIBLE_TARGET_S = 20.0
+# A new route routable within a second while 50k registrations a second flow in.
+CHURN_ROUTABLE_P99_MS = 1000.0
 
 
 def fmt_rate(value: float) -> str:
@@ -246,6 +248,28 @@ def storm_section(storm: dict[str, Any]) -> list[str]:
                 f"{beats['workers_cpu_percent']}%, table generations during the window "
                 f"{beats['table_generations_during']}"
             )
+        churn = run.get("churn")
+        if churn:
+            routable = churn["routable_ms"]
+            out.append(
+                f"  churn ({level}): {fmt_rate(churn['msgs_per_s'])} msg/s for "
+                f"{churn['seconds']:.0f} s (1 in {settings['churn']['change_every']} changed), "
+                f"supervisor CPU {churn['supervisor_cpu_percent']}% "
+                f"({churn['supervisor_cpu_us_per_msg']:.1f} us/msg received)"
+            )
+            out.append(
+                f"    register→routable of {churn['probes']} new routes: p50 {routable['p50']} ms, "
+                f"p99 {routable['p99']} ms, max {routable['max']} ms, "
+                f"{churn['probes_unseen']} never routable"
+            )
+        fetch = run.get("routes_fetch")
+        if fetch:
+            out.append(
+                f"  /routes ({level}): {fetch['routes_bytes'] / MIB:.1f} MiB in at most "
+                f"{fetch['routes_seconds_max']:.2f} s; /health meanwhile: max "
+                f"{fetch['health_max_ms']} ms, p99 {fetch['health_p99_ms']} ms "
+                f"({fetch['health_probes']} probes)"
+            )
     return out
 
 
@@ -292,6 +316,20 @@ def target_lines(results: dict[str, Any]) -> list[str]:
                     seconds is not None
                     and seconds <= STORM_VISIBLE_TARGET_S
                     and run["dropped"] == 0,
+                )
+            )
+    for level, run in (storm or {}).get("runs", {}).items():
+        churn = run.get("churn")
+        if churn:
+            p99 = churn["routable_ms"]["p99"]
+            checks.append(
+                (
+                    f"register→routable p99 <= {CHURN_ROUTABLE_P99_MS:.0f} ms under "
+                    f"{fmt_rate(churn['msgs_per_s'])} msg/s of churn at {level} "
+                    f"({p99} ms, {churn['probes_unseen']} never routable)",
+                    p99 is not None
+                    and p99 <= CHURN_ROUTABLE_P99_MS
+                    and churn["probes_unseen"] == 0,
                 )
             )
     return [f"  {'met   ' if ok else 'MISSED'} {text}" for text, ok in checks]

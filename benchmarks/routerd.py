@@ -136,13 +136,18 @@ class Routerd:
         self.process.check_running()
         return self._status("/health", auth=False)[0] == 200
 
-    def _status(self, path: str, auth: bool = True) -> tuple[int, bytes]:
+    def status_get(self, path: str, timeout: float = 60.0) -> tuple[int, bytes]:
+        """GET a status-server path with the credentials: (status, body); status 0 when
+        the server could not be reached."""
+        return self._status(path, timeout=timeout)
+
+    def _status(self, path: str, auth: bool = True, timeout: float = 10.0) -> tuple[int, bytes]:
         request = urllib.request.Request(f"http://127.0.0.1:{self.status_port}{path}")
         if auth:
             token = base64.b64encode(f"{STATUS_USER}:{STATUS_PASS}".encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return int(response.status), bytes(response.read())
         except urllib.error.HTTPError as exc:
             return int(exc.code), b""

@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any
 
 from benchmarks import plots
+from benchmarks.churn import ChurnSettings
 from benchmarks.latency import LatencySettings, run_latency
 from benchmarks.processes import BenchmarkError, load_average
 from benchmarks.proxies import HAPROXY, NGINX, repo_root
@@ -86,6 +87,10 @@ QUICK = Plan(
         heartbeat_routes=25_000,
         heartbeat_interval=20,
         heartbeat_window=5,
+        churn=ChurnSettings(
+            rate=50_000, seconds=10, probe_interval=0.1, probe_timeout=30, change_every=10
+        ),
+        routes_fetches=2,
     ),
 )
 
@@ -114,6 +119,10 @@ FULL = Plan(
         heartbeat_routes=100_000,
         heartbeat_interval=20,
         heartbeat_window=60,
+        churn=ChurnSettings(
+            rate=50_000, seconds=30, probe_interval=0.1, probe_timeout=60, change_every=10
+        ),
+        routes_fetches=3,
     ),
 )
 
@@ -152,6 +161,10 @@ TINY = Plan(
         heartbeat_routes=1_000,
         heartbeat_interval=1,
         heartbeat_window=1,
+        churn=ChurnSettings(
+            rate=5_000, seconds=1, probe_interval=0.1, probe_timeout=20, change_every=10
+        ),
+        routes_fetches=1,
     ),
 )
 PLANS = {"full": FULL, "quick": QUICK, "tiny": TINY}

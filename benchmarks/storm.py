@@ -2,6 +2,9 @@
 messages as fast as it can; we time how long until routerd's shared table shows them all, count
 what was lost, and read the supervisor's peak memory. Then steady heartbeats: part of the routes
 re-registered evenly over Gorouter's usual 20 s interval, and the supervisor's CPU meanwhile.
+Then churn (benchmarks/churn.py): every route re-registered at a fixed, high rate, a share of
+them changed, while new routes are timed from register to routable; and /routes fetched while
+/health is timed (benchmarks/routes_fetch.py), to see how long the supervisor's loop stalls.
 
 The storm runs once per log level: `info` is Gorouter's default (two log lines per new route),
 `error` shows what the per-registration logging costs.
@@ -12,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import nats
 
+from benchmarks.churn import ChurnSettings, churn_frames, run_churn
 from benchmarks.processes import (
     Process,
     ProcessGroup,
@@ -26,7 +30,9 @@ from benchmarks.processes import (
     tree_cpu_seconds,
 )
 from benchmarks.routerd import Routerd, start_nats
+from benchmarks.routes_fetch import fetch_routes
 from benchmarks.table_build import registration
+from registry.lookup import RouteLookup
 
 Say = Callable[[str], None]
 SUBJECT = "router.register"
@@ -43,6 +49,8 @@ class StormSettings:
     heartbeat_routes: int
     heartbeat_interval: float
     heartbeat_window: float
+    churn: ChurnSettings
+    routes_fetches: int
 
 
 def storm_messages(count: int) -> list[bytes]:
@@ -162,6 +170,9 @@ def run_one_storm(
         if with_heartbeats:
             beats = messages[: settings.heartbeat_routes]
             result["heartbeats"] = run_heartbeats(router, nats_port, beats, workers, settings, say)
+            result["churn"] = run_churn_phase(router, nats_port, len(messages), settings.churn, say)
+            say(f"/routes of {router.routes_in_table()} routes, {settings.routes_fetches} times")
+            result["routes_fetch"] = fetch_routes(router, settings.routes_fetches)
         return result
     finally:
         router.stop()
@@ -205,6 +216,34 @@ def run_heartbeats(
     }
 
 
+def run_churn_phase(
+    router: Routerd, nats_port: int, routes: int, settings: ChurnSettings, say: Say
+) -> dict[str, Any]:
+    """Churn over the storm's routes while probes time register→routable."""
+    say(
+        f"churn: {settings.rate} msg/s over {routes} routes for {settings.seconds:.0f} s, "
+        f"a new route every {settings.probe_interval:.1f} s"
+    )
+    frames = churn_frames(routes, "storm", settings.change_every)
+    pid = router.supervisor_pid
+    received_before = router.varz().get("nats", {}).get("messages", {}).get(SUBJECT, 0)
+    cpu_before, started = cpu_seconds(pid), time.perf_counter()
+    result = run_churn(nats_port, RouteLookup(router.table()), frames, settings)
+    cpu, wall = cpu_seconds(pid) - cpu_before, time.perf_counter() - started
+    received = router.varz().get("nats", {}).get("messages", {}).get(SUBJECT, 0) - received_before
+    result.update(
+        received=received,
+        supervisor_cpu_percent=round(100 * cpu / wall, 1),
+        supervisor_cpu_us_per_msg=round(1e6 * cpu / received, 1) if received else 0.0,
+    )
+    routable = result["routable_ms"]
+    say(
+        f"churn at {result['msgs_per_s']} msg/s: register→routable p50 {routable['p50']} ms, "
+        f"p99 {routable['p99']} ms, {result['probes_unseen']} of {result['probes']} never seen"
+    )
+    return result
+
+
 def run_storm(workdir: Path, run_root: Path, settings: StormSettings, say: Say) -> dict[str, Any]:
     with ProcessGroup(workdir) as group:
         nats_process, nats_port = start_nats(group, name="nats-server-storm")
@@ -223,4 +262,4 @@ def run_storm(workdir: Path, run_root: Path, settings: StormSettings, say: Say) 
             )
             for index, level in enumerate(settings.levels)
         }
-        return {"settings": settings.__dict__, "runs": runs}
+        return {"settings": asdict(settings), "runs": runs}

@@ -44,11 +44,13 @@ MAX_MESSAGE_BYTES: Final = 1 << 20
 QUOTE_LENGTH: Final = 64
 
 
-class RegistryOptions(msgspec.Struct, frozen=True):
+# The parsed types are not tracked by the garbage collector (`gc=False`): they hold no cycles,
+# and the supervisor keeps one parsed registration per endpoint for its heartbeats.
+class RegistryOptions(msgspec.Struct, frozen=True, gc=False):
     loadbalancing: str = ""
 
 
-class RegistryMessage(msgspec.Struct, frozen=True, omit_defaults=True):
+class RegistryMessage(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """Gorouter's `RegistryMessage`, field for field (json names as on the wire)."""
 
     host: str = ""
@@ -69,7 +71,7 @@ class RegistryMessage(msgspec.Struct, frozen=True, omit_defaults=True):
     options: RegistryOptions = RegistryOptions()
 
 
-class Registration(msgspec.Struct, frozen=True):
+class Registration(msgspec.Struct, frozen=True, gc=False):
     """A validated message: what the registry acts on."""
 
     message: RegistryMessage

@@ -23,7 +23,7 @@ _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST = re.compile(rf"(?:\*|{_LABEL})(?:\.{_LABEL})*")
 
 
-class RouteKey(msgspec.Struct, frozen=True, order=True):
+class RouteKey(msgspec.Struct, frozen=True, order=True, gc=False):
     host: str
     path: str = ""
 

@@ -37,11 +37,15 @@ class Change(msgspec.Struct, frozen=True):
 
 
 class EndpointState:
-    __slots__ = ("last_seen", "record")
+    __slots__ = ("last_seen", "record", "source")
 
-    def __init__(self, record: EndpointRecord, last_seen: float) -> None:
+    def __init__(
+        self, record: EndpointRecord, last_seen: float, source: Registration | None = None
+    ) -> None:
         self.record = record
         self.last_seen = last_seen
+        # The registration `record` was built from: the same one again changes nothing.
+        self.source = source
 
     def __repr__(self) -> str:
         return f"EndpointState({self.record.address}, last_seen={self.last_seen:.3f})"
@@ -123,17 +127,19 @@ class RouteTable:
                 slot = self.slots.acquire(address, now)
                 if template is None or template.slot != slot:
                     template = build_record(reg, slot)
-                pool.endpoints[address] = EndpointState(template, now)
+                pool.endpoints[address] = EndpointState(template, now, reg)
                 self._touch(pool)
                 changes.append(_endpoint_change(ENDPOINT_REGISTERED, pool, template))
             else:
                 state.last_seen = max(state.last_seen, now)  # pinned static routes stay pinned
-                if template is None or template.slot != state.record.slot:
-                    template = build_record(reg, state.record.slot)
-                if template != state.record:
-                    state.record = template
-                    self._touch(pool)
-                    changes.append(_endpoint_change(ENDPOINT_REGISTERED, pool, template))
+                if state.source is not reg:
+                    if template is None or template.slot != state.record.slot:
+                        template = build_record(reg, state.record.slot)
+                    state.source = reg
+                    if template != state.record:
+                        state.record = template
+                        self._touch(pool)
+                        changes.append(_endpoint_change(ENDPOINT_REGISTERED, pool, template))
             # The last registration decides the pool's route service and algorithm, as in Gorouter.
             route_service_url = reg.message.route_service_url
             if pool.route_service_url != route_service_url:
@@ -145,6 +151,31 @@ class RouteTable:
             pool.emptied_at = None
         self.last_update = now
         return changes
+
+    def refresh(self, reg: Registration, now: float) -> int | None:
+        """A heartbeat: when `reg` is what already holds each of its routes (the very object
+        `register` last applied there), only mark it seen and return its slot. Otherwise change
+        nothing and return None; `register` then does the whole work."""
+        address = reg.address
+        route_service_url = reg.message.route_service_url
+        states = []
+        for key in reg.routes:
+            pool = self.pools.get(key)
+            if pool is None:
+                return None
+            state = pool.endpoints.get(address)
+            if (
+                state is None
+                or state.source is not reg
+                or pool.route_service_url != route_service_url
+                or (reg.load_balancing and pool.load_balancing != reg.load_balancing)
+            ):
+                return None
+            states.append(state)
+        for state in states:
+            state.last_seen = max(state.last_seen, now)  # pinned static routes stay pinned
+        self.last_update = now
+        return states[0].record.slot if states else None
 
     def unregister(self, reg: Registration, now: float) -> list[Change]:
         changes: list[Change] = []

@@ -1,7 +1,10 @@
 """The supervisor's routing state: applies NATS messages, publishes shards, prunes stale routes.
 
 Message handling is synchronous and cheap: decode, validate, update the authoritative table, mark
-shards dirty. Publishing is coalesced: dirty shards are encoded and published together once per
+shards dirty. Heartbeats, most of the traffic, are cheaper still: an endpoint re-sends the same
+bytes every interval, so the registration parsed from them last time is kept (keyed by those
+bytes) and, while the table still holds exactly what it made, a heartbeat only marks it seen.
+Publishing is coalesced: dirty shards are encoded and published together once per
 `route_table.publish_interval`, or at once when many are pending, so a registration storm costs
 one publish per interval rather than one per message.
 """
@@ -26,6 +29,10 @@ from supervisor.logs import EventLog
 
 # Publish at once when this many shards are dirty, without waiting for the interval.
 PUBLISH_BATCH: Final = 1024
+# Parsed registrations kept per endpoint in the table (beyond a floor) before the cache is
+# emptied: an endpoint whose message changed leaves its old bytes behind until then.
+KNOWN_PER_ENDPOINT: Final = 2
+KNOWN_FLOOR: Final = 4096
 _PAYLOAD_PREVIEW: Final = 512
 
 log = EventLog("vcap.gorouter.registry")
@@ -41,13 +48,13 @@ class Routing:
         counters: CounterTable,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._known: dict[bytes, Registration] = {}
         self.config = config
         self.table = table
         self.writer = writer
         self.counters = counters
         self.clock = clock
         self._last_seen = counters.supervisor_row
-        self._segments = frozenset(config.isolation_segments)
         self.messages: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
         self.rejection_reasons: Counter[tuple[str, str]] = Counter()  # (subject, code)
@@ -67,21 +74,47 @@ class Routing:
 
     # -- NATS messages -----------------------------------------------------------------------
 
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        # Parsing depends on the config (stale threshold, isolation segments).
+        self._config = config
+        self._segments = frozenset(config.isolation_segments)
+        self._known = {}
+
     def handle_register(self, data: bytes, subject: str = "router.register") -> bool:
-        reg = self._parse(data, subject, for_unregister=False)
-        if reg is None:
-            return False
-        now = self.clock()
+        reg = self._known.get(data)
+        if reg is not None:
+            self.messages[subject] += 1
+            now = self.clock()
+            slot = self.table.refresh(reg, now)
+            if slot is not None:
+                self._last_seen[slot] = int(now * 1000)
+                return True
+        else:
+            reg = self._parse(data, subject, for_unregister=False)
+            if reg is None:
+                return False
+            now = self.clock()
         result = self.table.register(reg, now)
         if isinstance(result, Rejection):
             self._reject(subject, result, data)
             return False
+        self._remember(data, reg)
         slot = self.table.slots.slot_of(reg.address)
         if slot is not None:
             self._last_seen[slot] = int(now * 1000)
         self._log_changes(result)
         self._after_change()
         return True
+
+    def _remember(self, data: bytes, reg: Registration) -> None:
+        if len(self._known) >= KNOWN_FLOOR + KNOWN_PER_ENDPOINT * self.table.endpoint_count:
+            self._known = {}
+        self._known[data] = reg
 
     def handle_unregister(self, data: bytes, subject: str = "router.unregister") -> bool:
         reg = self._parse(data, subject, for_unregister=True)

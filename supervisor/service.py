@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import signal
 import time
@@ -32,7 +31,7 @@ from supervisor.fd_limit import raise_fd_limit
 from supervisor.lifecycle import RESTART_ONLY_KEYS, RouterState, changed_keys, transition
 from supervisor.metrics import Snapshot
 from supervisor.nats_link import NatsLink
-from supervisor.routes_view import endpoint_json
+from supervisor.routes_view import RoutesSnapshot, routes_document
 from supervisor.routing import Routing
 from supervisor.run_lock import MAX_PID_TEXT, RunDirBusy, RunDirLock, parse_pid
 from supervisor.sdnotify import Notifier
@@ -51,6 +50,8 @@ SIGNAL_EVENTS = {
 STEP_TIMEOUT = 5.0
 # Freed endpoint slots wait this long before reuse, beyond the longest request.
 SLOT_GRACE_MIN = 120.0
+# Pools copied for /routes per turn of the event loop: a few milliseconds of work.
+ROUTES_COPY_SLICE = 2000
 
 
 class StartupError(Exception):
@@ -123,7 +124,7 @@ class Supervisor:
         listeners = self._bind_listeners(config.port)
         tls_listeners = self._bind_listeners(config.ssl_port) if config.enable_ssl else None
         assert self.routing is not None
-        self.status = StatusServer(config, self.snapshot, self.routes_json)
+        self.status = StatusServer(config, self.snapshot, self.routes_body)
         try:
             await self.status.start()
         except OSError as exc:
@@ -401,23 +402,17 @@ class Supervisor:
             nats_rejected_by_reason=routing.rejections_by_reason(),
         )
 
-    def routes_json(self, with_ttl_left: bool) -> dict[str, list[dict[str, Any]]]:
-        """Gorouter's /routes shape: uri → endpoints."""
+    async def routes_body(self, with_ttl_left: bool) -> list[bytes]:
+        """Gorouter's /routes JSON, in pieces: copied on the loop a slice at a time, then
+        shaped and encoded in a thread (see supervisor/routes_view.py)."""
         assert self.routing is not None
-        now = time.time()
-        result: dict[str, list[dict[str, Any]]] = {}
-        for key, pool in sorted(self.routing.table.pools.items()):
-            entries = []
-            for state in pool.endpoints.values():
-                record = state.record
-                entry = endpoint_json(record, pool.route_service_url, pool.load_balancing)
-                if with_ttl_left:
-                    left = record.stale_threshold - (now - state.last_seen)
-                    pinned = record.tls or math.isinf(state.last_seen)
-                    entry["ttl_left"] = None if pinned else max(0, round(left, 1))
-                entries.append(entry)
-            result[str(key)] = entries
-        return result
+        snapshot = RoutesSnapshot(self.routing.table.pools)
+        while True:
+            snapshot.copy_slice(ROUTES_COPY_SLICE)
+            if snapshot.is_done:
+                break
+            await asyncio.sleep(0)  # let NATS messages in between slices
+        return await asyncio.to_thread(routes_document, snapshot.pools, time.time(), with_ttl_left)
 
 
 def run(config: Config, config_path: str) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -26,7 +26,7 @@ class StatusServer:
         self,
         config: Config,
         snapshot: Callable[[], Snapshot],
-        routes: Callable[[bool], dict[str, list[dict[str, Any]]]],
+        routes: Callable[[bool], Awaitable[list[bytes]]],
     ) -> None:
         self.config = config
         self.healthy = False
@@ -71,10 +71,17 @@ class StatusServer:
             return web.Response(text="ok\n", headers=NO_CACHE)
         return web.Response(status=503, headers=NO_CACHE)
 
-    async def routes(self, request: web.Request) -> web.Response:
+    async def routes(self, request: web.Request) -> web.StreamResponse:
         with_ttl_left = request.query.get("ttl_left", "") in ("1", "true")
-        body = orjson.dumps(self._routes(with_ttl_left), option=orjson.OPT_APPEND_NEWLINE)
-        return web.Response(body=body, content_type="application/json")
+        pieces = await self._routes(with_ttl_left)
+        # Sent piece by piece: one write of 26 MB would hold the loop while it is copied.
+        response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: "application/json"})
+        response.content_length = sum(len(piece) for piece in pieces)
+        await response.prepare(request)
+        for piece in pieces:
+            await response.write(piece)
+        await response.write_eof()
+        return response
 
     async def varz(self, request: web.Request) -> web.Response:
         body = orjson.dumps(varz(self._snapshot()), option=orjson.OPT_APPEND_NEWLINE)

@@ -58,6 +58,28 @@ def test_tiny_run_measures_every_benchmark_without_errors(
 
 
 @pytest.mark.timeout(300)
+def test_storm_times_new_routes_under_churn_and_the_loop_during_routes(
+    tiny_run: tuple[dict[str, Any], Path, str],
+) -> None:
+    results, _, stdout = tiny_run
+    run = results["storm"]["runs"]["error"]
+    churn = run["churn"]
+    assert churn["sent"] > 0 and churn["received"] >= churn["sent"]
+    assert churn["probes"] > 0 and churn["probes_unseen"] == 0
+    assert (
+        0
+        < churn["routable_ms"]["p50"]
+        <= churn["routable_ms"]["p99"]
+        <= churn["routable_ms"]["max"]
+    )
+    fetch = run["routes_fetch"]
+    assert fetch["routes_bytes"] > 0 and fetch["health_probes"] > 0
+    assert fetch["health_failures"] == 0
+    assert "register→routable of" in stdout
+    assert "register→routable p99 <= 1000 ms under" in stdout
+
+
+@pytest.mark.timeout(300)
 def test_sweep_gives_positive_ratios_and_cpu_for_every_target(
     tiny_run: tuple[dict[str, Any], Path, str],
 ) -> None:

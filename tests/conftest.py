@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from supervisor import logs
 from tests.support.backends import Backend
 from tests.support.nats import NatsClient, NatsServer
 from tests.support.routerd import Routerd, new_routerd
@@ -84,3 +87,14 @@ def routerd_factory(nats_server: NatsServer) -> Iterator[Callable[..., Routerd]]
     finally:
         for router in started:
             router.stop()
+
+
+@pytest.fixture
+def component_log() -> Iterator[io.BytesIO]:
+    """What the component loggers (supervisor/logs.py) write in this process, as bytes."""
+    stream = io.BytesIO()
+    logs.configure("info", stream)
+    try:
+        yield stream
+    finally:
+        logs.configure("info", sys.stderr.buffer)

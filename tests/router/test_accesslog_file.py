@@ -12,15 +12,12 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from registry.shm.counters import Stat
 from router.accesslog_file import AccessLogFile
-from supervisor import logs
+from tests.support.clock import ManualClock as Clock
 
 LINE = b"x" * 99 + b"\n"
 INTERVAL = 10.0
@@ -64,27 +61,8 @@ def test_a_write_cut_short_leaves_only_whole_lines(tmp_path: Path) -> None:
     assert "EFBIG" in events[0]["data"]["error"] or "ENOSPC" in events[0]["data"]["error"]
 
 
-@pytest.fixture
-def component_log() -> Iterator[io.BytesIO]:
-    """What the component loggers write, as bytes."""
-    stream = io.BytesIO()
-    logs.configure("info", stream)
-    try:
-        yield stream
-    finally:
-        logs.configure("info", sys.stderr.buffer)
-
-
 def events_in(stream: io.BytesIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_closed_descriptor_is_counted_reported_and_reopened(

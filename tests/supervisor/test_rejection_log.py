@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,9 +14,9 @@ from registry.shm.counters import CounterTable, counters_size
 from registry.shm.region import MemoryRegion
 from registry.shm.writer import TableWriter, initial_size
 from registry.slots import SlotAllocator
-from supervisor import logs
 from supervisor.config import Config
 from supervisor.routing import Routing
+from tests.support.clock import ManualClock as Clock
 
 NOT_A_HOST = b'{"host":"not a host!","port":8080,"uris":["a.example.com"]}'
 BIG_APP = json.dumps(
@@ -28,24 +27,6 @@ BIG_APP = json.dumps(
 # The defaults of logging.error_samples_per_interval and logging.error_sample_interval.
 REJECTIONS_LOGGED_PER_INTERVAL = Config().logging.error_samples_per_interval
 REJECTION_LOG_INTERVAL = float(Config().logging.error_sample_interval)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def component_log() -> Iterator[io.BytesIO]:
-    stream = io.BytesIO()
-    logs.configure("info", stream)
-    try:
-        yield stream
-    finally:
-        logs.configure("info", sys.stderr.buffer)
 
 
 def events(stream: io.BytesIO, name: str) -> list[dict[str, Any]]:

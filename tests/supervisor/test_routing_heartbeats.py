@@ -18,17 +18,10 @@ from supervisor.config import Config
 from supervisor.durations import Duration
 from supervisor.routing import Routing
 from tests.registry.tables import message
+from tests.support.clock import ManualClock as Clock
 
 SHARDS = 8
 HOST = "app.example.com"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def new_routing(config: Config | None = None) -> tuple[Routing, RouteLookup, Clock]:

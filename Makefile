@@ -66,8 +66,8 @@ test: install bench-deps test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 check: install
-	$(BIN)/ruff check router registry supervisor tests benchmarks
-	$(BIN)/ruff format --check router registry supervisor tests benchmarks
+	$(BIN)/ruff check router registry runtime supervisor tests benchmarks
+	$(BIN)/ruff format --check router registry runtime supervisor tests benchmarks
 	$(BIN)/mypy
 
 bench: install $(BENCH_STAMP) bench-deps bench-cc

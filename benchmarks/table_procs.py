@@ -30,7 +30,7 @@ from registry.lookup import RouteLookup
 from registry.records import PoolRecord, ShardRoutes
 from registry.shm.reader import ShardReadError, TableReader
 from registry.shm.region import FileRegion
-from supervisor import gc_tuning
+from runtime import gc_tuning
 
 Role = Callable[[argparse.Namespace], dict[str, Any]]
 

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from registry.shm.counters import Stat
-from supervisor.log_tally import LogTally
-from supervisor.logs import EventLog
+from runtime.log_tally import LogTally
+from runtime.logs import EventLog
 
 log = EventLog("vcap.gorouter.router")
 

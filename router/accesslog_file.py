@@ -30,8 +30,8 @@ from collections.abc import Callable
 from typing import Final
 
 from registry.shm.counters import Stat
-from supervisor import logs
-from supervisor.log_rates import LossReport, LossTally
+from runtime import logs
+from runtime.log_rates import LossReport, LossTally
 
 # Errors that go away when space is freed; reopening the file would not help with them.
 SPACE_ERRORS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})

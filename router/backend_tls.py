@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ssl
 
-from supervisor.config import Config
-from supervisor.pem import load_cert_chain_from_pem
+from runtime.config import Config
+from runtime.pem import load_cert_chain_from_pem
 
 
 def backend_tls_context(config: Config) -> ssl.SSLContext:

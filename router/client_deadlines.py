@@ -12,7 +12,7 @@ import asyncio
 from typing import Any, Final, Protocol
 
 from registry.shm.counters import Stat
-from supervisor.logs import EventLog
+from runtime.logs import EventLog
 
 log = EventLog("vcap.gorouter.router")
 

@@ -21,7 +21,7 @@ import base64
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from supervisor.config import Config
+    from runtime.config import Config
 
 
 class Forwarding:

@@ -52,7 +52,7 @@ from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from router.client_deadlines import BODY, HEADER, NONE, ClientDeadlines
-from supervisor.logs import EventLog
+from runtime.logs import EventLog
 
 log = EventLog("vcap.gorouter.router")
 

@@ -7,7 +7,7 @@ forwarding rules (forwarded.py) once, after the handshake, from the client certi
 
 Connections reach a listener's intake two ways: accepted by the worker itself (acceptor.py), or
 accepted by the supervisor while another worker was down and handed over on the handoff channel
-(supervisor/handoff.py). Both are served the same way.
+(runtime/handoff.py). Both are served the same way.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from router.acceptor import Acceptor, DirectIntake, Intake, ResourceShortage
 from router.forwarded import forwarding_for
 from router.frontend import GorouterRequestHandler, GorouterServer
 from router.proxy_listener import ProxyProtocolIntake
-from supervisor import handoff
-from supervisor.config import Config
-from supervisor.logs import EventLog
-from supervisor.tls_listener import server_context
+from runtime import handoff
+from runtime.config import Config
+from runtime.logs import EventLog
+from runtime.tls_listener import server_context
 
 log = EventLog("vcap.gorouter.router")
 

@@ -63,8 +63,8 @@ from router.route_services import RouteServiceKeys
 from router.sticky import sticky_instance_from_cookies
 from router.upstream import UpstreamConnection
 from router.upstream_pool import UpstreamPool
-from supervisor.config import Config
-from supervisor.logs import EventLog
+from runtime.config import Config
+from runtime.logs import EventLog
 
 log = EventLog("vcap.gorouter.proxy")
 

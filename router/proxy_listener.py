@@ -20,7 +20,7 @@ from registry.rejection import Rejection
 from router import proxy_protocol
 from router.frontend import GorouterRequestHandler
 from router.proxy_protocol import ProxyHeader
-from supervisor.logs import EventLog
+from runtime.logs import EventLog
 
 log = EventLog("vcap.gorouter.router")
 

@@ -42,7 +42,7 @@ from router.exchange import Exchange, ProxyRequest
 from router.forwarded import Forwarding
 from router.intake import GuardedRequestHandler
 from router.relay import whole_response
-from supervisor.logs import EventLog
+from runtime.logs import EventLog
 
 if TYPE_CHECKING:
     from registry.records import EndpointRecord

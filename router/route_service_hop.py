@@ -21,7 +21,7 @@ from router.exchange import Exchange
 from router.headers import header_value
 from router.hosts import lookup_host_and_path
 from router.route_services import FORWARDED_URL, METADATA, SIGNATURE, Expired
-from supervisor.logs import EventLog
+from runtime.logs import EventLog
 
 if TYPE_CHECKING:
     from router.proxy import Proxy

@@ -35,24 +35,11 @@ from router.intake import IntakeLimits
 from router.listeners import Listeners, open_listeners
 from router.proxy import Proxy
 from router.upstream_pool import UpstreamPool
-from supervisor import control, gc_tuning, logs
-from supervisor.config import Config, decode_config
+from runtime import control, gc_tuning, logs
+from runtime.c_parser import c_parser_problem
+from runtime.config import Config, decode_config
 
 log = logs.EventLog("vcap.gorouter.router")
-
-
-def c_parser_problem() -> str | None:
-    """Why aiohttp's C request parser is not in use, or None when it is.
-
-    The pure-Python parser is several times slower and has had advisories the C one had not.
-    """
-    if os.environ.get("AIOHTTP_NO_EXTENSIONS"):
-        return "refusing to start with AIOHTTP_NO_EXTENSIONS set: aiohttp's C parser is required"
-    from aiohttp import http_parser  # noqa: PLC0415
-
-    if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
-        return "aiohttp's C HTTP parser is not available (reinstall aiohttp with its extensions)"
-    return None
 
 
 class Worker:

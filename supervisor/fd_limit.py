@@ -11,7 +11,7 @@ from __future__ import annotations
 import resource
 from dataclasses import dataclass
 
-from supervisor.logs import EventLog
+from runtime.logs import EventLog
 
 log = EventLog("vcap.gorouter.supervisor")
 

@@ -7,7 +7,7 @@ from typing import Final
 
 import msgspec
 
-from supervisor.config import Config
+from runtime.config import Config
 
 
 class RouterState(enum.Enum):

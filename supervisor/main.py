@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from supervisor import logs
-from supervisor.config import Config, ConfigError, load_config
+from runtime import logs
+from runtime.config import Config, ConfigError, load_config
 
 DEFAULT_CONFIG = "/etc/routerd/router.yml"
 

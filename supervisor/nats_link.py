@@ -28,10 +28,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import SlowConsumerError
 
-from supervisor.config import Config, NatsConfig
-from supervisor.logs import EventLog
+from runtime.config import Config, NatsConfig
+from runtime.logs import EventLog
+from runtime.pem import load_cert_chain_from_pem
 from supervisor.nats_liveness import LinkState, Liveness
-from supervisor.pem import load_cert_chain_from_pem
 from supervisor.routing import Routing
 
 log = EventLog("vcap.gorouter.nats")

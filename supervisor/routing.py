@@ -23,9 +23,9 @@ from registry.routes import ENDPOINT_UNREGISTERED, Change, RouteTable
 from registry.segments import is_served
 from registry.shm.counters import CounterTable
 from registry.shm.writer import TableWriter
-from supervisor.config import Config
-from supervisor.log_rates import LogSampler, Suppressed
-from supervisor.logs import EventLog
+from runtime.config import Config
+from runtime.log_rates import LogSampler, Suppressed
+from runtime.logs import EventLog
 
 # Publish at once when this many shards are dirty, without waiting for the interval.
 PUBLISH_BATCH: Final = 1024

@@ -24,9 +24,9 @@ from registry.shm.counters import STAT_WORDS, CounterTable, counters_size
 from registry.shm.region import FileRegion
 from registry.shm.writer import TableWriter, initial_size
 from registry.slots import SlotAllocator
-from router.worker import c_parser_problem
-from supervisor import gc_tuning, logs
-from supervisor.config import Config, ConfigError, load_config
+from runtime import gc_tuning, logs
+from runtime.c_parser import c_parser_problem
+from runtime.config import Config, ConfigError, load_config
 from supervisor.fd_limit import raise_fd_limit
 from supervisor.lifecycle import RESTART_ONLY_KEYS, RouterState, changed_keys, transition
 from supervisor.metrics import Snapshot

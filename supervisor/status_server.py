@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import hdrs, web
 
-from supervisor.config import Config
+from runtime.config import Config
 from supervisor.metrics import Snapshot, prometheus, varz
 
 NO_CACHE = {"Cache-Control": "private, max-age=0", "Expires": "0"}

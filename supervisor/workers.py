@@ -23,9 +23,9 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from registry.shm.counters import CounterTable
-from supervisor import control, handoff
-from supervisor.config import Config, encode_config
-from supervisor.logs import EventLog
+from runtime import control, handoff
+from runtime.config import Config, encode_config
+from runtime.logs import EventLog
 from supervisor.worker_process import WorkerProcess
 from supervisor.worker_states import WorkerState, transition
 

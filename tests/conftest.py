@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from supervisor import logs
+from runtime import logs
 from tests.support.backends import Backend
 from tests.support.nats import NatsClient, NatsServer
 from tests.support.routerd import Routerd, new_routerd
@@ -91,7 +91,7 @@ def routerd_factory(nats_server: NatsServer) -> Iterator[Callable[..., Routerd]]
 
 @pytest.fixture
 def component_log() -> Iterator[io.BytesIO]:
-    """What the component loggers (supervisor/logs.py) write in this process, as bytes."""
+    """What the component loggers (runtime/logs.py) write in this process, as bytes."""
     stream = io.BytesIO()
     logs.configure("info", stream)
     try:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from registry.message import RegistryMessage
-from supervisor.durations import parse_duration
+from runtime.durations import parse_duration
 from supervisor.main import DEFAULT_CONFIG
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -6,8 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from supervisor.config import Config
-from supervisor.durations import parse_duration
+from runtime.config import Config
+from runtime.durations import parse_duration
 from tests.support.routerd import run_routerd
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from router.exchange import Exchange, ProxyRequest
 from router.frontend import GorouterServer
 from router.intake import IntakeLimits
 from router.quick_lane import QuickLaneHandler
-from supervisor import logs
+from runtime import logs
 from tests.router.test_intake import _Transport
 
 

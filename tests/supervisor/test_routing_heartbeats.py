@@ -14,8 +14,8 @@ from registry.shm.reader import TableReader
 from registry.shm.region import MemoryRegion
 from registry.shm.writer import TableWriter, initial_size
 from registry.slots import SlotAllocator
-from supervisor.config import Config
-from supervisor.durations import Duration
+from runtime.config import Config
+from runtime.durations import Duration
 from supervisor.routing import Routing
 from tests.registry.tables import message
 from tests.support.clock import ManualClock as Clock

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.config import ConfigError, load_config_text
+from runtime.config import ConfigError, load_config_text
 from tests.support.certs import CertificateAuthority
 from tests.support.routerd import run_routerd
 

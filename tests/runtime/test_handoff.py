@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from supervisor import handoff
+from runtime import handoff
 
 
 @pytest.fixture

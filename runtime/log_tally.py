@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from supervisor.logs import ERROR, INFO, EventLog
+from runtime.logs import ERROR, INFO, EventLog
 
 
 class LogTally:

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Final
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from supervisor.pem import load_cert_chain_from_pem
+from runtime.pem import load_cert_chain_from_pem
 
 if TYPE_CHECKING:
-    from supervisor.config import Config
+    from runtime.config import Config
 
 TLS_VERSIONS: Final = {
     "TLSv1.0": ssl.TLSVersion.TLSv1,

@@ -8,8 +8,8 @@ import sys
 import orjson
 import pytest
 
-from supervisor import logs
-from supervisor.log_tally import LogTally
+from runtime import logs
+from runtime.log_tally import LogTally
 
 
 @pytest.fixture

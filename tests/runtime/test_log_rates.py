@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.log_rates import LogSampler, LossReport, LossTally, Suppressed
+from runtime.log_rates import LogSampler, LossReport, LossTally, Suppressed
 
 LOG, HELD = (True, None), (False, None)
 

@@ -14,8 +14,8 @@ import msgspec
 
 from registry.message import RegistryMessage, validate_message
 from registry.rejection import Rejection
-from supervisor import tls_listener
-from supervisor.durations import Duration, parse_duration
+from runtime import tls_listener
+from runtime.durations import Duration, parse_duration
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]

@@ -29,8 +29,8 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from supervisor.log_tally import LogTally
-from supervisor.logs import EventLog
+from runtime.log_tally import LogTally
+from runtime.logs import EventLog
 
 log = EventLog("vcap.gorouter.supervisor")
 

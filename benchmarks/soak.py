@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from benchmarks.routerd import Routerd
 from benchmarks.run import RESULTS_DIR, raise_interrupt, say, shm_root
 from benchmarks.soak_report import summary_lines
 from benchmarks.soak_routes import Kind, RouteBook
-from benchmarks.soak_run import Soak
+from benchmarks.soak_run import Soak, SoakSettings
 from benchmarks.soak_verdict import Timeline, judge
 
 # Short timers so that a fault shows its effect within a turn: a route not heard of for 10 s
@@ -59,26 +59,6 @@ NOTABLE_EVENTS = (
     "nats-error",
     "pruned-route",
 )
-
-
-@dataclass(frozen=True)
-class SoakSettings:
-    seconds: float
-    fault_every: float
-    faults: tuple[str, ...]
-    warmup: float
-    rate: float
-    connections: int
-    probe_rate: float
-    traffic_routes: int
-    watched_routes: int
-    churn_routes: int
-    nats_nodes: int
-    workers: int
-    settle: float
-    sample_every: float
-    print_every: float
-    fault: FaultSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

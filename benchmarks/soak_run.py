@@ -13,11 +13,11 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from benchmarks.faults import FAULTS, ROUTED_TIMEOUT, Stage
+from benchmarks.faults import FAULTS, ROUTED_TIMEOUT, FaultSettings, Stage
 from benchmarks.nats_cluster import NatsCluster
 from benchmarks.nats_wire import Bus
 from benchmarks.processes import BenchmarkError, ProcessGroup, children_of, status_kib
@@ -28,9 +28,6 @@ from benchmarks.soak_probe import Prober
 from benchmarks.soak_report import progress_line
 from benchmarks.soak_routes import Kind, RouteBook
 from benchmarks.soak_verdict import Failure, Outcome, Timeline, classify
-
-if TYPE_CHECKING:
-    from benchmarks.soak import SoakSettings
 
 REGISTERED_TIMEOUT = 30.0
 PROBE_LANES = 4
@@ -50,6 +47,26 @@ VARZ_KEPT = (
     "pruned_endpoints",
 )
 TURN_SLACK = 0.5  # a last turn may end this much after the soak's end
+
+
+@dataclass(frozen=True)
+class SoakSettings:
+    seconds: float
+    fault_every: float
+    faults: tuple[str, ...]
+    warmup: float
+    rate: float
+    connections: int
+    probe_rate: float
+    traffic_routes: int
+    watched_routes: int
+    churn_routes: int
+    nats_nodes: int
+    workers: int
+    settle: float
+    sample_every: float
+    print_every: float
+    fault: FaultSettings
 
 
 class TrafficFile:

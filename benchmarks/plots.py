@@ -174,7 +174,7 @@ def soak_figure(plt: Any, results: dict[str, Any]) -> Any:
         ("keepalive_failures", "keep-alive rounds", "#9467bd"),
     ):
         failures.plot(times, [s.get(key, 0) for s in samples], color=color, label=label)
-    failures.set_ylabel("failed requests (cumulative)")
+    failures.set_ylabel("requests without a 2xx, excused ones too (cumulative)")
     verdict = results["verdict"]
     failures.set_title(
         f"soak: {verdict['failures']:,} failures, {verdict['excused']:,} excused "
@@ -186,7 +186,9 @@ def soak_figure(plt: Any, results: dict[str, Any]) -> Any:
         times, [s["expected_routes"] for s in samples], "--", color="#7f7f7f", label="expected"
     )
     routes.set_ylabel("routes")
-    routes.set_ylim(bottom=0)
+    # Room above the count: a steady line would otherwise sit on the frame and not show.
+    highest = max([s["expected_routes"] for s in samples] + [s["urls"] for s in samples] + [1])
+    routes.set_ylim(0, highest * 1.15)
     routes.legend(fontsize=8, loc="lower left")
     memory.plot(times, [s["supervisor_rss_kib"] / 1024 for s in samples], label="supervisor")
     for index in range(max((len(s["worker_rss_kib"]) for s in samples), default=0)):

@@ -217,25 +217,28 @@ class NatsLink:
         """Probe our own inbox and judge the link, every probe interval, until closed."""
         while not self._closing:
             await asyncio.sleep(self.liveness.probe_interval)
-            client = self.client
-            if client is None:
-                continue
-            in_msgs = client.stats["in_msgs"]
-            if in_msgs != self._in_msgs_seen:
-                # nats-py's read loop delivered something: progress even if callbacks lag behind.
-                self._in_msgs_seen = in_msgs
-                self.liveness.progress(self.clock())
-            before = self.liveness.state
-            verdict = self.liveness.check(
-                self.clock(), client_connected=client.is_connected, client_closed=client.is_closed
-            )
-            if verdict.rebuild:
-                await self._rebuild("client closed" if client.is_closed else "no message or probe")
-                continue
-            if before is LinkState.UNPROVEN and verdict.state is LinkState.PROVEN:
-                log.info("nats-connection-proven", server=connected_server(client))
-            if verdict.state is LinkState.PROVEN:
-                await self._publish(self._probe_subject, b"")
+            try:
+                await self._tick()
+            except Exception as exc:  # the watchdog must outlive any one failure
+                log.error("nats-watchdog-failed", error=repr(exc))
+
+    async def _tick(self) -> None:
+        client = self.client
+        if client is None:  # a rebuild failed part-way: try again
+            await self._rebuild("no client")
+            return
+        in_msgs = client.stats["in_msgs"]
+        if in_msgs != self._in_msgs_seen:
+            # nats-py's read loop delivered something: progress even if callbacks lag behind.
+            self._in_msgs_seen = in_msgs
+            self.liveness.progress(self.clock())
+        verdict = self.liveness.check(
+            self.clock(), client_connected=client.is_connected, client_closed=client.is_closed
+        )
+        if verdict.rebuild:
+            await self._rebuild("client closed" if client.is_closed else "no message or probe")
+        elif verdict.state is LinkState.PROVEN:
+            await self._publish(self._probe_subject, b"")
 
     # -- callbacks: never raise ----------------------------------------------------------------
 

@@ -16,10 +16,6 @@ pytestmark = pytest.mark.integration
 KILLS = 7  # backoffs 0.1 … 3.2 s, then 6.4 s: longer than any connection may wait
 
 
-def workers(router):
-    return router.status_json("/varz")["workers"]
-
-
 def test_crash_looping_worker_stalls_no_new_connection(
     routerd_factory, nats_client, backend_factory
 ):
@@ -30,7 +26,7 @@ def test_crash_looping_worker_stalls_no_new_connection(
     killed: set[int] = set()
     for _ in range(KILLS):
         pid = wait_until(
-            lambda: (p := workers(router)[0]["pid"]) not in killed and p,
+            lambda: (p := router.workers()[0]["pid"]) not in killed and p,
             timeout=15,
             interval=0.01,
             what="worker 0 to be respawned",
@@ -38,7 +34,7 @@ def test_crash_looping_worker_stalls_no_new_connection(
         os.kill(pid, signal.SIGKILL)
         killed.add(pid)
     looping = wait_until(
-        lambda: (w := workers(router)[0])["crashes"] == KILLS and w["state"] == "backoff" and w,
+        lambda: (w := router.workers()[0])["crashes"] == KILLS and w["state"] == "backoff" and w,
         timeout=10,
         what=f"worker 0 to be in backoff after {KILLS} crashes",
     )
@@ -53,7 +49,7 @@ def test_crash_looping_worker_stalls_no_new_connection(
 
     # The old behaviour: about half of these waited for the respawn, ~6 s.
     assert max(durations) < 3, durations
-    after = workers(router)
+    after = router.workers()
     assert after[0]["state"] == "backoff", "the requests must have run during the backoff"
     assert after[0]["crashes"] == KILLS
     # The kernel hashed some connections to the dead worker's socket; the live one served them.
@@ -69,7 +65,7 @@ def test_crash_looping_worker_stalls_no_new_connection(
     # The worker comes back and takes its own share again; the count resets only when it
     # has stayed up, so it still shows the loop.
     back = wait_until(
-        lambda: (w := workers(router)[0])["state"] == "ready" and w,
+        lambda: (w := router.workers()[0])["state"] == "ready" and w,
         timeout=15,
         what="worker 0 to come back",
     )
@@ -85,7 +81,7 @@ def test_with_every_worker_down_connections_wait_for_the_first_one_back(
     router = routerd_factory({"workers": 2})
     register(nats_client, backend.port, ["down.example.com"])
     wait_routed(router, "down.example.com")
-    before = workers(router)
+    before = router.workers()
     for worker in before:
         os.kill(worker["pid"], signal.SIGKILL)
 
@@ -93,6 +89,6 @@ def test_with_every_worker_down_connections_wait_for_the_first_one_back(
     statuses = [router.get("/", host="down.example.com", timeout=20).status for _ in range(10)]
 
     assert statuses == [200] * 10
-    after = workers(router)
+    after = router.workers()
     assert [w["restarts"] for w in after] == [w["restarts"] + 1 for w in before]
     assert all(w["pid"] not in {b["pid"] for b in before} for w in after)

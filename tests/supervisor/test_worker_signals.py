@@ -25,10 +25,6 @@ MAX_REQUESTS = 400
 MAX_TRAFFIC_SECONDS = 20.0
 
 
-def workers(router: Routerd) -> list[dict[str, object]]:
-    return router.status_json("/varz")["workers"]
-
-
 def traffic(router: Routerd, stop: threading.Event) -> list[int]:
     statuses: list[int] = []
     deadline = time.monotonic() + MAX_TRAFFIC_SECONDS
@@ -48,7 +44,7 @@ def test_sighup_to_the_whole_process_group_kills_no_worker(
     router = routerd_factory({"workers": 2})
     register(nats_client, backend.port, [HOST])
     wait_routed(router, HOST)
-    before = [worker["pid"] for worker in workers(router)]
+    before = [worker["pid"] for worker in router.workers()]
     assert router.process is not None
     stop = threading.Event()
 
@@ -64,7 +60,7 @@ def test_sighup_to_the_whole_process_group_kills_no_worker(
         statuses = load.result(timeout=30)
 
     assert statuses and set(statuses) == {200}, statuses
-    assert [worker["pid"] for worker in workers(router)] == before
+    assert [worker["pid"] for worker in router.workers()] == before
     assert not router.events_named("worker-exited")
     assert router.events_named("config-reloaded")
     assert router.health().status == 200
@@ -75,7 +71,7 @@ def test_sigint_to_a_worker_alone_does_not_stop_it(routerd_factory, nats_client,
     router = routerd_factory({"workers": 1})
     register(nats_client, backend.port, [HOST])
     wait_routed(router, HOST)
-    (worker,) = workers(router)
+    (worker,) = router.workers()
 
     os.kill(worker["pid"], signal.SIGINT)
     os.kill(worker["pid"], signal.SIGHUP)
@@ -84,7 +80,7 @@ def test_sigint_to_a_worker_alone_does_not_stop_it(routerd_factory, nats_client,
     wait_until(lambda: router.events_named("worker-config-reloaded"), what="worker reload")
 
     assert {signal.SIGHUP, signal.SIGINT} <= ignored_signals(worker["pid"])
-    assert [w["pid"] for w in workers(router)] == [worker["pid"]]
+    assert [w["pid"] for w in router.workers()] == [worker["pid"]]
     assert router.get("/", host=HOST).status == 200
     assert not router.events_named("worker-exited")
     assert not router.events_named("worker-stopped")
@@ -92,11 +88,11 @@ def test_sigint_to_a_worker_alone_does_not_stop_it(routerd_factory, nats_client,
 
 def test_a_worker_ignores_sighup_while_it_is_still_starting(routerd_factory):
     router = routerd_factory({"workers": 1})
-    (victim,) = workers(router)
+    (victim,) = router.workers()
     os.kill(victim["pid"], signal.SIGKILL)
 
     def replacement() -> dict[str, object] | None:
-        (current,) = workers(router)
+        (current,) = router.workers()
         return current if current["pid"] not in (None, victim["pid"]) else None
 
     # The replacement spends most of a second importing before its event loop exists: hang up on
@@ -107,7 +103,7 @@ def test_a_worker_ignores_sighup_while_it_is_still_starting(routerd_factory):
     hangups = 0
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        (current,) = workers(router)
+        (current,) = router.workers()
         if current["pid"] != pid or current["state"] == "ready":
             break
         try:
@@ -117,7 +113,7 @@ def test_a_worker_ignores_sighup_while_it_is_still_starting(routerd_factory):
         hangups += 1
         time.sleep(0.005)  # between hangups, not a wait for a condition
 
-    (current,) = workers(router)
+    (current,) = router.workers()
     assert hangups > 0
     assert current["pid"] == pid, router.events_named("worker-exited")
     assert current["state"] == "ready", "\n".join(router.log_text().splitlines()[-8:])

@@ -16,10 +16,6 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 
-def workers(router):
-    return router.status_json("/varz")["workers"]
-
-
 def listening_socket_inodes(pid: int) -> set[str]:
     inodes = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -39,13 +35,13 @@ def test_killed_worker_is_back_within_two_seconds_on_the_same_socket(
     router = routerd_factory({"workers": 2})
     register(nats_client, backend.port, ["respawn.example.com"])
     wait_routed(router, "respawn.example.com")
-    victim = workers(router)[0]
+    victim = router.workers()[0]
     old_sockets = listening_socket_inodes(victim["pid"])
     killed_at = time.monotonic()
     os.kill(victim["pid"], signal.SIGKILL)
 
     def respawned():
-        current = workers(router)[0]
+        current = router.workers()[0]
         return current if current["pid"] != victim["pid"] and current["state"] == "ready" else None
 
     current = wait_until(respawned, timeout=5, interval=0.05, what="worker 0 to be respawned")
@@ -60,12 +56,12 @@ def test_killed_worker_is_back_within_two_seconds_on_the_same_socket(
 
 def test_hung_worker_is_replaced(routerd_factory):
     router = routerd_factory({"workers": 2, "worker_liveness_timeout": "1s"})
-    victim = workers(router)[1]
+    victim = router.workers()[1]
     os.kill(victim["pid"], signal.SIGSTOP)
     try:
         current = wait_until(
             lambda: (
-                (w := workers(router)[1])["pid"] != victim["pid"] and w["state"] == "ready" and w
+                (w := router.workers()[1])["pid"] != victim["pid"] and w["state"] == "ready" and w
             ),
             timeout=10,
             what="the stopped worker to be replaced",
@@ -80,7 +76,7 @@ def test_hung_worker_is_replaced(routerd_factory):
 
 def test_process_titles(routerd_factory):
     router = routerd_factory({"workers": 2})
-    pids = [w["pid"] for w in workers(router)]
+    pids = [w["pid"] for w in router.workers()]
     titles = subprocess.run(
         ["ps", "-o", "pid=,args=", "-p", ",".join(str(p) for p in [router.process.pid, *pids])],
         capture_output=True,

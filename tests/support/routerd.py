@@ -200,6 +200,10 @@ class Routerd:
         assert response.status == 200, (response.status, response.text)
         return response.json()
 
+    def workers(self) -> list[dict[str, Any]]:
+        """/varz's worker entries: index, pid, state, restarts, crashes, ..."""
+        return list(self.status_json("/varz")["workers"])
+
     def signal(self, signum: int) -> None:
         assert self.process is not None
         self.process.send_signal(signum)

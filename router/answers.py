@@ -65,3 +65,35 @@ def malformed_host_answer() -> Answer:
     return Answer(
         400, b"400 Bad Request: malformed Host header", [_PLAIN], "", Stat.malformed_host, True
     )
+
+
+def refusal_answer(status: int, reason: str) -> Answer:
+    """A request refused before routing (the parser's or the wire rules'), answered as Go's
+    server, Gorouter's, answers it; the connection closes after it."""
+    if status == 400 and "Missing 'Host'" in reason:
+        # Gorouter's own handler for a request without Host.
+        body = b"400 Bad Request: Request had empty Host header\n"
+        headers = [
+            _PLAIN,
+            ("X-Cf-RouterError", "empty_host"),
+            _NOSNIFF,
+            ("Cache-Control", "public,max-age=2"),
+        ]
+        return Answer(400, body, headers, "empty_host", Stat.bad_requests, True)
+    if status in (414, 431):
+        # Gorouter's MaxRequestSize handler: the status and its X-Cf-RouterError, no body.
+        headers = [("X-Cf-RouterError", "max-request-size-exceeded")]
+        return Answer(
+            status, b"", headers, "max-request-size-exceeded", Stat.max_request_size_exceeded, True
+        )
+    if status == 505:
+        # Go's words for a version its HTTP/1 server does not speak.
+        body = b"505 HTTP Version Not Supported: unsupported protocol version"
+        return Answer(505, body, [_PLAIN], "", Stat.bad_requests, True)
+    if status == 400:
+        # What Go's server writes for a request it cannot parse.
+        duplicate_host = "Duplicate 'Host'" in reason
+        body = b"400 Bad Request: too many Host headers" if duplicate_host else b"400 Bad Request"
+        return Answer(400, body, [_PLAIN], "", Stat.bad_requests, True)
+    body = f"{status} {STATUS_TEXT.get(status, 'Internal Server Error')}\n".encode()
+    return Answer(status, body, [_PLAIN], "", Stat.bad_requests, True)

@@ -48,6 +48,7 @@ class ProxyRequest:
 
     def __init__(
         self,
+        *,
         method: str,
         target: str,
         host_header: str,

@@ -19,8 +19,7 @@ import socket
 import ssl
 
 from router.acceptor import Acceptor, DirectIntake, Intake, ResourceShortage
-from router.forwarded import forwarding_for
-from router.frontend import GorouterRequestHandler, GorouterServer
+from router.http1.server import Http1Server
 from router.proxy_listener import ProxyProtocolIntake
 from runtime import handoff
 from runtime.config import Config
@@ -28,23 +27,6 @@ from runtime.logs import EventLog
 from runtime.tls_listener import server_context
 
 log = EventLog("vcap.gorouter.router")
-
-
-class TlsRequestHandler(GorouterRequestHandler):
-    """A TLS connection: its requests forward the client certificate per forwarded_client_cert."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        manager = self._manager
-        if not isinstance(manager, GorouterServer):
-            return
-        proxy = manager.frontend.proxy
-        ssl_object = transport.get_extra_info("ssl_object")
-        cert = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        if cert:
-            self.forwarding = forwarding_for(proxy.config, tls=True, client_cert_der=cert)
-        else:
-            self.forwarding = proxy.tls_forwarding
 
 
 class Listeners:
@@ -108,38 +90,31 @@ class Listeners:
 
 
 def open_listeners(
-    server: GorouterServer, config: Config, http_fd: int, tls_fd: int | None, stats: memoryview
+    server: Http1Server, config: Config, http_fd: int, tls_fd: int | None, stats: memoryview
 ) -> Listeners:
     """Serve the sockets the supervisor bound; returns what to close to stop accepting."""
     listeners = Listeners(ResourceShortage(stats, float(config.logging.error_sample_interval)))
     http_sock = socket.socket(fileno=http_fd)
     plain: Intake
     if config.enable_proxy:
-        plain = ProxyProtocolIntake(
-            lambda: server.handler(GorouterRequestHandler),
-            float(config.proxy_protocol_timeout),
-        )
+        plain = ProxyProtocolIntake(server.plain, float(config.proxy_protocol_timeout))
     else:
-        plain = DirectIntake(server)
+        plain = DirectIntake(server.plain)
     listeners.add(handoff.HTTP, http_sock, plain)
     if tls_fd is None:
         return listeners
     tls_sock = socket.socket(fileno=tls_fd)
     context: ssl.SSLContext = server_context(config)
     handshake_timeout = float(config.tls_handshake_timeout)
-
-    def tls_handler() -> GorouterRequestHandler:
-        return server.handler(TlsRequestHandler)
-
     secure: Intake
     if config.enable_proxy:
         secure = ProxyProtocolIntake(
-            tls_handler,
+            server.secure,
             float(config.proxy_protocol_timeout),
             tls=context,
             tls_handshake_timeout=handshake_timeout,
         )
     else:
-        secure = DirectIntake(tls_handler, tls=context, tls_handshake_timeout=handshake_timeout)
+        secure = DirectIntake(server.secure, tls=context, tls_handshake_timeout=handshake_timeout)
     listeners.add(handoff.TLS, tls_sock, secure)
     return listeners

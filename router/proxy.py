@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from typing import Final
+from typing import Final, NamedTuple
 
 from registry.instances import AppInstance, find_app_instance, find_sticky, parse_app_instance
 from registry.lookup import RouteLookup
@@ -73,6 +73,14 @@ IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _NO_LENGTH_METHODS: Final = frozenset({"GET", "HEAD"})
 NO_ENDPOINTS_DETAIL: Final = "No endpoints available"
 _NONE_EXCLUDED: Final[set[int]] = set()  # shared, never mutated: no endpoint failed yet
+
+
+class Plan(NamedTuple):
+    """What routing decided for a request the router does not answer itself."""
+
+    common: list[bytes]  # the header lines every attempt sends
+    pool: PoolRecord
+    via_route_service: bool  # the request goes to the pool's route service first
 
 
 class Proxy:
@@ -129,10 +137,9 @@ class Proxy:
         stats[Stat.in_flight] += 1
         return Exchange(req, time.monotonic())
 
-    def plan(self, ex: Exchange) -> tuple[list[bytes], PoolRecord, bool] | None:
-        """Everything before the first attempt, without awaiting: the header lines every attempt
-        sends, the pool, and whether the request goes to the pool's route service first.
-        None when the router has answered the request itself."""
+    def plan(self, ex: Exchange) -> Plan | None:
+        """Everything before the first attempt, without awaiting; None when the router has
+        answered the request itself."""
         req = ex.request
         routed_by = lookup_host_and_path(req.host_header, req.target)
         if routed_by is None:
@@ -158,7 +165,7 @@ class Proxy:
             ex.upstream_host = authority_of(req.target) or req.host_header
         if pool.route_service_url:
             if not arrived_from_route_service(self, ex, pool):
-                return None if ex.is_answered else (lines, pool, True)
+                return None if ex.is_answered else Plan(lines, pool, via_route_service=True)
             if forwarding.from_route_service is not forwarding:  # the service's headers stand
                 lines, facts, request_id = build_common_headers(
                     req.raw_headers,
@@ -171,10 +178,10 @@ class Proxy:
                 ex.request_id = request_id
         if facts.cookie and self.sticky_names:
             ex.sticky_requested = sticky_instance_from_cookies(facts.cookie, self.sticky_names)
-        return lines, pool, False
+        return Plan(lines, pool, via_route_service=False)
 
-    async def via_route_service(self, ex: Exchange, common: list[bytes], pool: PoolRecord) -> None:
-        await send_to_route_service(self, ex, common, pool.route_service_url)
+    async def via_route_service(self, ex: Exchange, plan: Plan) -> None:
+        await send_to_route_service(self, ex, plan.common, plan.pool.route_service_url)
 
     def _route(self, ex: Exchange, host: str, path: str) -> PoolRecord | None:
         """The pool to use, or None after answering (unknown route, no endpoints, limits)."""
@@ -216,15 +223,14 @@ class Proxy:
 
     # -- attempts against the pool's endpoints ---------------------------------------------------
 
-    def first_attempt(
-        self, ex: Exchange, common: list[bytes], pool: PoolRecord
-    ) -> EndpointRecord | None:
+    def first_attempt(self, ex: Exchange, plan: Plan) -> EndpointRecord | None:
         """Start attempt 1 without awaiting, when an idle pooled connection to the chosen
         endpoint lets it: ex.conn is then set, and `first_head` follows once the response head
         has arrived (`UpstreamConnection.when_head`) or at once if the attempt already failed
         (ex.first_error). When no connection is idle ex.conn stays unset and
         `attempts(..., first=endpoint)` dials. Returns the endpoint; None when every endpoint
         is full, which `attempts()` answers."""
+        pool = plan.pool
         endpoint = self._choose(
             ex, pool, policy_for(pool.load_balancing, self.default_algorithm), _NONE_EXCLUDED, 1
         )
@@ -239,7 +245,7 @@ class Proxy:
         self.row.inflight[endpoint.slot] += 1
         ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
         try:
-            self._send_head(ex, conn, True, common, cached[1])
+            self._send_head(ex, conn, True, plan.common, cached[1])
         except BackendError as error:
             ex.conn = None
             ex.first_error = error
@@ -260,17 +266,12 @@ class Proxy:
             return True
         return False
 
-    async def attempts(
-        self,
-        ex: Exchange,
-        common: list[bytes],
-        pool: PoolRecord,
-        first: EndpointRecord | None = None,
-    ) -> None:
+    async def attempts(self, ex: Exchange, plan: Plan, first: EndpointRecord | None = None) -> None:
         """Try the pool's endpoints until one answers or the attempts run out. `first`: the
         endpoint `first_attempt` chose; if it also failed there (ex.first_error), this goes on
         from that failure."""
         req = ex.request
+        common, pool = plan.common, plan.pool
         inflight = self.row.inflight
         policy = policy_for(pool.load_balancing, self.default_algorithm)
         idempotent = req.method in IDEMPOTENT_METHODS or (

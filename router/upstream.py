@@ -76,6 +76,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self.tail = b""
+        # A chunked response's trailer fields, once its body is complete.
+        self.trailers: list[tuple[bytes, bytes]] = []
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("active" if self.active else "idle")
@@ -140,6 +142,11 @@ class UpstreamConnection(asyncio.Protocol):
             # response): stop parsing them, so they can never answer the next request sent on
             # this connection; data_received closes it instead of pooling it.
             raise ExtraResponseBytes
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # The head is kept as raw bytes (see `head`); only trailer fields are collected here.
+        if self.headers_done:
+            self.trailers.append((name, value))
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -215,6 +222,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._body.clear()
         self._buffered = 0
         self._error = None
+        self.trailers = []
         self.uses += 1
         if self._batch is None:
             self.write(head)

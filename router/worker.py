@@ -2,10 +2,10 @@
 with `--index N --listen-fd FD --control-fd FD --handoff-fd FD`.
 
 Started by the supervisor on a listening socket it already bound. Reads its config from the
-control channel, maps the shared table read-only and its counter row read-write, serves with
-aiohttp on uvloop (accepting itself, see acceptor.py), also serves the connections the supervisor
-hands over on the handoff channel while another worker is down, answers pings, and stops
-gracefully when told.
+control channel, maps the shared table read-only and its counter row read-write, serves HTTP/1
+(router/http1/, over aiohttp's parser) on uvloop, accepting itself (acceptor.py); also serves
+the connections the supervisor hands over on the handoff channel while another worker is
+down, answers pings, and stops gracefully when told.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import socket
@@ -29,9 +28,10 @@ from registry.shm.reader import TableReader
 from registry.shm.region import FileRegion
 from router.accesslog import AccessLog
 from router.backend_tls import backend_tls_context
-from router.frontend import Frontend, GorouterServer
+from router.client_deadlines import ClientDeadlines
 from router.health import WorkerHealth
-from router.intake import IntakeLimits
+from router.http1.rules import Limits
+from router.http1.server import Http1Server
 from router.listeners import Listeners, open_listeners
 from router.proxy import Proxy
 from router.upstream_pool import UpstreamPool
@@ -59,7 +59,7 @@ class Worker:
         self.config: Config | None = None
         self.proxy: Proxy | None = None
         self.access_log: AccessLog | None = None
-        self.server: GorouterServer | None = None
+        self.server: Http1Server | None = None
         self.listeners: Listeners | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.stop_timeout: float | None = None
@@ -113,19 +113,16 @@ class Worker:
         self.proxy = Proxy(
             config, RouteLookup(reader), counters.row(self.index), health, upstream, self.access_log
         )
-        intake = IntakeLimits(
-            config.max_request_header_bytes,
-            config.max_request_headers,
+        deadlines = ClientDeadlines(
             float(config.read_header_timeout),
             float(config.request_body_timeout),
             self.proxy.row.stats,
         )
-        self.server = GorouterServer(
-            Frontend(self.proxy),
-            intake,
-            keepalive_timeout=float(config.frontend_idle_timeout),
-            auto_decompress=False,
-            lingering_time=1.0,
+        self.server = Http1Server(
+            self.proxy,
+            Limits(config.max_request_header_bytes, config.max_request_headers),
+            deadlines,
+            float(config.frontend_idle_timeout),
         )
         gc_tuning.tune_worker()
         self.listeners = open_listeners(
@@ -165,11 +162,11 @@ class Worker:
             self.proxy.apply_config(config)
             self.proxy.upstream.idle_timeout = float(config.backends.idle_timeout)
             self.proxy.upstream.dial_timeout = float(config.endpoint_dial_timeout)
-        intake = self.server.intake if self.server is not None else None
-        if intake is not None:
-            intake.deadlines.set_timeouts(
+        if self.server is not None:
+            self.server.deadlines.set_timeouts(
                 float(config.read_header_timeout), float(config.request_body_timeout)
             )
+            self.server.idle_timeout = float(config.frontend_idle_timeout)
         if self.access_log is not None:
             self.access_log.reopen()
         log.info("worker-config-reloaded", index=self.index)
@@ -206,8 +203,6 @@ def main(argv: list[str] | None = None) -> None:
         log.fatal("worker-refused-to-start", index=args.index, error=problem)
         sys.exit(2)
     setproctitle(f"routerd: worker {args.index}")
-    # aiohttp logs client protocol errors with tracebacks; they are counted and answered instead.
-    logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
     worker = Worker(
         args.index, args.listen_fd, args.control_fd, args.handoff_fd, args.tls_listen_fd
     )

@@ -14,8 +14,9 @@ def c_parser_problem() -> str | None:
     """
     if os.environ.get("AIOHTTP_NO_EXTENSIONS"):
         return "refusing to start with AIOHTTP_NO_EXTENSIONS set: aiohttp's C parser is required"
-    from aiohttp import http_parser  # noqa: PLC0415
+    from aiohttp.http import HttpRequestParser  # noqa: PLC0415
 
-    if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
+    # Without its extensions aiohttp exports the pure-Python class, defined in http_parser.py.
+    if HttpRequestParser.__module__ == "aiohttp.http_parser":
         return "aiohttp's C HTTP parser is not available (reinstall aiohttp with its extensions)"
     return None

@@ -1,0 +1,396 @@
+"""One request on a client connection, from its parsed head to the last byte of its response.
+
+The exchange runs from callbacks: it opens the proxy's exchange, plans it, and when an idle
+pooled connection lets attempt 1 start at once, writes it and waits for the response head with a
+callback; a whole response then goes to the client in one write. A task is started only where
+something must wait: a body still arriving, a dial, a retry, a route service, a response to
+stream, a tunnel. Both ways end in `_settle`, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from registry.shm.counters import Stat
+from router.errors import BackendError
+from router.exchange import Exchange, ProxyRequest
+from router.http1.writer import (
+    CONTINUE,
+    answer_bytes,
+    chunk,
+    connection_line,
+    date_line,
+    last_chunk,
+    status_line,
+)
+from router.relay import (
+    NO_BODY_STATUS,
+    ResponseHead,
+    response_extras,
+    upgrade_lines,
+    whole_response,
+)
+from router.upstream import UpstreamConnection
+from runtime.logs import EventLog
+
+if TYPE_CHECKING:
+    from router.http1.connection import ClientConnection
+    from router.proxy import Plan
+
+log = EventLog("vcap.gorouter.proxy")
+
+# Bodies up to this size are read before the first attempt, which makes them replayable.
+BUFFER_LIMIT: Final = 64 * 1024
+
+
+class StreamBody:
+    """The client's body as the proxy reads it: once, counting bytes."""
+
+    __slots__ = ("bytes_read", "consumed", "payload")
+
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
+        self.consumed = False
+        self.bytes_read = 0
+
+    def __repr__(self) -> str:
+        return f"StreamBody(read={self.bytes_read})"
+
+    async def read(self) -> bytes:
+        self.consumed = True
+        data: bytes = await self.payload.readany()
+        self.bytes_read += len(data)
+        return data
+
+
+class TunnelSink:
+    """Where a tunnel's client bytes go: the backend connection, counted."""
+
+    __slots__ = ("bytes", "upstream")
+
+    def __init__(self, upstream: UpstreamConnection) -> None:
+        self.upstream = upstream
+        self.bytes = 0
+
+    def __repr__(self) -> str:
+        return f"TunnelSink({self.upstream!r}, bytes={self.bytes})"
+
+    def write(self, data: bytes) -> None:
+        self.bytes += len(data)
+        if not self.upstream.closed:
+            self.upstream.write(data)
+
+    def close(self) -> None:
+        self.upstream.close()
+
+
+class Http1Exchange:
+    __slots__ = (
+        "conn",
+        "ex",
+        "finished",
+        "first",
+        "head_only",
+        "http10",
+        "msg",
+        "payload",
+        "plan",
+        "sent",
+        "task",
+    )
+
+    def __init__(self, conn: ClientConnection, msg: Any, payload: Any) -> None:
+        self.conn = conn
+        self.msg = msg
+        self.payload = payload
+        self.http10 = msg.version == (1, 0)
+        self.head_only = msg.method == "HEAD"
+        self.ex: Exchange | None = None
+        self.plan: Plan | None = None
+        self.first: Any = None  # the endpoint attempt 1 chose, when it began here
+        self.task: asyncio.Task[None] | None = None
+        self.sent = 0  # response body bytes written
+        self.finished = False
+
+    def __repr__(self) -> str:
+        return f"Http1Exchange({self.msg.method} {self.msg.path}, finished={self.finished})"
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except Exception as exc:  # a bug must not leave the client waiting
+            self._abandon(exc)
+
+    def client_gone(self) -> None:
+        """The client connection was lost before the response was complete: 499."""
+        if self.finished:
+            return
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()  # the task settles as it unwinds
+            return
+        ex = self.ex
+        if ex is not None:
+            proxy = self.conn.server.proxy
+            proxy.client_gone(ex)
+            self.finished = True
+            proxy.finish(ex, 0, self.sent)
+
+    # -- from callbacks ------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        conn = self.conn
+        proxy = conn.server.proxy
+        msg = self.msg
+        payload = self.payload
+        headers = msg.headers
+        length: int | None = None
+        chunked = expect = False
+        has_body = not payload.at_eof()
+        if has_body:
+            length_header = headers.get("Content-Length")
+            # The parser has validated Content-Length (digits only) before this.
+            length = int(length_header) if length_header is not None else None
+            chunked = msg.chunked
+            expect = not self.http10 and "100-continue" in headers.get("Expect", "").lower()
+        peer = conn.peer or ("", 0)
+        req = ProxyRequest(
+            method=msg.method,
+            target=msg.path,
+            host_header=headers.get("Host", ""),
+            version="HTTP/1.0" if self.http10 else "HTTP/1.1",
+            raw_headers=msg.raw_headers,
+            client_ip=peer[0],
+            client_port=peer[1],
+            local_ip=conn.local[0],
+            received_at=time.time(),
+            content_length=length,
+            chunked=chunked,
+            upgrade=bool(msg.upgrade),
+            expect_continue=expect,
+            forwarding=conn.forwarding,
+        )
+        buffered = has_body and not chunked and length is not None and length <= BUFFER_LIMIT
+        if has_body and not buffered:
+            req.body = StreamBody(payload)
+            req.send_continue = self._send_continue
+        ex = self.ex = proxy.begin(req)
+        # Planning does not await; a request the router refuses is answered without asking an
+        # `Expect: 100-continue` client for its body.
+        plan = self.plan = proxy.plan(ex)
+        if plan is None:
+            self._settle(*self._write_answer())
+            return
+        if buffered:
+            if not payload.is_eof():
+                self._carry_on(read_body=True)
+                return
+            req.buffered_body = payload.read_nowait(-1)
+        if plan.via_route_service or req.body is not None:
+            self._carry_on()
+            return
+        self.first = proxy.first_attempt(ex, plan)
+        upstream = ex.conn
+        if upstream is None:
+            self._carry_on()  # nothing idle to send it on, or it failed at once
+            return
+        waiter = upstream.head_waiter()
+        if waiter is None:
+            self._head_arrived()
+        else:
+            waiter.add_done_callback(self._head_arrived)
+
+    def _head_arrived(self, _: object = None) -> None:
+        if self.finished or self.task is not None:
+            return  # the client went away meanwhile
+        try:
+            ex = self.ex
+            assert ex is not None
+            proxy = self.conn.server.proxy
+            if not proxy.first_head(ex):
+                self._carry_on()  # attempt 1 failed: the retries go on in a task
+                return
+            keep_alive = self.conn.is_keep_alive(self.msg)
+            whole = whole_response(ex, proxy, self.msg.method, not self.http10, keep_alive)
+            if whole is None:
+                self._carry_on(responded=True)  # a response to stream
+                return
+            self.conn.write(whole[0])
+            self._settle(keep_alive, whole[1])
+        except Exception as exc:  # see start()
+            self._abandon(exc)
+
+    def _send_continue(self) -> None:
+        self.conn.write(CONTINUE)
+
+    # -- in a task -----------------------------------------------------------------------------
+
+    def _carry_on(self, read_body: bool = False, responded: bool = False) -> None:
+        loop = self.conn.server.loop
+        self.task = loop.create_task(self._run(read_body, responded))
+
+    async def _run(self, read_body: bool, responded: bool) -> None:
+        ex = self.ex
+        plan = self.plan
+        assert ex is not None and plan is not None
+        proxy = self.conn.server.proxy
+        try:
+            if read_body:
+                if ex.request.expect_continue:
+                    self.conn.write(CONTINUE)
+                ex.request.buffered_body = await self.payload.read()
+            if not responded:
+                if plan.via_route_service:
+                    await proxy.via_route_service(ex, plan)
+                else:
+                    await proxy.attempts(ex, plan, self.first)
+            keep_alive, sent = await self._respond()
+        except asyncio.CancelledError:
+            if not self.finished:
+                proxy.client_gone(ex)
+                self.finished = True
+                proxy.finish(ex, 0, self.sent)
+            raise
+        except Exception as exc:  # see start()
+            self._abandon(exc)
+            return
+        self._settle(keep_alive, sent)
+
+    async def _respond(self) -> tuple[bool, int]:
+        """The router's own answer, or the backend's response relayed; returns whether the
+        connection stays open and the body bytes sent."""
+        ex = self.ex
+        assert ex is not None
+        if ex.answer is not None:
+            return self._write_answer()
+        keep_alive = self.conn.is_keep_alive(self.msg)
+        proxy = self.conn.server.proxy
+        whole = whole_response(ex, proxy, self.msg.method, not self.http10, keep_alive)
+        if whole is not None:
+            self.conn.write(whole[0])
+            return keep_alive, whole[1]
+        return await self._stream(keep_alive)
+
+    async def _stream(self, keep_alive: bool) -> tuple[bool, int]:
+        ex = self.ex
+        assert ex is not None and ex.conn is not None
+        upstream = ex.conn
+        proxy = self.conn.server.proxy
+        status = ex.status = upstream.status
+        if status == 101:
+            return await self._tunnel(upstream)
+        endpoint = ex.endpoint
+        sticky = endpoint is not None and bool(endpoint.instance_id) and bool(proxy.sticky_names)
+        head = ResponseHead(upstream.headers, sticky)
+        http10 = self.http10
+        parts = [status_line(http10, status, upstream.reason.decode("latin-1", "replace"))]
+        parts.extend(head.lines)
+        parts.extend(response_extras(ex, proxy, head))
+        bodiless = self.head_only or status in NO_BODY_STATUS
+        chunked = False
+        if bodiless or (head.content_length is not None and not head.chunked):
+            if head.content_length is not None:
+                parts.append(b"Content-Length: %d\r\n" % head.content_length)
+        elif not http10:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+            chunked = True
+        else:
+            keep_alive = False  # an HTTP/1.0 client: the body ends when the connection does
+        if not head.has_date:
+            parts.append(date_line.now())
+        parts.append(connection_line(http10, keep_alive))
+        parts.append(b"\r\n")
+        conn = self.conn
+        conn.write(b"".join(parts))
+        if bodiless:
+            return keep_alive, 0
+        timeout = proxy.endpoint_timeout
+        try:
+            while True:
+                async with asyncio.timeout(timeout):
+                    data = await upstream.read()
+                if not data:
+                    break
+                conn.write(chunk(data) if chunked else data)
+                self.sent += len(data)
+                await conn.drain()
+        except (BackendError, TimeoutError) as exc:
+            # Too late for an error page: cut the client connection so it sees the truncation.
+            detail = exc.detail if isinstance(exc, BackendError) else "context deadline exceeded"
+            ex.router_error = f"endpoint_failure ({detail})"
+            proxy.row.stats[Stat.error_reset] += 1
+            upstream.close()
+            conn.abort()
+            return False, self.sent
+        if chunked:
+            conn.write(last_chunk(upstream.trailers))
+        return keep_alive, self.sent
+
+    async def _tunnel(self, upstream: UpstreamConnection) -> tuple[bool, int]:
+        """After the backend's 101: bytes both ways until either side closes. No
+        endpoint_timeout applies here, as in Gorouter."""
+        ex = self.ex
+        assert ex is not None
+        proxy = self.conn.server.proxy
+        proxy.row.stats[Stat.websocket_upgrades] += 1
+        lines = upgrade_lines(upstream.headers)
+        if not any(line[:18].lower() == b"x-vcap-request-id:" for line in lines):
+            lines.append(b"X-Vcap-Request-Id: %s\r\n" % ex.request_id.encode())
+        reason = upstream.reason.decode("latin-1", "replace")
+        conn = self.conn
+        conn.write(status_line(False, 101, reason) + b"".join(lines) + b"\r\n")
+        sink = TunnelSink(upstream)
+        conn.start_tunnel(sink)
+        try:
+            while True:
+                data = await upstream.read()
+                if not data:
+                    break
+                conn.write(data)
+                self.sent += len(data)
+                await conn.drain()
+        except (BackendError, ConnectionError):
+            pass
+        finally:
+            upstream.close()
+            conn.abort()
+            ex.request.content_length = sink.bytes
+        return False, self.sent
+
+    # -- both ways -----------------------------------------------------------------------------
+
+    def _write_answer(self) -> tuple[bool, int]:
+        ex = self.ex
+        assert ex is not None and ex.answer is not None
+        answer = ex.answer
+        # Go's server closes after answering an Expect: 100-continue request whose body it
+        # never asked for: the client must not send it on this connection.
+        keep_alive = self.conn.is_keep_alive(self.msg)
+        keep_alive = keep_alive and not answer.close and not ex.request.expect_continue
+        self.conn.write(answer_bytes(answer, self.http10, keep_alive, self.head_only))
+        return keep_alive, 0 if self.head_only else len(answer.body)
+
+    def _settle(self, keep_alive: bool, sent: int) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        ex = self.ex
+        assert ex is not None
+        status = ex.answer.status if ex.answer else (ex.conn.status if ex.conn else 0)
+        self.conn.server.proxy.finish(ex, status, sent)
+        self.conn.exchange_done(keep_alive)
+
+    def _abandon(self, exc: Exception) -> None:
+        """An error nobody expected (a bug): logged, the exchange settled as a 500 and the
+        connection closed, so that nothing is left waiting or counted as in flight."""
+        log.error("exchange-failed", error=repr(exc))
+        if not self.finished:
+            self.finished = True
+            if self.ex is not None:
+                self.conn.server.proxy.finish(self.ex, 500, self.sent)
+        self.conn.abort()
+
+
+__all__ = ["BUFFER_LIMIT", "Http1Exchange", "StreamBody", "TunnelSink"]

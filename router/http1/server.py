@@ -1,0 +1,62 @@
+"""A worker's HTTP/1 service: what its client connections share (the proxy, the limits, the
+deadline scanner, the keep-alive timeout) and the set of them, for a graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from router.client_deadlines import ClientDeadlines
+from router.http1.connection import ClientConnection
+from router.http1.rules import Limits
+from router.proxy import Proxy
+
+
+class Http1Server:
+    def __init__(
+        self, proxy: Proxy, limits: Limits, deadlines: ClientDeadlines, idle_timeout: float
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.proxy = proxy
+        self.stats = proxy.row.stats
+        self.limits = limits
+        self.deadlines = deadlines
+        self.idle_timeout = idle_timeout
+        self.connections: set[ClientConnection] = set()
+        self.draining = False
+        self._all_closed = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"Http1Server(connections={len(self.connections)}, draining={self.draining})"
+
+    def plain(self) -> ClientConnection:
+        """A connection on the plain-HTTP listener (the protocol factory)."""
+        return ClientConnection(self)
+
+    def secure(self) -> ClientConnection:
+        """A connection on the TLS listener: its forwarding rules come from its certificate."""
+        return ClientConnection(self, tls=True)
+
+    def forget(self, conn: ClientConnection) -> None:
+        """`conn` has closed."""
+        self.connections.discard(conn)
+        if self.draining and not self.connections:
+            self._all_closed.set()
+
+    async def shutdown(self, timeout: float) -> None:
+        """Stop gracefully: idle connections close now, busy ones after their response (with
+        `Connection: close`); whatever is still open after `timeout` is cut."""
+        self.draining = True
+        for conn in list(self.connections):
+            conn.close_if_idle()
+        if self.connections:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._all_closed.wait()
+            except TimeoutError:
+                pass
+        for conn in list(self.connections):
+            conn.abort()
+        self.deadlines.close()
+
+
+__all__ = ["Http1Server"]

@@ -18,7 +18,7 @@ X-Forwarded-Client-Cert unless the mode is `forward` (dropped) or the hop was pl
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runtime.config import Config
@@ -68,3 +68,11 @@ def forwarding_for(config: Config, tls: bool, client_cert_der: bytes | None = No
         keep_from_service = mode == "always_forward" or (mode == "sanitize_set" and tls)
         rules.from_route_service = Forwarding(keep_from_service, b"", b"", scheme)
     return rules
+
+
+def tls_forwarding(config: Config, ssl_object: Any, default: Forwarding) -> Forwarding:
+    """A TLS connection's rules, from the client certificate it sent (`default` without one)."""
+    cert = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if cert:
+        return forwarding_for(config, tls=True, client_cert_der=cert)
+    return default

@@ -17,9 +17,10 @@ from router import errors
 from router.answers import router_answer
 from router.client_deadlines import BODY, HEADER, NONE, ClientDeadlines
 from router.exchange import Exchange, ProxyRequest
-from router.http1.connection import PIPELINE_DEPTH, ClientConnection, IllegalTransition, State
+from router.http1.connection import PIPELINE_DEPTH, ClientConnection
 from router.http1.rules import HEAD_SLACK, Limits, head_size
 from router.http1.server import Http1Server
+from router.http1.states import IllegalTransition, State
 from runtime import logs
 
 LIMIT = 4096

@@ -14,7 +14,7 @@ from registry.records import EndpointRecord, PoolRecord
 from registry.rejection import Rejection
 from registry.routekey import strip_port
 from registry.shm.counters import Stat
-from router import errors
+from router import attempts, errors, settlement
 from router.answers import backend_answer, router_answer
 from router.errors import BackendError
 from router.exchange import Exchange
@@ -41,10 +41,10 @@ def arrived_from_route_service(proxy: Proxy, ex: Exchange, pool: PoolRecord) -> 
     keys = proxy.route_services
     if keys is None:
         log.info("route-service-unsupported", route=pool.uri)
-        proxy.answer(ex, router_answer(errors.route_service_unsupported()))
+        settlement.answer(proxy, ex, router_answer(errors.route_service_unsupported()))
         return False
     if req.upgrade:
-        proxy.answer(ex, router_answer(errors.route_service_websocket()))
+        settlement.answer(proxy, ex, router_answer(errors.route_service_websocket()))
         return False
     signature = header_value(req.raw_headers, SIGNATURE.lower().encode())
     if not signature:
@@ -55,7 +55,9 @@ def arrived_from_route_service(proxy: Proxy, ex: Exchange, pool: PoolRecord) -> 
     if isinstance(contents, Rejection):
         log.error("signature-validation-failed", error=contents.reason, route=pool.uri)
         expired = isinstance(contents, Expired)
-        proxy.answer(ex, router_answer(errors.route_service_signature(contents.reason, expired)))
+        settlement.answer(
+            proxy, ex, router_answer(errors.route_service_signature(contents.reason, expired))
+        )
         return False
     forwarded = urlsplit(contents.forwarded_url)
     host, path = lookup_host_and_path(forwarded.netloc, forwarded.path or "/") or (
@@ -69,7 +71,7 @@ def arrived_from_route_service(proxy: Proxy, ex: Exchange, pool: PoolRecord) -> 
             f"{host}{path}"
         )
         log.error("signature-validation-failed", error=reason, route=pool.uri)
-        proxy.answer(ex, router_answer(errors.route_service_signature(reason, False)))
+        settlement.answer(proxy, ex, router_answer(errors.route_service_signature(reason, False)))
         return False
     return True
 
@@ -103,7 +105,7 @@ async def send_to_route_service(
         try:
             key = f"{service.address}/tls" if service.tls else service.address
             pooled = proxy.upstream.take_idle(key) if attempt == 1 else None
-            await proxy.attempt_once(ex, service, lines, pooled, b"", key)
+            await attempts.attempt(proxy, ex, service, lines, pooled, b"", key)
         except BackendError as error:
             ex.conn = None
             last_error = error
@@ -123,4 +125,4 @@ async def send_to_route_service(
         return
     assert last_error is not None
     proxy.row.stats[Stat.route_service_failures] += 1
-    proxy.answer(ex, backend_answer(last_error))
+    settlement.answer(proxy, ex, backend_answer(last_error))

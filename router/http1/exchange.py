@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from registry.shm.counters import Stat
+from router import attempts, routing, settlement
 from router.errors import BackendError
 from router.exchange import Exchange, ProxyRequest
 from router.http1.writer import (
@@ -32,12 +33,13 @@ from router.relay import (
     upgrade_lines,
     whole_response,
 )
+from router.route_service_hop import send_to_route_service
 from router.upstream import UpstreamConnection
 from runtime.logs import EventLog
 
 if TYPE_CHECKING:
     from router.http1.connection import ClientConnection
-    from router.proxy import Plan
+    from router.routing import Plan
 
 log = EventLog("vcap.gorouter.proxy")
 
@@ -131,12 +133,7 @@ class Http1Exchange:
         if task is not None and not task.done():
             task.cancel()  # the task settles as it unwinds
             return
-        ex = self.ex
-        if ex is not None:
-            proxy = self.conn.server.proxy
-            proxy.client_gone(ex)
-            self.finished = True
-            proxy.finish(ex, 0, self.sent)
+        self._gone()
 
     # -- from callbacks ------------------------------------------------------------------------
 
@@ -176,10 +173,10 @@ class Http1Exchange:
         if has_body and not buffered:
             req.body = StreamBody(payload)
             req.send_continue = self._send_continue
-        ex = self.ex = proxy.begin(req)
+        ex = self.ex = routing.begin(proxy, req)
         # Planning does not await; a request the router refuses is answered without asking an
         # `Expect: 100-continue` client for its body.
-        plan = self.plan = proxy.plan(ex)
+        plan = self.plan = routing.plan(proxy, ex)
         if plan is None:
             self._settle(*self._write_answer())
             return
@@ -191,7 +188,7 @@ class Http1Exchange:
         if plan.via_route_service or req.body is not None:
             self._carry_on()
             return
-        self.first = proxy.first_attempt(ex, plan)
+        self.first = attempts.first_attempt(proxy, ex, plan)
         upstream = ex.conn
         if upstream is None:
             self._carry_on()  # nothing idle to send it on, or it failed at once
@@ -209,7 +206,7 @@ class Http1Exchange:
             ex = self.ex
             assert ex is not None
             proxy = self.conn.server.proxy
-            if not proxy.first_head(ex):
+            if not attempts.first_head(proxy, ex):
                 self._carry_on()  # attempt 1 failed: the retries go on in a task
                 return
             keep_alive = self.conn.is_keep_alive(self.msg)
@@ -243,15 +240,12 @@ class Http1Exchange:
                 ex.request.buffered_body = await self.payload.read()
             if not responded:
                 if plan.via_route_service:
-                    await proxy.via_route_service(ex, plan)
+                    await send_to_route_service(proxy, ex, plan.common, plan.pool.route_service_url)
                 else:
-                    await proxy.attempts(ex, plan, self.first)
+                    await attempts.attempts(proxy, ex, plan, self.first)
             keep_alive, sent = await self._respond()
         except asyncio.CancelledError:
-            if not self.finished:
-                proxy.client_gone(ex)
-                self.finished = True
-                proxy.finish(ex, 0, self.sent)
+            self._gone()
             raise
         except Exception as exc:  # see start()
             self._abandon(exc)
@@ -379,8 +373,18 @@ class Http1Exchange:
         ex = self.ex
         assert ex is not None
         status = ex.answer.status if ex.answer else (ex.conn.status if ex.conn else 0)
-        self.conn.server.proxy.finish(ex, status, sent)
+        settlement.finish(self.conn.server.proxy, ex, status, sent)
         self.conn.exchange_done(keep_alive)
+
+    def _gone(self) -> None:
+        """Settle an exchange whose client went away: a 499, the upstream cancelled."""
+        ex = self.ex
+        if self.finished or ex is None:
+            return
+        self.finished = True
+        proxy = self.conn.server.proxy
+        settlement.client_gone(proxy, ex)
+        settlement.finish(proxy, ex, 0, self.sent)
 
     def _abandon(self, exc: Exception) -> None:
         """An error nobody expected (a bug): logged, the exchange settled as a 500 and the
@@ -389,7 +393,7 @@ class Http1Exchange:
         if not self.finished:
             self.finished = True
             if self.ex is not None:
-                self.conn.server.proxy.finish(self.ex, 500, self.sent)
+                settlement.finish(self.conn.server.proxy, self.ex, 500, self.sent)
         self.conn.abort()
 
 

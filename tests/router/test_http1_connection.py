@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from router import errors
+from router import errors, routing, settlement
 from router.answers import router_answer
 from router.client_deadlines import BODY, HEADER, NONE, ClientDeadlines
 from router.exchange import Exchange, ProxyRequest
+from router.http1 import exchange as exchange_module
 from router.http1.connection import PIPELINE_DEPTH, ClientConnection
 from router.http1.rules import HEAD_SLACK, Limits, head_size
 from router.http1.server import Http1Server
@@ -87,7 +88,7 @@ class _Proxy:
         ex.answer = router_answer(errors.unknown_route(ex.request.host_header))
         return None
 
-    async def via_route_service(self, ex: Exchange, plan: Any) -> None:
+    async def via_route_service(self, *args: Any) -> None:
         await asyncio.get_running_loop().create_future()  # never: the exchange stays in flight
 
     def client_gone(self, ex: Exchange) -> None:
@@ -97,14 +98,28 @@ class _Proxy:
         self.finished.append(ex.status or status)
 
 
+class _Pool:
+    route_service_url = "https://service.example.com"
+
+
 class _HeldPlan:
     via_route_service = True
+    common: list[bytes] = []
+    pool = _Pool()
 
 
 @pytest_asyncio.fixture
-async def setup() -> AsyncIterator[tuple[ClientConnection, _Proxy, list[tuple[str, Any]]]]:
+async def setup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[ClientConnection, _Proxy, list[tuple[str, Any]]]]:
     events: list[tuple[str, Any]] = []
     proxy = _Proxy(events)
+    # The proxy core's steps, played by the stand-in.
+    monkeypatch.setattr(routing, "begin", lambda _, req: proxy.begin(req))
+    monkeypatch.setattr(routing, "plan", lambda _, ex: proxy.plan(ex))
+    monkeypatch.setattr(settlement, "client_gone", lambda _, ex: proxy.client_gone(ex))
+    monkeypatch.setattr(settlement, "finish", lambda _, *args: proxy.finish(*args))
+    monkeypatch.setattr(exchange_module, "send_to_route_service", proxy.via_route_service)
     deadlines = ClientDeadlines(0.5, 0.5, proxy.row.stats)
     server = Http1Server(proxy, Limits(LIMIT, 16), deadlines, 5.0)  # type: ignore[arg-type]
     conn = server.plain()

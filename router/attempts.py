@@ -1,0 +1,358 @@
+"""Attempts against a pool's endpoints: choice, limits, one attempt, retries.
+
+Theory of operation
+===================
+
+Attempts (at most `backends.max_attempts`):
+  1. Choose an endpoint: sticky `__VCAP_ID__` first if present, else the pool's policy; endpoints
+     that failed this request are excluded, overloaded ones are skipped. Increment the in-flight
+     cell for its slot in this worker's row *before* any await, so the global check-then-increment
+     can overshoot `max_conns` by at most one request per worker.
+  2. Take a pooled keep-alive connection (or dial one), write the head and the body, wait for the
+     response head within `endpoint_timeout`.
+  3. On failure, classify (errors.py) and decide:
+     - dial and TLS-setup errors: nothing reached the backend; retry for any method;
+     - the connection closed or reset before any response byte: retry only if the request is
+       idempotent (GET, HEAD, OPTIONS, TRACE, or an Idempotency-Key) and its body is replayable.
+       On a reused pooled connection this is the keep-alive race, not the endpoint's fault: it is
+       not marked failed and the retry dials a fresh connection;
+     - a timeout, a malformed response, or a failure after the request body was consumed: no retry.
+     Failable kinds mark the endpoint failed for `droplet_stale_threshold / 4`; TLS endpoints that
+     fail a prunable check are skipped for the rest of this request and marked failed.
+A body is replayable while none of it has been read (streamed bodies), or always when small enough
+to be buffered before the first attempt. A request whose body was consumed is never retried.
+
+Routes bound to a route service send the request there first (route_services.py); the same
+attempt loop runs against the service's URL, without per-endpoint accounting.
+
+Attempt 1 can start from a callback (`first_attempt`, then `first_head` once the response head
+is in) when an idle pooled connection lets it go without awaiting; if it fails, `attempts()`
+carries on from that failure as if it had made the attempt itself. Every attempt, whatever
+started it, is `attempt()`: dial when no pooled connection is given, write the head
+(`send_head`) and the body, wait for the response head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Final
+
+from registry.instances import find_sticky
+from registry.policy import BalancingPolicy, policy_for
+from registry.records import EndpointRecord, PoolRecord
+from registry.shm.counters import Stat
+from router import errors, settlement
+from router.answers import backend_answer, router_answer
+from router.errors import BackendError, Kind
+from router.exchange import Exchange, ProxyRequest
+from router.headers import build_head, endpoint_headers
+from router.upstream import UpstreamConnection
+from runtime.logs import EventLog
+
+if TYPE_CHECKING:
+    from router.proxy import Proxy
+    from router.routing import Plan
+
+log = EventLog("vcap.gorouter.proxy")
+
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Bodiless requests of these methods go without a Content-Length (Go's shouldSendContentLength).
+_NO_LENGTH_METHODS: Final = frozenset({"GET", "HEAD"})
+NO_ENDPOINTS_DETAIL: Final = "No endpoints available"
+_NONE_EXCLUDED: Final[set[int]] = set()  # shared, never mutated: no endpoint failed yet
+
+
+def first_attempt(proxy: Proxy, ex: Exchange, plan: Plan) -> EndpointRecord | None:
+    """Start attempt 1 without awaiting, when an idle pooled connection to the chosen
+    endpoint lets it: ex.conn is then set, and `first_head` follows once the response head
+    has arrived (`UpstreamConnection.when_head`) or at once if the attempt already failed
+    (ex.first_error). When no connection is idle ex.conn stays unset and
+    `attempts(..., first=endpoint)` dials. Returns the endpoint; None when every endpoint
+    is full, which `attempts()` answers."""
+    pool = plan.pool
+    endpoint = _choose(
+        proxy, ex, pool, policy_for(pool.load_balancing, proxy.default_algorithm), _NONE_EXCLUDED, 1
+    )
+    if endpoint is None or ex.request.body is not None:
+        return endpoint
+    cached = proxy.instance_cache.get(endpoint.slot)
+    if cached is None or cached[0] is not endpoint:
+        cached = _cache_instance(proxy, endpoint)
+    conn = proxy.upstream.take_idle(cached[2])
+    if conn is None:
+        return endpoint
+    proxy.row.inflight[endpoint.slot] += 1
+    ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
+    try:
+        send_head(proxy, ex, conn, True, plan.common, cached[1])
+    except BackendError as error:
+        ex.conn = None
+        ex.first_error = error
+    return endpoint
+
+
+def first_head(proxy: Proxy, ex: Exchange) -> bool:
+    """After `first_attempt`'s wait: True when the response head arrived; False when the
+    attempt failed (its error is kept for `attempts()` to carry on from)."""
+    if ex.first_error is None:
+        conn = ex.conn
+        assert conn is not None and ex.endpoint is not None
+        try:
+            _take_head(conn, True)
+        except BackendError as error:
+            ex.first_error = error
+            return False
+        ex.backend = ex.endpoint.address
+        return True
+    return False
+
+
+async def attempts(
+    proxy: Proxy, ex: Exchange, plan: Plan, first: EndpointRecord | None = None
+) -> None:
+    """Try the pool's endpoints until one answers or the attempts run out. `first`: the
+    endpoint `first_attempt` chose; if it also failed there (ex.first_error), this goes on
+    from that failure."""
+    req = ex.request
+    common, pool = plan.common, plan.pool
+    inflight = proxy.row.inflight
+    policy = policy_for(pool.load_balancing, proxy.default_algorithm)
+    idempotent = req.method in IDEMPOTENT_METHODS or (
+        ex.facts is not None and ex.facts.has_idempotency_key
+    )
+    excluded: set[int] = _NONE_EXCLUDED  # replaced by a real set on the first failure
+    last_error: BackendError | None = None
+    fresh = False
+    for number in range(1, proxy.max_attempts + 1):
+        error = ex.first_error if number == 1 else None
+        if error is not None:
+            endpoint = first
+            assert endpoint is not None
+        else:
+            if number == 1 and first is not None:
+                endpoint = first
+            else:
+                endpoint = _choose(proxy, ex, pool, policy, excluded, number)
+            if endpoint is None:
+                if number == 1:
+                    # Nothing excluded yet, so every endpoint is at max_conns (Gorouter's
+                    # pool.IsOverloaded): the route has reached its connection limit.
+                    limit = errors.connection_limit(req.host_header)
+                    settlement.answer(proxy, ex, router_answer(limit))
+                    return
+                break
+            slot = endpoint.slot
+            inflight[slot] += 1
+            ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
+            cached = proxy.instance_cache.get(slot)
+            if cached is None or cached[0] is not endpoint:
+                cached = _cache_instance(proxy, endpoint)
+            conn = None if fresh else proxy.upstream.take_idle(cached[2])
+            try:
+                await attempt(proxy, ex, endpoint, common, conn, cached[1], cached[2])
+            except BackendError as failure:
+                error = failure
+            else:
+                ex.backend = cached[3]
+                return
+        inflight[endpoint.slot] -= 1
+        ex.endpoint = None
+        ex.conn = None
+        last_error = error
+        race = _classify_failure(proxy, ex, error, idempotent)
+        retriable = errors.is_retriable(error.kind) and req.is_replayable
+        _log_failure(proxy, ex, endpoint.address, error, number, retriable)
+        if race:
+            fresh = True  # the keep-alive race: not the endpoint's fault; new socket
+        else:
+            if excluded is _NONE_EXCLUDED:
+                excluded = set()
+            _blame(proxy, endpoint, error, excluded)
+        if not retriable:
+            break
+        proxy.row.stats[Stat.retries] += 1
+    settlement.answer(
+        proxy, ex, backend_answer(last_error or BackendError(Kind.NO_ENDPOINT, NO_ENDPOINTS_DETAIL))
+    )
+
+
+def _classify_failure(proxy: Proxy, ex: Exchange, error: BackendError, idempotent: bool) -> bool:
+    """Refine the error's kind for this request; True when it was the keep-alive race."""
+    ex.failed_attempts += 1
+    proxy.row.stats[Stat.failed_attempts] += 1
+    lost = error.kind in (Kind.CLOSED, Kind.RESET)
+    race = lost and error.reused
+    if lost and idempotent and ex.request.is_replayable:
+        # Nothing of the response arrived and the request can be replayed safely.
+        error.blamed = error.kind
+        error.kind = Kind.IDEMPOTENT_EOF
+    return race
+
+
+def _blame(proxy: Proxy, endpoint: EndpointRecord, error: BackendError, excluded: set[int]) -> None:
+    excluded.add(endpoint.slot)
+    original = error.blamed or error.kind
+    if errors.is_failable(original):
+        proxy.health.mark_failed(endpoint)
+    if endpoint.tls and errors.is_prunable(original):
+        proxy.row.stats[Stat.pruned_endpoints] += 1
+        log.info("prune-failed-endpoint", backend=endpoint.address, error=error.detail)
+
+
+def _choose(
+    proxy: Proxy,
+    ex: Exchange,
+    pool: PoolRecord,
+    policy: BalancingPolicy,
+    excluded: set[int],
+    attempt: int,
+) -> EndpointRecord | None:
+    endpoints = pool.endpoints
+    if len(endpoints) == 1 and not excluded:
+        # Any policy's only choice (the contract's): the endpoint, unless it is full.
+        only = endpoints[0]
+        return None if proxy.health.is_overloaded(only) else only
+    if attempt == 1 and ex.sticky_requested:
+        sticky = find_sticky(pool, ex.sticky_requested)
+        if (
+            sticky is not None
+            and not proxy.health.is_overloaded(sticky)
+            and not proxy.health.is_failed(sticky)
+        ):
+            return sticky
+    return policy.choose(pool, proxy.health, excluded)
+
+
+def _cache_instance(
+    proxy: Proxy, endpoint: EndpointRecord
+) -> tuple[EndpointRecord, bytes, str, str]:
+    """Per-endpoint strings every request needs: X-CF-* lines, pool key and address. Kept
+    until the endpoint's record changes (a new shard decode makes a new record)."""
+    if len(proxy.instance_cache) > 65536:
+        proxy.instance_cache.clear()
+    address = endpoint.address
+    key = f"{address}/tls" if endpoint.tls else address
+    cached = (endpoint, endpoint_headers(endpoint), key, address)
+    proxy.instance_cache[endpoint.slot] = cached
+    return cached
+
+
+async def attempt(
+    proxy: Proxy,
+    ex: Exchange,
+    endpoint: EndpointRecord,
+    common: list[bytes],
+    conn: UpstreamConnection | None,
+    instance_lines: bytes,
+    key: str,
+) -> None:
+    """One attempt on `conn`, or on a new connection when it is None."""
+    reused = conn is not None
+    if conn is None:
+        conn = await proxy.upstream.dial(
+            key, endpoint.host, endpoint.port, endpoint.tls, endpoint.server_cert_domain_san
+        )
+    send_head(proxy, ex, conn, reused, common, instance_lines)
+    req = ex.request
+    if req.body is not None and not conn.headers_done:
+        try:
+            await _send_body(req, conn)
+        except BackendError as error:
+            conn.close()
+            conn.deadline = 0.0
+            error.reused = reused
+            raise
+    waiter = conn.head_waiter()
+    if waiter is not None:
+        await waiter
+    _take_head(conn, reused)
+
+
+def send_head(
+    proxy: Proxy,
+    ex: Exchange,
+    conn: UpstreamConnection,
+    reused: bool,
+    common: list[bytes],
+    instance_lines: bytes,
+) -> None:
+    """Write the request head (and a buffered body); the response head is due by
+    `endpoint_timeout`, which the pool's timer enforces through `conn.deadline`."""
+    req = ex.request
+    ex.conn = conn
+    proxy.row.stats[Stat.upstream_reuses if reused else Stat.upstream_connects] += 1
+    ex.backend_started = started = time.monotonic()
+    body = req.buffered_body
+    if body is not None:
+        framing = b"Content-Length: %d\r\n" % len(body)
+    elif req.chunked:
+        framing = b"Transfer-Encoding: chunked\r\n"
+    elif req.content_length:
+        framing = b"Content-Length: %d\r\n" % req.content_length
+    elif req.method in _NO_LENGTH_METHODS:
+        framing = b""
+    else:
+        # As Go's client (so Gorouter) writes a bodiless request: many servers answer a
+        # POST or PUT without a length 411, so every method but GET and HEAD says 0.
+        framing = b"Content-Length: 0\r\n"
+    head = build_head(
+        req.method, ex.upstream_target, ex.upstream_host, common, instance_lines, framing
+    )
+    conn.deadline = started + proxy.endpoint_timeout
+    try:
+        conn.begin(head + body if body else head, req.method == "HEAD")
+    except BackendError as error:
+        conn.close()
+        conn.deadline = 0.0
+        error.reused = reused
+        raise
+
+
+def _take_head(conn: UpstreamConnection, reused: bool) -> None:
+    """After the wait: the response head, or the attempt's failure (as a BackendError)."""
+    conn.deadline = 0.0
+    try:
+        conn.check_head()
+    except BackendError as error:
+        conn.close()
+        error.reused = reused
+        raise
+
+
+async def _send_body(req: ProxyRequest, conn: UpstreamConnection) -> None:
+    source = req.body
+    assert source is not None
+    if req.expect_continue and req.send_continue is not None:
+        req.send_continue()
+    chunked = req.chunked
+    while not conn.headers_done:
+        try:
+            chunk = await source.read()
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            raise BackendError(Kind.CLIENT_GONE, f"client request body: {exc}") from None
+        if not chunk:
+            if chunked:
+                conn.write(b"0\r\n\r\n")
+            return
+        conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+        await conn.drain()
+
+
+def _log_failure(
+    proxy: Proxy, ex: Exchange, backend: str, error: BackendError, attempt: int, retriable: bool
+) -> None:
+    log.error(
+        "backend-endpoint-failed",
+        error=error.detail,
+        kind=error.kind.value,
+        retriable=retriable,
+        attempt=attempt,
+        vcap_request_id=ex.request_id,
+        backend=backend,
+        conn_reused=error.reused,
+        route=ex.pool.uri if ex.pool else "",
+    )
+
+
+__all__ = ["attempt", "attempts", "first_attempt", "first_head", "send_head"]

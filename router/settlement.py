@@ -1,0 +1,113 @@
+"""Settling exchanges: the router's own answers, a client that went away, and `finish`, which
+ends every exchange exactly once (the in-flight cells, the pooled connection, the counters and
+the access log line)."""
+
+from __future__ import annotations
+
+import bisect
+import time
+from typing import TYPE_CHECKING, Final
+
+from registry.shm.counters import LATENCY_BOUNDS_US, Stat
+from router.accesslog import AccessRecord
+from router.answers import Answer
+from router.errors import BackendError, Kind
+from router.exchange import Exchange
+
+if TYPE_CHECKING:
+    from router.proxy import Proxy
+
+
+def answer(proxy: Proxy, ex: Exchange, answer: Answer) -> None:
+    """The router answers this exchange itproxy."""
+    ex.answer = answer
+    ex.router_error = answer.router_error
+    stats = proxy.row.stats
+    stats[answer.stat] += 1
+    if answer.status == 400:
+        stats[Stat.bad_requests] += 1
+    elif answer.status == 502:
+        stats[Stat.bad_gateways] += 1
+
+
+def client_gone(proxy: Proxy, ex: Exchange) -> None:
+    """The client left before the response was complete: 499, upstream cancelled."""
+    if ex.conn is not None:
+        ex.conn.fail(BackendError(Kind.CLIENT_GONE, "context canceled"))
+    if not ex.status:
+        ex.status = 499
+        ex.router_error = ex.router_error or "endpoint_failure (context canceled)"
+    proxy.row.stats[Stat.client_closed] += 1
+
+
+def finish(proxy: Proxy, ex: Exchange, status: int, bytes_sent: int) -> None:
+    """Settle the exchange once: counters, the upstream connection, the access log."""
+    row = proxy.row
+    stats = row.stats
+    stats[Stat.in_flight] -= 1
+    if not ex.status:
+        ex.status = status
+    status = ex.status
+    stats[_STATUS_CLASS.get(status // 100, Stat.responses_xxx)] += 1
+    if ex.endpoint is not None:
+        row.inflight[ex.endpoint.slot] -= 1
+    conn = ex.conn
+    if conn is not None:
+        proxy.upstream.release(conn)
+        ex.conn = None
+    elapsed = time.monotonic() - ex.t0
+    req = ex.request
+    if req.body is not None:
+        received = req.body.bytes_read
+    else:
+        received = len(req.buffered_body) if req.buffered_body else 0
+    stats[Stat.bytes_sent] += bytes_sent
+    stats[Stat.bytes_received] += received
+    micros = int(elapsed * 1e6)
+    stats[Stat.response_time_us_total] += micros
+    stats[Stat.latency_le_1ms + bisect.bisect_left(LATENCY_BOUNDS_US, micros)] += 1
+    if proxy.access_log is not None:
+        gorouter_time = (ex.backend_started - ex.t0) if ex.backend_started else elapsed
+        proxy.access_log.write(access_record(ex, received, bytes_sent, elapsed, gorouter_time))
+
+
+_STATUS_CLASS: Final = {
+    1: Stat.responses_1xx,
+    2: Stat.responses_2xx,
+    3: Stat.responses_3xx,
+    4: Stat.responses_4xx,
+    5: Stat.responses_5xx,
+}
+
+
+def access_record(
+    ex: Exchange, received: int, sent: int, elapsed: float, gorouter_time: float
+) -> AccessRecord:
+    req = ex.request
+    record = AccessRecord(
+        req.received_at,
+        req.host_header,
+        req.method,
+        req.target,
+        req.version,
+        f"{req.client_ip}:{req.client_port}",
+    )
+    record.status = ex.status
+    record.bytes_received = received
+    record.bytes_sent = sent
+    record.backend = ex.backend
+    record.request_id = ex.request_id
+    record.response_time = elapsed
+    record.gorouter_time = gorouter_time
+    endpoint = ex.endpoint
+    if endpoint is not None:
+        record.app_id = endpoint.app_id
+        record.app_index = endpoint.instance_index
+        record.instance_id = endpoint.instance_id
+    record.failed_attempts = ex.failed_attempts
+    record.router_error = ex.router_error
+    record.facts = ex.facts
+    return record
+
+
+__all__ = ["access_record", "answer", "client_gone", "finish"]

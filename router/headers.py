@@ -318,3 +318,25 @@ def build_head(
             b"\r\n",
         )
     )
+
+
+def final_head(raw: bytes) -> bytes:
+    """The last response head in `raw` (interim 1xx heads skipped), without its blank line."""
+    start = 0
+    while True:
+        end = raw.find(b"\r\n\r\n", start)
+        if end == -1:
+            return raw[start:]
+        if raw[start + 9 : start + 10] == b"1" and raw[start + 9 : start + 12] != b"101":
+            start = end + 4  # "HTTP/1.1 1xx": an interim response
+            continue
+        return raw[start : end + 2]
+
+
+def header_pairs(head: bytes) -> list[tuple[bytes, bytes]]:
+    pairs = []
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            pairs.append((name, value.strip(b" \t")))
+    return pairs

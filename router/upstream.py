@@ -18,6 +18,7 @@ import httptools
 
 from router.errors import BackendError, Kind
 from router.failures import classify_tls_error, describe_lost
+from router.headers import final_head, header_pairs
 from router.write_batch import WriteBatch
 
 HIGH_WATER: Final = 1 << 20  # pause reading the backend when this much body is buffered
@@ -381,25 +382,3 @@ class UpstreamConnection(asyncio.Protocol):
                 waiter.set_exception(self._error or self._lost_error(exc))
             else:
                 waiter.set_result(None)
-
-
-def final_head(raw: bytes) -> bytes:
-    """The last response head in `raw` (interim 1xx heads skipped), without its blank line."""
-    start = 0
-    while True:
-        end = raw.find(b"\r\n\r\n", start)
-        if end == -1:
-            return raw[start:]
-        if raw[start + 9 : start + 10] == b"1" and raw[start + 9 : start + 12] != b"101":
-            start = end + 4  # "HTTP/1.1 1xx": an interim response
-            continue
-        return raw[start : end + 2]
-
-
-def header_pairs(head: bytes) -> list[tuple[bytes, bytes]]:
-    pairs = []
-    for line in head.split(b"\r\n")[1:]:
-        name, sep, value = line.partition(b":")
-        if sep:
-            pairs.append((name, value.strip(b" \t")))
-    return pairs

@@ -104,7 +104,7 @@ class _Pool:
 
 class _HeldPlan:
     via_route_service = True
-    common: list[bytes] = []
+    common: tuple[bytes, ...] = ()
     pool = _Pool()
 
 

@@ -1,6 +1,7 @@
 """Wire details a client or backend notices, each as Go's server and Gorouter handle it.
 
-RFC 9110 §7.6.1 (headers a `Connection` header names are hop-by-hop), §6.6.1 (an origin without
+RFC 9110 §7.6.1 (headers a `Connection` header names are hop-by-hop), RFC 9112 §7.1.2 (a chunked
+response's trailer fields, and its `Trailer` header, pass on), §6.6.1 (an origin without
 a clock: the proxy adds `Date`), Go's client framing (a bodiless request of any method but GET
 and HEAD says `Content-Length: 0`), `Expect` (RFC 9110 §10.1.1: a request the router refuses is
 answered at once, never with 100 Continue), and Go's `malformed Host header`.
@@ -77,6 +78,29 @@ def test_date_is_added_when_the_backend_sent_none_and_kept_when_it_did(setup):
     assert date is not None and email.utils.parsedate_to_datetime(date) is not None
     dated = router.get("/reply/dated", host=HOST)
     assert dated.headers.get_all("Date") == ["Sun, 06 Nov 1994 08:49:37 GMT"]
+
+
+def test_a_chunked_responses_trailer_fields_and_trailer_header_reach_the_client(setup):
+    router, _ = setup
+    request = f"GET /reply/trailers HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"
+    response = b""
+    with socket.create_connection(("127.0.0.1", router.port), timeout=10) as sock:
+        sock.sendall(request.encode())
+        while chunk := sock.recv(65536):  # until the router closes, as asked
+            response += chunk
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert status_of(response) == 200, response
+    assert b"\r\nTrailer: X-Checksum, X-Status\r\n" in head + b"\r\n"
+    assert b"\r\nTransfer-Encoding: chunked" in head
+    # The last chunk carries the backend's trailer fields, then the blank line.
+    assert body == b"2\r\nok\r\n0\r\nX-Checksum: abc123\r\nX-Status: done\r\n\r\n"
+
+
+def test_a_streamed_response_gets_no_content_type_the_backend_did_not_send(setup):
+    router, _ = setup
+    response = router.get("/reply/trailers", host=HOST)
+    assert response.status == 200 and response.body == b"ok"
+    assert response.header("Content-Type") is None
 
 
 def test_a_refused_expect_100_continue_request_is_answered_without_100_continue(setup):

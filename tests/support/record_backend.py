@@ -55,6 +55,10 @@ FAITHFUL: dict[str, bytes] = {
     "dated": (
         b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\nok"
     ),
+    "trailers": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum, X-Status\r\n\r\n"
+        b"2\r\nok\r\n0\r\nX-Checksum: abc123\r\nX-Status: done\r\n\r\n"
+    ),
 }
 
 

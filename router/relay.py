@@ -42,6 +42,13 @@ class RelayableHead(NamedTuple):
     has_date: bool
 
 
+class WholeResponse(NamedTuple):
+    """A response written to the client in one buffer."""
+
+    data: bytes
+    body_size: int  # what the access log counts as sent
+
+
 _relayable: dict[tuple[bytes, bool], RelayableHead | None] = {}
 
 
@@ -120,7 +127,7 @@ def upgrade_lines(raw: list[tuple[bytes, bytes]]) -> list[bytes]:
 
 def whole_response(
     ex: Exchange, proxy: Proxy, method: str, http11: bool, keep_alive: bool
-) -> tuple[bytes, int] | None:
+) -> WholeResponse | None:
     """The whole response to write to the client in one buffer, and its body's size; None when
     it has to be streamed (or its head needs more than copying)."""
     conn = ex.conn
@@ -200,9 +207,8 @@ def _relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
 
 def whole_buffer(
     conn: UpstreamConnection, request_id: str, sticky: bool, keep_alive: bool
-) -> tuple[bytes, int] | None:
-    """A complete Content-Length response as one buffer, and its body's size; None when it needs
-    the slow path."""
+) -> WholeResponse | None:
+    """A complete Content-Length response as one buffer; None when it needs the slow path."""
     relayable = relayable_head(conn.head, sticky)
     if relayable is None:
         return None
@@ -214,7 +220,7 @@ def whole_buffer(
         parts.append(date_line.now())
     parts.append(b"\r\n" if keep_alive else b"Connection: close\r\n\r\n")
     parts.append(body)
-    return b"".join(parts), len(body)
+    return WholeResponse(b"".join(parts), len(body))
 
 
 def connection_named(raw: list[tuple[bytes, bytes]]) -> frozenset[bytes]:

@@ -23,7 +23,9 @@ class Notifier:
     def is_enabled(self) -> bool:
         return bool(self.address)
 
-    def notify(self, *states: str) -> bool:
+    def notify(self, *states: str, wait: float = 0.0) -> bool:
+        """Send `states`; True when sent. A receiver whose queue is full is waited for up to
+        `wait` seconds, never longer: the supervisor's loop must not stall on systemd."""
         if not self.address:
             return False
         address = self.address
@@ -31,16 +33,18 @@ class Notifier:
             address = "\0" + address[1:]  # an abstract socket
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(wait)
                 sock.sendto("\n".join(states).encode(), address)
         except OSError:
             return False
         return True
 
     def ready(self) -> None:
-        self.notify("READY=1", "STATUS=serving")
+        # Start-up and stop are worth a short wait; a missed watchdog ping is repeated anyway.
+        self.notify("READY=1", "STATUS=serving", wait=2.0)
 
     def stopping(self) -> None:
-        self.notify("STOPPING=1")
+        self.notify("STOPPING=1", wait=2.0)
 
     def watchdog(self) -> None:
         self.notify("WATCHDOG=1")

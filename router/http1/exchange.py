@@ -214,8 +214,8 @@ class Http1Exchange:
             if whole is None:
                 self._carry_on(responded=True)  # a response to stream
                 return
-            self.conn.write(whole[0])
-            self._settle(keep_alive, whole[1])
+            self.conn.write(whole.data)
+            self._settle(keep_alive, whole.body_size)
         except Exception as exc:  # see start()
             self._abandon(exc)
 
@@ -263,8 +263,8 @@ class Http1Exchange:
         proxy = self.conn.server.proxy
         whole = whole_response(ex, proxy, self.msg.method, not self.http10, keep_alive)
         if whole is not None:
-            self.conn.write(whole[0])
-            return keep_alive, whole[1]
+            self.conn.write(whole.data)
+            return keep_alive, whole.body_size
         return await self._stream(keep_alive)
 
     async def _stream(self, keep_alive: bool) -> tuple[bool, int]:

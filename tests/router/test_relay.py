@@ -22,7 +22,7 @@ def connection_with(head: bytes, body: bytes) -> UpstreamConnection:
 
 def relay_whole(head: bytes, body: bytes = b"hello", closing: bool = False) -> bytes | None:
     whole = whole_buffer(connection_with(head, body), "req-id-1", False, keep_alive=not closing)
-    return whole[0] if whole is not None else None
+    return whole.data if whole is not None else None
 
 
 DATE = b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"

@@ -21,9 +21,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks.processes import BenchmarkError, ProcessGroup, free_port, wait_until
+from benchmarks.processes import BenchmarkError
 from benchmarks.proxies import BACKEND_BODY, Target, fetch, logged_name, wait_logging
-from benchmarks.routerd import publish, register_message
+from benchmarks.routerd import publish
+from tests.support.launcher import ProcessGroup
+from tests.support.nats import register_message
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 ENVIRONMENT = "GOROUTER"
 STATUS_USER = "bench"
@@ -104,7 +108,7 @@ def start_gorouter(
     wait_until(
         lambda: process.check_running() and is_healthy(status_port),
         START_TIMEOUT,
-        f"{name} /health (log {process.log_path})",
+        what=f"{name} /health (log {process.log_path})",
     )
     port = int(settings["port"])
     message = register_message(backend_port, [host])
@@ -115,6 +119,6 @@ def start_gorouter(
         publish(nats_port, "router.register", [message])
         return fetch(port, host) == (200, BACKEND_BODY)
 
-    wait_until(serves, START_TIMEOUT, f"{name} to route {host}", interval=0.25)
+    wait_until(serves, START_TIMEOUT, interval=0.25, what=f"{name} to route {host}")
     label = f"Gorouter{', access log' if access_log else ''}"
     return wait_logging(Target(name, label, port, host, process, log_path))

@@ -26,14 +26,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.processes import (
-    BenchmarkError,
-    Process,
-    ProcessGroup,
-    free_port,
-    is_listening,
-    wait_until,
-)
+from benchmarks.processes import BenchmarkError
+from tests.support.launcher import Process, ProcessGroup
+from tests.support.ports import free_port, is_listening
+from tests.support.waiting import wait_until
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -229,7 +225,7 @@ def wait_serving(target: Target, timeout: float = 20.0) -> Target:
         target.process.check_running()
         return fetch(target.port, target.host) == (200, BACKEND_BODY)
 
-    wait_until(serves, timeout, f"{target.label} on port {target.port} to answer 200")
+    wait_until(serves, timeout, what=f"{target.label} on port {target.port} to answer 200")
     return target
 
 
@@ -252,7 +248,7 @@ def wait_logging(target: Target, timeout: float = 10.0) -> Target:
         except OSError:
             return False
 
-    wait_until(logged, timeout, f"{target.label} to log a request in {log_path}")
+    wait_until(logged, timeout, what=f"{target.label} to log a request in {log_path}")
     return target
 
 
@@ -337,7 +333,7 @@ def start_naive_proxy(group: ProcessGroup, backend_port: int) -> Target:
         str(PROXY_WORKERS),
     ]
     process = group.start("naive-proxy", argv, cwd=str(repo_root()))
-    wait_until(lambda: process.check_running() and is_listening(port), 20, "naive proxy")
+    wait_until(lambda: process.check_running() and is_listening(port), 20, what="naive proxy")
     label = f"naive aiohttp ({PROXY_WORKERS} procs)"
     return wait_serving(Target("naive", label, port, "bench.example.com", process))
 

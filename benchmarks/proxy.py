@@ -25,7 +25,7 @@ from typing import Any
 from benchmarks import wrk
 from benchmarks.gorouter import binary as gorouter_binary
 from benchmarks.gorouter import start_gorouter
-from benchmarks.processes import ProcessGroup, process_tree, tree_cpu_seconds
+from benchmarks.processes import process_tree, tree_cpu_seconds
 from benchmarks.proxies import (
     Target,
     check_tools,
@@ -37,7 +37,9 @@ from benchmarks.proxies import (
     wait_logging,
     wait_serving,
 )
-from benchmarks.routerd import Routerd, publish, register_message, start_nats
+from benchmarks.routerd import TableRouterd, bench_routerd, publish, start_nats
+from tests.support.launcher import ProcessGroup
+from tests.support.nats import register_message
 
 ROUTE_HOST = "bench.example.com"
 CONNECTIONS = 64
@@ -74,14 +76,14 @@ def start_routerd_target(
     workers: int = 2,
     name: str = "routerd",
     access_log: bool = False,
-) -> tuple[Routerd, Target]:
+) -> tuple[TableRouterd, Target]:
     """routerd with `workers` workers, the backend registered over NATS under ROUTE_HOST; with no
     `nats_port`, a nats-server of its own. With `access_log`, the target is `routerd-log`, logging
     to <workdir>/<name>-access.log."""
     if nats_port is None:
-        _, nats_port = start_nats(group)
+        nats_port = start_nats(group).port
     log_path = group.workdir / f"{name}-access.log" if access_log else None
-    router = Routerd(
+    router = bench_routerd(
         group,
         nats_port,
         name=name,
@@ -156,7 +158,7 @@ def start_targets(
     Each proxy's access-log row follows its log-off row."""
     say("starting backend nginx, nginx proxies, HAProxies, naive proxy, nats-server, routerds")
     backend = start_backend(group)
-    _, nats_port = start_nats(group)
+    nats_port = start_nats(group).port
     targets = [backend]
     for logged in (False, True):
         name = logged_name("nginx", logged)

@@ -29,7 +29,7 @@ from typing import Any
 from benchmarks import gorouter, plots
 from benchmarks.churn import ChurnSettings
 from benchmarks.latency import LatencySettings, run_latency
-from benchmarks.processes import BenchmarkError, load_average
+from benchmarks.processes import BENCHMARK_FAILURES, load_average
 from benchmarks.proxies import HAPROXY, NGINX, repo_root
 from benchmarks.proxy import ProxySettings, run_proxy
 from benchmarks.report import render
@@ -249,7 +249,7 @@ def run_selected(
             started = time.monotonic()
             try:
                 results[name] = runners[name]()
-            except BenchmarkError as exc:
+            except BENCHMARK_FAILURES as exc:
                 say(f"{name} failed: {exc}")
                 results.setdefault("errors", {})[name] = str(exc)
             say(f"{name} took {time.monotonic() - started:.0f} s")

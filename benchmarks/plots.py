@@ -11,7 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-COLORS = {"direct": "#7f7f7f", "routerd": "#d62728", "nginx": "#2ca02c", "haproxy": "#1f77b4"}
+COLORS = {
+    "direct": "#7f7f7f",
+    "routerd": "#d62728",
+    "nginx": "#2ca02c",
+    "haproxy": "#1f77b4",
+    "gorouter": "#ff7f0e",
+}
 # Where the baseline (2 B GET, 64 connections, 2 workers, 1 route) sits on each axis.
 BASELINE_VALUES = {
     "response size": "2 B",
@@ -146,7 +152,8 @@ def proxy_figure(plt: Any, proxy: dict[str, Any]) -> Any:
             bar.set_hatch("//")
     panel.set_ylabel("req/s (best round)")
     panel.set_title("proxy benchmark: 12 B GET, 64 connections")
-    panel.tick_params(axis="x", labelsize=7, labelrotation=30)
+    for label in panel.get_xticklabels():
+        label.set(rotation=30, horizontalalignment="right", fontsize=7)
     figure.tight_layout()
     return figure
 

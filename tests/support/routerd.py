@@ -272,7 +272,11 @@ def new_routerd(
     """A routerd (not started) on `nats_port`: in a temp dir of its own, or, with `group`, in
     the group's dir with its processes; `run_root` holds its run_dir (a tmpfs, as systemd's
     /run/routerd is, where that matters)."""
-    workdir = group.workdir if group is not None else Path(tempfile.mkdtemp(prefix="routerd-"))
-    run_dir = (run_root or workdir) / f"{name}-run" if group is not None else workdir / "run"
+    if group is None:
+        workdir = Path(tempfile.mkdtemp(prefix="routerd-"))
+        run_dir = (run_root or workdir) / "run"
+    else:  # the group's dir may hold several routerds
+        workdir = group.workdir
+        run_dir = (run_root or workdir) / f"{name}-run"
     config = merge(base_config(nats_port, str(run_dir)), overrides or {})
     return Routerd(config=config, workdir=workdir, name=name, group=group)

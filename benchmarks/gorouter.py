@@ -16,8 +16,6 @@ import json
 import lzma
 import os
 import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +78,6 @@ def config(nats_port: int, access_log: Path | None) -> dict[str, Any]:
     }
 
 
-def is_healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-            return int(response.status) == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def start_gorouter(
     group: ProcessGroup,
     executable: Path,
@@ -106,7 +96,7 @@ def start_gorouter(
     process = group.start(name, [str(executable), "-c", str(config_path)], cwd=str(group.workdir))
     status_port = int(settings["status"]["port"])
     wait_until(
-        lambda: process.check_running() and is_healthy(status_port),
+        lambda: process.check_running() and fetch(status_port, "127.0.0.1", "/health")[0] == 200,
         START_TIMEOUT,
         what=f"{name} /health (log {process.log_path})",
     )

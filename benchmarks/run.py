@@ -293,6 +293,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     only = [name for name in BENCHMARKS if not args.only or name in args.only]
+    if args.gorouter is not None and not args.gorouter.is_file():
+        # Before anything starts: a mistyped path should not cost a run.
+        print(
+            f"no Gorouter binary at {args.gorouter} (--gorouter or ${gorouter.ENVIRONMENT})",
+            file=sys.stderr,
+        )
+        return 2
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, raise_interrupt)

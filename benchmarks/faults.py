@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.nats_cluster import NatsCluster, NatsNode
 from benchmarks.nats_wire import Bus
 from benchmarks.processes import process_tree
-from benchmarks.routerd import Routerd
 from benchmarks.soak_probe import Prober
 from benchmarks.soak_routes import Kind, RouteBook
 from benchmarks.soak_verdict import Timeline
+from tests.support.nats import NatsCluster, NatsServer
+from tests.support.routerd import Routerd
 
 RESPAWN_TIMEOUT = 30.0
 ROUTED_TIMEOUT = 30.0
@@ -58,7 +58,7 @@ class Stage:
         varz: dict[str, Any] | None = await self.prober.status_json("/varz")
         return varz
 
-    def routerd_node(self) -> NatsNode | None:
+    def routerd_node(self) -> NatsServer | None:
         return self.cluster.node_serving(self.router.supervisor_pid)
 
 
@@ -97,20 +97,20 @@ async def nats_freeze(stage: Stage, budget: float) -> str:
     node = stage.routerd_node()
     if node is None:
         return "routerd held no NATS connection: nothing frozen"
-    stage.cluster.freeze(node)
+    node.freeze()
     try:
         await asyncio.sleep(min(stage.settings.freeze_seconds, budget))
     finally:
-        stage.cluster.thaw(node)
+        node.thaw()
     return f"{node.name} (routerd's) stopped for {stage.settings.freeze_seconds:g} s"
 
 
 async def nats_node_kill(stage: Stage, budget: float) -> str:
     """kill -9 the node routerd is connected to; start it again; wait until it routes."""
     node = stage.routerd_node() or stage.cluster.nodes[0]
-    stage.cluster.kill(node)
+    node.kill()
     await asyncio.sleep(min(stage.settings.node_down_seconds, budget))
-    await asyncio.to_thread(stage.cluster.restart, node)
+    await asyncio.to_thread(node.restart)
     routed = await stage.bus.wait_routed(node, ROUTED_TIMEOUT)
     after = stage.routerd_node()
     return (

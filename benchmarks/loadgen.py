@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.processes import BenchmarkError, ProcessGroup
+from benchmarks.processes import BenchmarkError
 from benchmarks.proxies import repo_root, start_backend
+from tests.support.launcher import ProcessGroup
 
 SOURCE = Path(__file__).resolve().parent / "loadgen.c"
 DRAIN_SECONDS = 2.0

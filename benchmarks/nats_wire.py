@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Sequence
 
-from benchmarks.nats_cluster import NatsCluster, NatsNode
+from tests.support.nats import NatsCluster, NatsServer
 
 WRITE_TIMEOUT = 0.5
 CONNECT_TIMEOUT = 3.0
@@ -27,7 +27,7 @@ READY_SUBJECT = "soak.ready"
 class Wire:
     """One connection to one node: publish, one subscription, PING round trips."""
 
-    def __init__(self, node: NatsNode) -> None:
+    def __init__(self, node: NatsServer) -> None:
         self.node = node
         self.writer: asyncio.StreamWriter | None = None
         self.received: asyncio.Queue[bytes] = asyncio.Queue()
@@ -148,7 +148,7 @@ class Bus:
         self.reconnects += 1
         return True
 
-    async def publish(self, subject: str, payloads: Sequence[bytes]) -> NatsNode | None:
+    async def publish(self, subject: str, payloads: Sequence[bytes]) -> NatsServer | None:
         """Through the next node that is up; returns it (None when no node took them)."""
         for _ in range(len(self.wires)):
             wire = self.wires[next(self._turn)]
@@ -162,7 +162,7 @@ class Bus:
             return wire.node
         return None
 
-    async def publish_via(self, node: NatsNode, subject: str, payloads: Sequence[bytes]) -> bool:
+    async def publish_via(self, node: NatsServer, subject: str, payloads: Sequence[bytes]) -> bool:
         """Through one given node, so that messages keep their order."""
         wire = self.wires[node.index]
         if not await self._usable(wire):
@@ -174,7 +174,7 @@ class Bus:
             return False
         return True
 
-    async def wait_routed(self, node: NatsNode, timeout: float) -> float:
+    async def wait_routed(self, node: NatsServer, timeout: float) -> float:
         """Until a message published through `node` reaches every other node that is up (the
         cluster's routes, and the interest they carry, are back); returns the seconds taken."""
         started = time.monotonic()

@@ -11,7 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-COLORS = {"direct": "#7f7f7f", "routerd": "#d62728", "nginx": "#2ca02c", "haproxy": "#1f77b4"}
+COLORS = {
+    "direct": "#7f7f7f",
+    "routerd": "#d62728",
+    "nginx": "#2ca02c",
+    "haproxy": "#1f77b4",
+    "gorouter": "#ff7f0e",
+}
 # Where the baseline (2 B GET, 64 connections, 2 workers, 1 route) sits on each axis.
 BASELINE_VALUES = {
     "response size": "2 B",
@@ -132,17 +138,22 @@ def latency_figure(plt: Any, latency: dict[str, Any]) -> Any:
 
 
 def proxy_figure(plt: Any, proxy: dict[str, Any]) -> Any:
-    figure, panel = plt.subplots(figsize=(7, 4))
+    figure, panel = plt.subplots(figsize=(10, 4.5))
     names = list(proxy["best"])
     values = [proxy["best"][name]["rps"] for name in names]
-    panel.bar(
+    bars = panel.bar(
         [proxy["labels"][name] for name in names],
         values,
-        color=[COLORS.get(n, "#9467bd") for n in names],
+        color=[COLORS.get(n.removesuffix("-log"), "#9467bd") for n in names],
     )
+    # A target's access-log row: its colour, hatched.
+    for bar, name in zip(bars, names, strict=True):
+        if name.endswith("-log"):
+            bar.set_hatch("//")
     panel.set_ylabel("req/s (best round)")
     panel.set_title("proxy benchmark: 12 B GET, 64 connections")
-    panel.tick_params(axis="x", labelsize=8)
+    for label in panel.get_xticklabels():
+        label.set(rotation=30, horizontalalignment="right", fontsize=7)
     figure.tight_layout()
     return figure
 

@@ -7,8 +7,10 @@ each proxy for keep-alive traffic to one upstream, so the comparison is with eac
   RESPONSE_SIZES bytes at `/bytes/<size>` (static files, sendfile), and `/upload`, which takes a
   request body and answers "ok"; no access log, unlimited keep-alive.
 - nginx proxy: 2 workers, upstream keep-alive pool, HTTP/1.1 upstream, `Connection ""`, no
-  temp files for large responses.
-- HAProxy: HTTP mode, 2 threads, `http-reuse always`.
+  temp files for large responses; with an access log, nginx's default: the `combined` format,
+  unbuffered (one write per request), as an operator who only names the file gets.
+- HAProxy: HTTP mode, 2 threads, `http-reuse always`; with an access log, `option httplog`
+  written to its standard output, which is a file (see haproxy_conf).
 - With a host map (the route-table sweep), nginx routes by a `map $host` and HAProxy by a map
   file, each answering 404 to a Host it does not know, as routerd does.
 - naive: aiohttp, one shared ClientSession per process, 2 processes (see naive_proxy.py).
@@ -24,14 +26,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.processes import (
-    BenchmarkError,
-    Process,
-    ProcessGroup,
-    free_port,
-    is_listening,
-    wait_until,
-)
+from benchmarks.processes import BenchmarkError
+from tests.support.launcher import Process, ProcessGroup
+from tests.support.ports import free_port, is_listening
+from tests.support.waiting import wait_until
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -51,6 +49,8 @@ class Target:
     port: int
     host: str
     process: Process
+    # The file its access log is written to; None when it logs no requests.
+    access_log: Path | None = None
 
 
 def _nginx_common(workdir: Path, name: str) -> tuple[str, str]:
@@ -114,10 +114,20 @@ def backend_nginx_conf(
 
 
 def proxy_nginx_conf(
-    workdir: Path, port: int, backend_port: int, host_map: Path | None = None, name: str = "nginx"
+    workdir: Path,
+    port: int,
+    backend_port: int,
+    host_map: Path | None = None,
+    name: str = "nginx",
+    access_log: Path | None = None,
 ) -> str:
-    """With `host_map` (lines `host backend;`), the upstream is looked up by Host."""
+    """With `host_map` (lines `host backend;`), the upstream is looked up by Host; with
+    `access_log`, each request is logged there in nginx's default (`combined`) format."""
     main, temp_paths = _nginx_common(workdir, f"{name}-proxy")
+    # No buffer= or flush=: nginx then writes each line as its request ends, as by default.
+    logging = (
+        f"    access_log {access_log};\n" if access_log is not None else "    access_log off;\n"
+    )
     routing, location = "", "            proxy_pass http://backend;\n"
     if host_map is not None:
         routing = (
@@ -132,7 +142,7 @@ def proxy_nginx_conf(
         main + f"worker_processes {PROXY_WORKERS};\n"
         "events { worker_connections 4096; }\n"
         "http {\n"
-        "    access_log off;\n"
+        f"{logging}"
         "    keepalive_requests 100000000;\n"
         "    keepalive_timeout 300s;\n"
         "    client_body_buffer_size 64k;\n"
@@ -157,8 +167,20 @@ def proxy_nginx_conf(
     )
 
 
-def haproxy_conf(port: int, backend_port: int, host_map: Path | None = None) -> str:
-    """With `host_map` (lines `host backend`), a Host not in the map is answered 404."""
+def haproxy_conf(
+    port: int, backend_port: int, host_map: Path | None = None, access_log: bool = False
+) -> str:
+    """With `host_map` (lines `host backend`), a Host not in the map is answered 404. With
+    `access_log`, HAProxy logs each request (`option httplog`) to its standard output, which the
+    harness points at a file.
+
+    HAProxy cannot open a log file itself: it sends to syslog (a UDP or UNIX datagram socket),
+    to a ring buffer, or to stdout/stderr. A syslog socket would put a second process, the one
+    that writes the file, between HAProxy and the disk, and its CPU would be charged to nobody;
+    `log stdout` makes HAProxy write each line to the file with its own write(), which is what
+    nginx and routerd do, so the three rows pay for the same thing.
+    """
+    logging = "    log stdout format raw local0 info\n    option httplog\n" if access_log else ""
     routing = (
         f"    http-request deny deny_status 404 unless {{ req.hdr(host),lower,map({host_map}) "
         "-m found }\n"
@@ -171,6 +193,7 @@ def haproxy_conf(port: int, backend_port: int, host_map: Path | None = None) -> 
         "    maxconn 4096\n"
         "defaults\n"
         "    mode http\n"
+        f"{logging}"
         "    timeout connect 5s\n"
         "    timeout client 60s\n"
         "    timeout server 60s\n"
@@ -202,7 +225,30 @@ def wait_serving(target: Target, timeout: float = 20.0) -> Target:
         target.process.check_running()
         return fetch(target.port, target.host) == (200, BACKEND_BODY)
 
-    wait_until(serves, timeout, f"{target.label} on port {target.port} to answer 200")
+    wait_until(serves, timeout, what=f"{target.label} on port {target.port} to answer 200")
+    return target
+
+
+def logged_name(name: str, access_log: bool) -> str:
+    """A target's name in the results: `<name>-log` for the row that writes an access log."""
+    return f"{name}-log" if access_log else name
+
+
+def wait_logging(target: Target, timeout: float = 10.0) -> Target:
+    """With an access log, wait until the request wait_serving sent is in it: a row said to
+    log requests must be seen to."""
+    log_path = target.access_log
+    if log_path is None:
+        return target
+
+    def logged() -> bool:
+        target.process.check_running()
+        try:
+            return "GET / " in log_path.read_text(errors="replace")
+        except OSError:
+            return False
+
+    wait_until(logged, timeout, what=f"{target.label} to log a request in {log_path}")
     return target
 
 
@@ -238,15 +284,20 @@ def start_nginx_proxy(
     host_map: Path | None = None,
     host: str = "bench.example.com",
     name: str = "nginx",
+    access_log: bool = False,
 ) -> Target:
+    """`name` names the files; with `access_log`, the target is `nginx-log` and logs to
+    <workdir>/<name>-access.log."""
     port = free_port()
+    log_path = group.workdir / f"{name}-access.log" if access_log else None
     conf = group.workdir / f"{name}-proxy.conf"
-    conf.write_text(proxy_nginx_conf(group.workdir, port, backend_port, host_map, name))
+    conf.write_text(proxy_nginx_conf(group.workdir, port, backend_port, host_map, name, log_path))
     process = group.start(
         f"{name}-proxy", [NGINX, "-p", str(group.workdir), "-e", "stderr", "-c", str(conf)]
     )
-    label = f"nginx proxy ({PROXY_WORKERS} workers)"
-    return wait_serving(Target("nginx", label, port, host, process))
+    label = f"nginx proxy ({PROXY_WORKERS} workers{', access log' if access_log else ''})"
+    target = Target(logged_name("nginx", access_log), label, port, host, process, log_path)
+    return wait_logging(wait_serving(target))
 
 
 def start_haproxy(
@@ -255,13 +306,17 @@ def start_haproxy(
     host_map: Path | None = None,
     host: str = "bench.example.com",
     name: str = "haproxy",
+    access_log: bool = False,
 ) -> Target:
+    """With `access_log`, the access log is the process's output file (see haproxy_conf)."""
     port = free_port()
     conf = group.workdir / f"{name}.cfg"
-    conf.write_text(haproxy_conf(port, backend_port, host_map))
+    conf.write_text(haproxy_conf(port, backend_port, host_map, access_log))
     process = group.start(name, [HAPROXY, "-db", "-f", str(conf)])
-    label = f"HAProxy ({PROXY_WORKERS} threads)"
-    return wait_serving(Target("haproxy", label, port, host, process))
+    label = f"HAProxy ({PROXY_WORKERS} threads{', access log' if access_log else ''})"
+    log_path = process.log_path if access_log else None
+    target = Target(logged_name("haproxy", access_log), label, port, host, process, log_path)
+    return wait_logging(wait_serving(target))
 
 
 def start_naive_proxy(group: ProcessGroup, backend_port: int) -> Target:
@@ -278,7 +333,7 @@ def start_naive_proxy(group: ProcessGroup, backend_port: int) -> Target:
         str(PROXY_WORKERS),
     ]
     process = group.start("naive-proxy", argv, cwd=str(repo_root()))
-    wait_until(lambda: process.check_running() and is_listening(port), 20, "naive proxy")
+    wait_until(lambda: process.check_running() and is_listening(port), 20, what="naive proxy")
     label = f"naive aiohttp ({PROXY_WORKERS} procs)"
     return wait_serving(Target("naive", label, port, "bench.example.com", process))
 

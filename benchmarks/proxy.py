@@ -1,6 +1,12 @@
 """The headline benchmark: routerd against a direct connection, nginx, HAProxy and a naive
 aiohttp proxy, all in front of the same nginx backend, measured in alternating rounds.
 
+routerd, nginx and HAProxy each run twice: access log off, and access log written to a file
+(routerd with `access_log.file` set, as etc/router.yml is installed; nginx and HAProxy as in
+benchmarks/proxies.py), so that like is compared with like. With a Gorouter binary (see
+benchmarks/gorouter.py), Gorouter joins, also with and without its access log, registered over
+routerd's nats-server.
+
 Every target runs for the whole phase; rounds visit them in a rotating order so that drift on a
 shared machine (other jobs, thermal limits) falls on all of them alike. Each target's figure is
 its best round (the round least disturbed by outside load); every round is kept in the JSON.
@@ -17,21 +23,40 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import wrk
-from benchmarks.processes import ProcessGroup, process_tree, tree_cpu_seconds
+from benchmarks.gorouter import binary as gorouter_binary
+from benchmarks.gorouter import start_gorouter
+from benchmarks.processes import process_tree, tree_cpu_seconds
 from benchmarks.proxies import (
     Target,
     check_tools,
+    logged_name,
     start_backend,
     start_haproxy,
     start_naive_proxy,
     start_nginx_proxy,
+    wait_logging,
     wait_serving,
 )
-from benchmarks.routerd import Routerd, publish, register_message, start_nats
+from benchmarks.routerd import TableRouterd, bench_routerd, publish, start_nats
+from tests.support.launcher import ProcessGroup
+from tests.support.nats import register_message
 
 ROUTE_HOST = "bench.example.com"
 CONNECTIONS = 64
-RATIO_BASES = ("nginx", "naive", "haproxy", "direct")
+# (target, base): each ratio reported is target's req/s over base's. The first is the headline:
+# both write an access log, as each runs in production.
+RATIOS = (
+    ("routerd-log", "nginx-log"),
+    ("routerd-log", "routerd"),
+    ("routerd", "nginx"),
+    ("routerd", "naive"),
+    ("routerd", "haproxy"),
+    ("routerd", "direct"),
+    ("routerd-log", "haproxy-log"),
+    ("nginx-log", "nginx"),
+    ("haproxy-log", "haproxy"),
+)
+GOROUTER_RATIOS = (("routerd-log", "gorouter-log"), ("routerd", "gorouter"))
 
 Say = Callable[[str], None]
 
@@ -50,12 +75,15 @@ def start_routerd_target(
     nats_port: int | None = None,
     workers: int = 2,
     name: str = "routerd",
-) -> tuple[Routerd, Target]:
+    access_log: bool = False,
+) -> tuple[TableRouterd, Target]:
     """routerd with `workers` workers, the backend registered over NATS under ROUTE_HOST; with no
-    `nats_port`, a nats-server of its own."""
+    `nats_port`, a nats-server of its own. With `access_log`, the target is `routerd-log`, logging
+    to <workdir>/<name>-access.log."""
     if nats_port is None:
-        _, nats_port = start_nats(group)
-    router = Routerd(
+        nats_port = start_nats(group).port
+    log_path = group.workdir / f"{name}-access.log" if access_log else None
+    router = bench_routerd(
         group,
         nats_port,
         name=name,
@@ -67,15 +95,19 @@ def start_routerd_target(
             # nginx and HAProxy have no per-backend limit; the default 500 would answer the
             # 512-connection sweep with 503s (Connection Limit Reached) that they never give.
             "backends": {"max_conns": 0},
+            "access_log": {"file": str(log_path) if log_path is not None else ""},
         },
         run_root=run_root,
     )
     router.start()
     assert router.process is not None
     publish(nats_port, "router.register", [register_message(backend_port, [ROUTE_HOST])])
-    label = f"routerd ({workers} worker{'s' if workers > 1 else ''})"
-    target = Target("routerd", label, router.port, ROUTE_HOST, router.process)
-    return router, wait_serving(target)
+    label = f"routerd ({workers} worker{'s' if workers > 1 else ''}"
+    label += ", access log)" if access_log else ")"
+    target = Target(
+        logged_name("routerd", access_log), label, router.port, ROUTE_HOST, router.process, log_path
+    )
+    return router, wait_logging(wait_serving(target))
 
 
 def measure(
@@ -85,9 +117,11 @@ def measure(
     path: str = "/",
     connections: int = CONNECTIONS,
 ) -> dict[str, Any]:
-    """One wrk run, with the CPU time the target's processes used meanwhile."""
+    """One wrk run, with the CPU time the target's processes used meanwhile and, for a target
+    with an access log, how many bytes it wrote there."""
     target.process.check_running()
     pids = process_tree(target.process.pid)
+    log_before = log_size(target)
     cpu_before = tree_cpu_seconds(pids)
     started = time.monotonic()
     result = wrk.run(
@@ -100,21 +134,62 @@ def measure(
     run["cpu_percent"] = round(100 * cpu / wall, 1) if wall else 0.0
     run["cpu_us_per_request"] = round(1e6 * cpu / result.requests, 1) if result.requests else 0.0
     run["processes"] = len(pids)
+    if target.access_log is not None:
+        # What the row claims: its requests were logged meanwhile (HAProxy's file also holds
+        # its few own messages).
+        run["access_log_bytes"] = log_size(target) - log_before
     return run
 
 
-def run_proxy(workdir: Path, run_root: Path, settings: ProxySettings, say: Say) -> dict[str, Any]:
+def log_size(target: Target) -> int:
+    """The size of the target's access log file (0 without one, or before its first line)."""
+    if target.access_log is None:
+        return 0
+    try:
+        return target.access_log.stat().st_size
+    except OSError:
+        return 0
+
+
+def start_targets(
+    group: ProcessGroup, run_root: Path, gorouter: Path | None, say: Say
+) -> list[Target]:
+    """Every target, in front of one nginx backend; routerd (and Gorouter) on one nats-server.
+    Each proxy's access-log row follows its log-off row."""
+    say("starting backend nginx, nginx proxies, HAProxies, naive proxy, nats-server, routerds")
+    backend = start_backend(group)
+    nats_port = start_nats(group).port
+    targets = [backend]
+    for logged in (False, True):
+        name = logged_name("nginx", logged)
+        targets.append(start_nginx_proxy(group, backend.port, name=name, access_log=logged))
+    for logged in (False, True):
+        name = logged_name("haproxy", logged)
+        targets.append(start_haproxy(group, backend.port, name=name, access_log=logged))
+    targets.append(start_naive_proxy(group, backend.port))
+    for logged in (False, True):
+        name = logged_name("routerd", logged)
+        started = start_routerd_target(
+            group, backend.port, run_root, nats_port, name=name, access_log=logged
+        )
+        targets.append(started[1])
+    if gorouter is not None:
+        say(f"starting Gorouter ({gorouter}), access log off and on")
+        executable = gorouter_binary(gorouter, group.workdir)
+        for logged in (False, True):
+            targets.append(
+                start_gorouter(group, executable, nats_port, backend.port, ROUTE_HOST, logged)
+            )
+    return targets
+
+
+def run_proxy(
+    workdir: Path, run_root: Path, settings: ProxySettings, say: Say, gorouter: Path | None = None
+) -> dict[str, Any]:
+    """`gorouter`: a Gorouter binary (or its .xz) to measure beside routerd, or None."""
     check_tools()
     with ProcessGroup(workdir) as group:
-        say("starting backend nginx, nginx proxy, HAProxy, naive proxy, nats-server, routerd")
-        backend = start_backend(group)
-        targets = [
-            backend,
-            start_nginx_proxy(group, backend.port),
-            start_haproxy(group, backend.port),
-            start_naive_proxy(group, backend.port),
-            start_routerd_target(group, backend.port, run_root)[1],
-        ]
+        targets = start_targets(group, run_root, gorouter, say)
         for target in targets:
             say(f"warm-up {target.label} ({settings.warmup_seconds:.0f} s)")
             wrk.run(target.port, target.host, settings.warmup_seconds, CONNECTIONS)
@@ -130,10 +205,12 @@ def run_proxy(workdir: Path, run_root: Path, settings: ProxySettings, say: Say) 
                     f"{run['rps']:.0f} req/s, p99 {run['p99_ms']:.2f} ms"
                 )
         best = {name: max(results, key=lambda run: run["rps"]) for name, results in runs.items()}
-        router_rps = best["routerd"]["rps"]
+        pairs = [pair for pair in (*RATIOS, *GOROUTER_RATIOS) if pair[1] in runs]
         ratios = {
-            f"routerd/{base}": round(router_rps / best[base]["rps"], 3) if best[base]["rps"] else 0
-            for base in RATIO_BASES
+            f"{name}/{base}": round(best[name]["rps"] / best[base]["rps"], 3)
+            if best[base]["rps"]
+            else 0
+            for name, base in pairs
         }
         return {
             "settings": {**settings.__dict__, "connections": CONNECTIONS, "wrk_threads": 1},
@@ -142,24 +219,27 @@ def run_proxy(workdir: Path, run_root: Path, settings: ProxySettings, say: Say) 
             "runs": runs,
             "best": best,
             "ratios": ratios,
-            "same_round_ratios": same_round_ratios(runs),
+            "same_round_ratios": same_round_ratios(runs, pairs),
         }
 
 
-def same_round_ratios(runs: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
-    """routerd's req/s over each base's in the same round, the median over rounds.
+def same_round_ratios(
+    runs: dict[str, list[dict[str, Any]]], pairs: list[tuple[str, str]]
+) -> dict[str, float]:
+    """For each (target, base) pair, target's req/s over base's in the same round, the median
+    over rounds; keyed "target/base".
 
     Best rounds may come from different minutes, and on a shared machine the speed of a minute
     drifts by tens of percent; two targets in one round ran seconds apart, so their ratio drifts
     far less. Reported beside the best-round ratios, which stay for comparison with older runs.
     """
-    router = {run["round"]: run["rps"] for run in runs["routerd"]}
     medians = {}
-    for base in RATIO_BASES:
+    for name, base in pairs:
+        target = {run["round"]: run["rps"] for run in runs[name]}
         per_round = [
-            router[run["round"]] / run["rps"]
+            target[run["round"]] / run["rps"]
             for run in runs[base]
-            if run["rps"] and run["round"] in router
+            if run["rps"] and run["round"] in target
         ]
-        medians[f"routerd/{base}"] = round(statistics.median(per_round), 3) if per_round else 0
+        medians[f"{name}/{base}"] = round(statistics.median(per_round), 3) if per_round else 0
     return medians

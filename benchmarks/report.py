@@ -23,13 +23,6 @@ def fmt_ratio(value: float) -> str:
     return f"{value:.2f}x"
 
 
-def ratio_line(prefix: str, ratios: dict[str, float]) -> str:
-    """`prefix` and each "routerd/<base>" ratio as "<base> 0.57x"."""
-    return prefix + ", ".join(
-        f"{key.split('/')[1]} {fmt_ratio(value)}" for key, value in ratios.items()
-    )
-
-
 def table_rows(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
 
@@ -62,10 +55,18 @@ def proxy_section(proxy: dict[str, Any]) -> list[str]:
         )
     header = ["target", "req/s", "p50 ms", "p99 ms", "CPU us/req", "CPU", "errors"]
     out += table_rows(header, rows)
-    out.append(ratio_line("  routerd ÷ ", proxy["ratios"]))
-    same_round = proxy.get("same_round_ratios")  # absent from results older than this line
-    if same_round:
-        out.append(ratio_line("  same round, median of rounds: routerd ÷ ", same_round))
+    # Same-round medians are absent from results older than them; the first ratio is the
+    # headline (routerd-log ÷ nginx-log) in results that have it.
+    same_round = proxy.get("same_round_ratios") or {}
+    rows = [
+        [
+            key.replace("/", " ÷ "),
+            fmt_ratio(same_round[key]) if key in same_round else "-",
+            fmt_ratio(value),
+        ]
+        for key, value in proxy["ratios"].items()
+    ]
+    out += table_rows(["req/s ratio", "same round (median)", "best rounds"], rows)
     out.append("  (CPU: the target's own processes; the backend's CPU is not included for proxies)")
     return out
 

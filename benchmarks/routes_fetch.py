@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from benchmarks.routerd import Routerd
+from tests.support.routerd import Routerd
 
 HEALTH_PAUSE = 0.001
 
@@ -59,11 +59,11 @@ def fetch_routes(router: Routerd, fetches: int) -> dict[str, Any]:
     try:
         for _ in range(fetches):
             started = time.perf_counter()
-            status, body = router.status_get("/routes?ttl_left=1")
+            response = router.status_request("GET", "/routes?ttl_left=1", timeout=60)
             took.append(time.perf_counter() - started)
-            if status != 200:
-                raise RuntimeError(f"/routes answered {status}")
-            size = len(body)
+            if response.status != 200:
+                raise RuntimeError(f"/routes answered {response.status}")
+            size = len(response.body)
     finally:
         probe.stop()
     latencies = sorted(probe.latencies)

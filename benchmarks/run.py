@@ -26,10 +26,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchmarks import plots
+from benchmarks import gorouter, plots
 from benchmarks.churn import ChurnSettings
 from benchmarks.latency import LatencySettings, run_latency
-from benchmarks.processes import BenchmarkError, load_average
+from benchmarks.processes import BENCHMARK_FAILURES, load_average
 from benchmarks.proxies import HAPROXY, NGINX, repo_root
 from benchmarks.proxy import ProxySettings, run_proxy
 from benchmarks.report import render
@@ -193,7 +193,7 @@ def git_commit() -> str:
     return head + (" (uncommitted changes)" if dirty not in ("unknown", "unavailable") else "")
 
 
-def metadata(mode: str, only: list[str]) -> dict[str, Any]:
+def metadata(mode: str, only: list[str], gorouter_path: Path | None) -> dict[str, Any]:
     return {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "mode": mode,
@@ -207,6 +207,7 @@ def metadata(mode: str, only: list[str]) -> dict[str, Any]:
             "nginx": tool_version([NGINX, "-v"]),
             "haproxy": tool_version([HAPROXY, "-v"]),
             "nats-server": tool_version(["nats-server", "--version"]),
+            "gorouter": str(gorouter_path) if gorouter_path is not None else "not measured",
         },
     }
 
@@ -217,7 +218,12 @@ def shm_root() -> str | None:
 
 
 def run_selected(
-    only: list[str], mode: str, workdir: Path, shmdir: Path, results: dict[str, Any]
+    only: list[str],
+    mode: str,
+    workdir: Path,
+    shmdir: Path,
+    results: dict[str, Any],
+    gorouter_path: Path | None = None,
 ) -> None:
     plan = PLANS[mode]
     with contextlib.ExitStack() as stack:
@@ -231,7 +237,7 @@ def run_selected(
             return benches[0]
 
         runners: dict[str, Callable[[], dict[str, Any]]] = {
-            "proxy": lambda: run_proxy(workdir / "proxy", shmdir, plan.proxy, say),
+            "proxy": lambda: run_proxy(workdir / "proxy", shmdir, plan.proxy, say, gorouter_path),
             "latency": lambda: run_latency(bench(), plan.latency, workdir / "latency", say),
             "sweep": lambda: run_sweep(bench(), plan.sweep, workdir / "sweep", say),
             "table": lambda: run_table(shmdir, plan.table, say),
@@ -243,7 +249,7 @@ def run_selected(
             started = time.monotonic()
             try:
                 results[name] = runners[name]()
-            except BenchmarkError as exc:
+            except BENCHMARK_FAILURES as exc:
                 say(f"{name} failed: {exc}")
                 results.setdefault("errors", {})[name] = str(exc)
             say(f"{name} took {time.monotonic() - started:.0f} s")
@@ -275,10 +281,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"where the JSON and plots go (default {RESULTS_DIR})",
     )
     parser.add_argument("--no-plots", action="store_true", help="write the JSON only")
+    parser.add_argument(
+        "--gorouter",
+        type=Path,
+        default=os.environ.get(gorouter.ENVIRONMENT) or None,
+        metavar="PATH",
+        help=f"a Gorouter binary (or its .xz) to add to the proxy benchmark, with and without its "
+        f"access log (default: ${gorouter.ENVIRONMENT}, if set)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     only = [name for name in BENCHMARKS if not args.only or name in args.only]
+    if args.gorouter is not None and not args.gorouter.is_file():
+        # Before anything starts: a mistyped path should not cost a run.
+        print(
+            f"no Gorouter binary at {args.gorouter} (--gorouter or ${gorouter.ENVIRONMENT})",
+            file=sys.stderr,
+        )
+        return 2
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, raise_interrupt)
@@ -286,12 +307,12 @@ def run(args: argparse.Namespace) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="routerd-bench-"))
     shmdir = Path(tempfile.mkdtemp(prefix="routerd-bench-", dir=shm_root()))
-    results: dict[str, Any] = {"meta": metadata(mode, only)}
+    results: dict[str, Any] = {"meta": metadata(mode, only, args.gorouter)}
     interrupted = False
     started = time.monotonic()
     say(f"{mode} run of {', '.join(only)}; logs in {workdir}")
     try:
-        run_selected(only, mode, workdir, shmdir, results)
+        run_selected(only, mode, workdir, shmdir, results, args.gorouter)
     except KeyboardInterrupt:
         interrupted = True
         say("interrupted: every process started has been stopped")

@@ -30,15 +30,17 @@ from typing import Any
 
 from benchmarks import plots
 from benchmarks.faults import DEFAULT_ROTATION, FAULTS, FaultSettings
-from benchmarks.nats_cluster import NatsCluster
-from benchmarks.processes import BenchmarkError, ProcessGroup
+from benchmarks.processes import BENCHMARK_FAILURES, BenchmarkError
 from benchmarks.proxies import repo_root, start_backend
-from benchmarks.routerd import Routerd
+from benchmarks.routerd import bench_routerd
 from benchmarks.run import RESULTS_DIR, raise_interrupt, say, shm_root
 from benchmarks.soak_report import summary_lines
 from benchmarks.soak_routes import Kind, RouteBook
 from benchmarks.soak_run import Soak, SoakSettings
 from benchmarks.soak_verdict import Timeline, judge
+from tests.support.launcher import ProcessGroup
+from tests.support.nats import NatsCluster
+from tests.support.routerd import Routerd
 
 # Short timers so that a fault shows its effect within a turn: a route not heard of for 10 s
 # is pruned, the pruner runs every 2 s, router.start goes out every second, and (where routerd
@@ -169,7 +171,8 @@ def start_world(
     group: ProcessGroup, shmdir: Path, settings: SoakSettings, stack: contextlib.ExitStack
 ) -> tuple[NatsCluster, Routerd, RouteBook, list[str]]:
     say(f"starting a {settings.nats_nodes}-node nats-server cluster and two nginx backends")
-    cluster = NatsCluster.start(group, settings.nats_nodes)
+    cluster = NatsCluster(settings.nats_nodes, group, name="soak")
+    cluster.start()
     stack.callback(cluster.thaw_all)  # before the group stops them: a stopped node ignores TERM
     backend = start_backend(group)
     keepalive = start_backend(group, name="keepalive-backend", keepalive_timeout=KEEPALIVE_IDLE)
@@ -177,7 +180,7 @@ def start_world(
         "nats": {"hosts": [{"hostname": "127.0.0.1", "port": port} for port in cluster.ports]},
         **ROUTERD_TIMERS,
     }
-    router = Routerd(
+    router = bench_routerd(
         group,
         cluster.ports[0],
         workers=settings.workers,
@@ -200,11 +203,7 @@ def start_world(
 def routerd_log_notes(router: Routerd) -> dict[str, Any]:
     """Counts of routerd's notable log events, and its lines that are not JSON events
     (tracebacks, which go nowhere else)."""
-    assert router.process is not None
-    try:
-        lines = router.process.log_path.read_text(errors="replace").splitlines()
-    except OSError:
-        lines = []
+    lines = router.log_text().splitlines()
     events = dict.fromkeys(NOTABLE_EVENTS, 0)
     odd = []
     for line in lines:
@@ -242,7 +241,7 @@ def run_soak(settings: SoakSettings, results_dir: Path, draw: bool) -> int:
             results["routerd_log"] = routerd_log_notes(router)
             results["meta"]["notes"] = notes
         code = report(results, timeline, soak, results_dir, draw)
-    except BenchmarkError as exc:
+    except BENCHMARK_FAILURES as exc:
         say(f"soak could not run: {exc}")
     except KeyboardInterrupt:
         say("interrupted: every process started has been stopped")

@@ -18,16 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.faults import FAULTS, ROUTED_TIMEOUT, FaultSettings, Stage
-from benchmarks.nats_cluster import NatsCluster
 from benchmarks.nats_wire import Bus
-from benchmarks.processes import BenchmarkError, ProcessGroup, children_of, status_kib
+from benchmarks.processes import BENCHMARK_FAILURES, BenchmarkError, children_of, status_kib
 from benchmarks.proxies import repo_root
-from benchmarks.routerd import STATUS_PASS, STATUS_USER, Routerd
 from benchmarks.run import git_commit
 from benchmarks.soak_probe import Prober
 from benchmarks.soak_report import progress_line
 from benchmarks.soak_routes import Kind, RouteBook
 from benchmarks.soak_verdict import Failure, Outcome, Timeline, classify
+from tests.support.launcher import ProcessGroup
+from tests.support.nats import NatsCluster
+from tests.support.routerd import STATUS_PASS, STATUS_USER, Routerd
 
 REGISTERED_TIMEOUT = 30.0
 PROBE_LANES = 4
@@ -250,7 +251,7 @@ class Soak:
             self.say(f"fault {window.title} at {self.elapsed(window.start):.1f} s")
             try:
                 note = await FAULTS[name](self.stage, budget)
-            except (BenchmarkError, OSError, TimeoutError, ConnectionError) as exc:
+            except (*BENCHMARK_FAILURES, OSError, TimeoutError, ConnectionError) as exc:
                 note = f"could not be injected: {exc}"
                 self.harness_errors.append(f"{window.title}: {note}")
             self.faults.append(
@@ -279,7 +280,7 @@ class Soak:
     async def _sample(self) -> dict[str, Any]:
         assert self.router.process is not None
         if not self.router.process.is_running():
-            raise BenchmarkError(f"routerd exited with {self.router.process.popen.returncode}")
+            raise BenchmarkError(f"routerd exited with {self.router.process.returncode}")
         now = time.monotonic()
         varz = await self.prober.status_json("/varz")
         self.traffic.read()

@@ -22,17 +22,12 @@ from typing import Any
 import nats
 
 from benchmarks.churn import ChurnSettings, churn_frames, run_churn
-from benchmarks.processes import (
-    Process,
-    ProcessGroup,
-    cpu_seconds,
-    status_kib,
-    tree_cpu_seconds,
-)
-from benchmarks.routerd import Routerd, start_nats
+from benchmarks.processes import cpu_seconds, status_kib, tree_cpu_seconds
+from benchmarks.routerd import TableRouterd, bench_routerd, start_nats
 from benchmarks.routes_fetch import fetch_routes
 from benchmarks.table_build import registration
 from registry.lookup import RouteLookup
+from tests.support.launcher import Process, ProcessGroup
 
 Say = Callable[[str], None]
 SUBJECT = "router.register"
@@ -95,7 +90,7 @@ async def publish_paced(port: int, messages: list[bytes], interval: float, windo
 
 
 def wait_visible(
-    router: Routerd, expected: int, started: float, settings: StormSettings
+    router: TableRouterd, expected: int, started: float, settings: StormSettings
 ) -> tuple[float | None, int, list[tuple[float, int]]]:
     """Poll the shared table's route count until it reaches `expected`, stops growing for
     `stall_timeout`, or `visible_timeout` passes. Returns (seconds from `started` when all
@@ -132,7 +127,9 @@ def run_one_storm(
     run_root: Path,
     say: Say,
 ) -> dict[str, Any]:
-    router = Routerd(group, nats_port, name=f"routerd-{level}", log_level=level, run_root=run_root)
+    router = bench_routerd(
+        group, nats_port, name=f"routerd-{level}", log_level=level, run_root=run_root
+    )
     router.start()
     try:
         pid = router.supervisor_pid
@@ -181,7 +178,7 @@ def run_one_storm(
 
 
 def run_heartbeats(
-    router: Routerd,
+    router: TableRouterd,
     nats_port: int,
     beats: list[bytes],
     workers: list[int],
@@ -219,7 +216,7 @@ def run_heartbeats(
 
 
 def run_churn_phase(
-    router: Routerd, nats_port: int, routes: int, settings: ChurnSettings, say: Say
+    router: TableRouterd, nats_port: int, routes: int, settings: ChurnSettings, say: Say
 ) -> dict[str, Any]:
     """Churn over the storm's routes while probes time register→routable."""
     say(
@@ -258,7 +255,9 @@ def run_churn_phase(
 
 def run_storm(workdir: Path, run_root: Path, settings: StormSettings, say: Say) -> dict[str, Any]:
     with ProcessGroup(workdir) as group:
-        nats_process, nats_port = start_nats(group, name="nats-server-storm")
+        nats = start_nats(group, name="nats-server-storm")
+        assert nats.process is not None
+        nats_process, nats_port = nats.process, nats.port
         messages = storm_messages(settings.messages)
         runs = {
             level: run_one_storm(

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import wrk
-from benchmarks.processes import ProcessGroup, wait_until
 from benchmarks.proxies import (
     UPLOAD_PATH,
     Target,
@@ -31,7 +30,10 @@ from benchmarks.proxies import (
     write_host_maps,
 )
 from benchmarks.proxy import measure, start_routerd_target
-from benchmarks.routerd import publish, register_message, start_nats
+from benchmarks.routerd import publish, start_nats
+from tests.support.launcher import ProcessGroup
+from tests.support.nats import register_message
+from tests.support.waiting import wait_until
 
 Say = Callable[[str], None]
 TARGETS = ("direct", "routerd", "nginx", "haproxy")
@@ -84,7 +86,7 @@ class Bench:
         self.run_root = run_root
         self.say = say
         self.backend = start_backend(group)
-        _, self.nats_port = start_nats(group)
+        self.nats_port = start_nats(group).port
         self.router, routerd = start_routerd_target(
             group, self.backend.port, run_root, self.nats_port
         )
@@ -108,7 +110,9 @@ class Bench:
         publish(self.nats_port, "router.register", messages)
         router = self.router
         wait_until(
-            lambda: router.routes_in_table() >= count + 1, 120, f"routerd to hold {count} routes"
+            lambda: router.routes_in_table() >= count + 1,
+            120,
+            what=f"routerd to hold {count} routes",
         )
         self.registered = count
 

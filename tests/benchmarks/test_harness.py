@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.proxy import RATIO_BASES, same_round_ratios
+from benchmarks.proxy import RATIOS, same_round_ratios
 from benchmarks.run import TINY
 from benchmarks.sweep import TARGETS
 
@@ -53,8 +53,29 @@ def test_tiny_run_measures_every_benchmark_without_errors(
         assert f"\n{section}  " in stdout
     assert all(value > 0 for value in results["proxy"]["ratios"].values())
     assert all(value > 0 for value in results["proxy"]["same_round_ratios"].values())
-    assert "same round, median of rounds: routerd ÷ nginx" in stdout
+    assert "req/s ratio" in stdout and "routerd-log ÷ nginx-log" in stdout
     assert results["storm"]["runs"]["error"]["dropped"] == 0
+
+
+@pytest.mark.timeout(300)
+def test_proxy_measures_each_proxy_with_its_access_log_on_and_off(
+    tiny_run: tuple[dict[str, Any], Path, str],
+) -> None:
+    proxy = tiny_run[0]["proxy"]
+    logged = {"nginx-log", "haproxy-log", "routerd-log"}
+    assert set(proxy["runs"]) == {"direct", "nginx", "haproxy", "naive", "routerd"} | logged
+    for name, runs in proxy["runs"].items():
+        for run in runs:
+            assert run["rps"] > 0 and run["errors"] == 0, name
+            assert run["cpu_us_per_request"] > 0, name
+            if name in logged:
+                # At least one line of ~100 bytes per request: the row really logs.
+                assert run["access_log_bytes"] >= 50 * run["requests"], name
+            else:
+                assert "access_log_bytes" not in run, name
+    assert list(proxy["same_round_ratios"]) == [f"{name}/{base}" for name, base in RATIOS]
+    assert next(iter(proxy["same_round_ratios"])) == "routerd-log/nginx-log"
+    assert proxy["labels"]["routerd-log"] == "routerd (2 workers, access log)"
 
 
 @pytest.mark.timeout(300)
@@ -150,10 +171,16 @@ def test_same_round_ratios_pair_each_round_and_take_the_median() -> None:
     def runs(*rps: float) -> list[dict[str, Any]]:
         return [{"round": index + 1, "rps": value} for index, value in enumerate(rps)]
 
-    bases = {base: runs(100.0, 100.0, 100.0) for base in RATIO_BASES}
-    bases["nginx"] = runs(200.0, 100.0, 400.0)
+    names = {name for pair in RATIOS for name in pair}
+    targets = {name: runs(100.0, 100.0, 100.0) for name in names}
+    targets["nginx"] = runs(200.0, 100.0, 400.0)
+    targets["routerd"] = runs(100.0, 50.0, 40.0)
+    targets["routerd-log"] = runs(90.0, 50.0, 8.0)
 
-    ratios = same_round_ratios({"routerd": runs(100.0, 50.0, 40.0), **bases})
+    ratios = same_round_ratios(targets, list(RATIOS))
 
     assert ratios["routerd/nginx"] == 0.5
     assert ratios["routerd/naive"] == 0.5
+    # Log on over log off: 0.9, 1.0 and 0.2 in the three rounds.
+    assert ratios["routerd-log/routerd"] == 0.9
+    assert list(ratios) == [f"{name}/{base}" for name, base in RATIOS]

@@ -26,7 +26,7 @@ def test_sigint_as_the_workers_become_ready_stops_cleanly(nats_server):
             deadline = time.monotonic() + 30
             while router.log_text().count('"worker-serving"') < 1:
                 assert time.monotonic() < deadline, router.log_text()
-                assert router.process is not None and router.process.poll() is None
+                assert router.process is not None and router.process.is_running()
             router.signal(signal.SIGINT)
             code = router.wait_exit(timeout=30)
         finally:

@@ -1,14 +1,22 @@
-"""Start real backend processes (tests/support/backend.py) on ephemeral loopback ports."""
+"""Start real backend processes (tests/support/backend.py) on ephemeral loopback ports, through
+the launcher (tests/support/launcher.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
+import re
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tests.support.launcher import ProcessGroup
+from tests.support.routerd import REPO_ROOT
+from tests.support.waiting import wait_until
+
+START_TIMEOUT = 15.0
+ANNOUNCED = re.compile(r"^LISTENING (\d+)$", re.MULTILINE)
 
 
 class Backend:
@@ -18,27 +26,21 @@ class Backend:
         self.name = name
         self._dir = Path(tempfile.mkdtemp(prefix="backend-"))
         self.log_path = self._dir / "requests.jsonl"
-        with open(self._dir / "stderr.log", "wb") as stderr:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.support.backend",
-                    "--name",
-                    name,
-                    "--log",
-                    str(self.log_path),
-                    *args,
-                ],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-            )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().decode()
-        if not line.startswith("LISTENING "):
+        self.group = ProcessGroup(self._dir)
+        argv = [sys.executable, "-m", "tests.support.backend", "--name", name]
+        argv += ["--log", str(self.log_path), *args]
+        self.process = self.group.start(name, argv, cwd=str(REPO_ROOT))
+
+        def announced() -> re.Match[str] | None:
+            self.process.check_running()
+            return ANNOUNCED.search(self.process.log_text())
+
+        try:
+            match = wait_until(announced, timeout=START_TIMEOUT, what=f"backend {name} to listen")
+        except Exception as exc:
             self.stop()
-            raise RuntimeError(f"backend {name} failed to start: {line!r} {self.stderr()}")
-        self.port = int(line.split()[1])
+            raise RuntimeError(f"backend {name} failed to start: {exc}") from None
+        self.port = int(match.group(1))
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, port={self.port})"
@@ -55,21 +57,11 @@ class Backend:
         return [json.loads(line) for line in lines if line.strip()]
 
     def stderr(self) -> str:
-        try:
-            return (self._dir / "stderr.log").read_text(errors="replace")
-        except OSError:
-            return ""
+        """What the process wrote (its announcement, then any errors)."""
+        return self.process.log_text()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        if self.process.stdout:
-            self.process.stdout.close()
+        self.group.stop_all()
 
 
 def start_route_service(

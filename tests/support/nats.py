@@ -1,6 +1,8 @@
-"""A real nats-server for tests, and a small synchronous NATS client to drive it.
+"""Real nats-servers (one, or a routed cluster) for tests and benchmarks, and a small
+synchronous NATS client to drive them.
 
-The client speaks the NATS text protocol directly so tests can publish Gorouter messages and watch
+The servers start through tests/support/launcher.py, on 127.0.0.1 only. The client speaks the
+NATS text protocol directly so tests and benchmarks can publish Gorouter messages and watch
 subjects without an event loop of their own.
 """
 
@@ -13,15 +15,18 @@ import queue
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.ports import free_port
+from tests.support.launcher import Process, ProcessGroup
+from tests.support.ports import free_port, is_listening
+from tests.support.processes import tcp_peer_ports
 from tests.support.waiting import wait_until
+
+START_TIMEOUT = 15.0
 
 
 def nats_server_binary() -> str:
@@ -32,7 +37,9 @@ def nats_server_binary() -> str:
 
 
 class NatsServer:
-    """A nats-server process on an ephemeral loopback port; restartable on the same port."""
+    """A nats-server process on a loopback port (an ephemeral one unless `port` is given);
+    restartable on the same port. With `group`, it starts among the group's processes and logs
+    in its dir; otherwise in a temp dir of its own, which `cleanup()` removes."""
 
     def __init__(
         self,
@@ -41,34 +48,43 @@ class NatsServer:
         tls: tuple[str, str] | None = None,
         cluster: tuple[int, list[int]] | None = None,
         port: int = 0,
+        name: str = "nats-server",
+        group: ProcessGroup | None = None,
+        cluster_name: str = "tests",
+        index: int = 0,
     ) -> None:
         self.user = user
         self.password = password
         self.tls = tls  # (certificate file, key file): clients must speak TLS
         self.cluster = cluster  # (this node's cluster port, the other nodes' cluster ports)
+        self.cluster_name = cluster_name
         self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
-        self._dir = Path(tempfile.mkdtemp(prefix="nats-"))
+        self.name = name
+        self.index = index  # its place in a cluster
+        self.process: Process | None = None
+        self.frozen = False
+        self.restarts = 0
+        self._own_dir = group is None
+        self._dir = Path(tempfile.mkdtemp(prefix="nats-")) if group is None else group.workdir
+        self.group = group if group is not None else ProcessGroup(self._dir)
 
     def __repr__(self) -> str:
-        state = "running" if self.is_running() else "stopped"
-        return f"NatsServer(port={self.port}, {state})"
+        state = "frozen" if self.frozen else "running" if self.is_running() else "stopped"
+        return f"NatsServer({self.name!r}, port={self.port}, {state})"
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    @property
+    def is_up(self) -> bool:
+        """Running and not frozen: a client can expect answers from it."""
+        return self.is_running() and not self.frozen
+
+    def argv(self) -> list[str]:
         port = str(self.port) if self.port else "-1"  # -1: nats-server picks a free port
-        args = [
-            nats_server_binary(),
-            "-a",
-            "127.0.0.1",
-            "-p",
-            port,
-            "--ports_file_dir",
-            str(self._dir),
-        ]
+        args = [nats_server_binary(), "-a", "127.0.0.1", "-p", port]
+        args += ["--ports_file_dir", str(self._dir)]
         if self.user:
             args += ["--user", self.user, "--pass", self.password]
         if self.tls:
@@ -76,71 +92,99 @@ class NatsServer:
         if self.cluster:
             own, others = self.cluster
             routes = ",".join(f"nats://127.0.0.1:{port}" for port in others)
-            args += ["--cluster_name", "tests", "--cluster", f"nats://127.0.0.1:{own}"]
+            args += ["--server_name", f"{self.cluster_name}-{self.name}"]
+            args += ["--cluster_name", self.cluster_name, "--cluster", f"nats://127.0.0.1:{own}"]
             args += ["--routes", routes]
-        log = open(self._dir / "nats.log", "ab")  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        ports_file = self._dir / f"{Path(args[0]).name}_{self.process.pid}.ports"
-        info = wait_until(lambda: _read_json(ports_file), timeout=10, what="nats-server ports file")
-        self.port = int(info["nats"][0].rsplit(":", 1)[1])
-        wait_until(self._accepts, timeout=10, what=f"nats-server on {self.port}")
+        return args
 
-    def _accepts(self) -> bool:
-        with socket.socket() as sock:
-            sock.settimeout(0.5)
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+    def start(self) -> None:
+        """Start it and return once it accepts clients."""
+        args = self.argv()
+        process = self.process = self.group.start(self.name, args)
+        self.frozen = False
+        ports_file = self._dir / f"{Path(args[0]).name}_{process.pid}.ports"
+
+        def listening() -> Any:
+            process.check_running()
+            return _read_json(ports_file)
+
+        what = f"{self.name}'s ports file (log {process.log_path})"
+        info = wait_until(listening, timeout=START_TIMEOUT, what=what)
+        self.port = int(info["nats"][0].rsplit(":", 1)[1])
+        wait_until(
+            lambda: process.check_running() and is_listening(self.port),
+            timeout=START_TIMEOUT,
+            what=f"{self.name} on {self.port}",
+        )
 
     def is_running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.process is not None and self.process.is_running()
 
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        self.thaw()  # a frozen server cannot take SIGTERM
+        self.group.stop(self.process, timeout=10)
         self.process = None
 
     def restart(self) -> None:
+        """Stop (or, if killed, just start) it again on the same port."""
         self.stop()
         self.start()
+        self.restarts += 1
 
     def freeze(self) -> None:
         """SIGSTOP: the server hangs with its sockets open, as a wedged node does."""
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        self.frozen = True
 
     def thaw(self) -> None:
+        if self.process is not None and self.frozen and self.process.is_running():
+            self.process.send_signal(signal.SIGCONT)
+        self.frozen = False
+
+    def kill(self) -> None:
+        """kill -9, as a crashed VM's server goes: no goodbye to clients or routes."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
+        self.thaw()
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.stop()
 
     def cleanup(self) -> None:
-        if self.process is not None:
-            self.thaw()  # a frozen server cannot take SIGTERM
         self.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._own_dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
 
 class NatsCluster:
-    """Three nats-server nodes routed to each other on loopback, as a production cluster is."""
+    """nats-server nodes routed to each other on loopback, as a production cluster is. A killed
+    node comes back on its own ports, so clients that know the original list (routerd's
+    `nats.hosts`) can reconnect to it."""
 
-    def __init__(self, size: int = 3) -> None:
+    def __init__(
+        self, size: int = 3, group: ProcessGroup | None = None, name: str = "tests"
+    ) -> None:
         cluster_ports = [free_port() for _ in range(size)]
         self.nodes = [
             NatsServer(
                 cluster=(port, [other for other in cluster_ports if other != port]),
                 port=free_port(),
+                name=f"nats-{index}",
+                group=group,
+                cluster_name=name,
+                index=index,
             )
-            for port in cluster_ports
+            for index, port in enumerate(cluster_ports)
         ]
 
     def __repr__(self) -> str:
         return f"NatsCluster({self.nodes!r})"
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
 
     def start(self) -> None:
         for node in self.nodes:
@@ -157,6 +201,15 @@ class NatsCluster:
 
     def node_on(self, port: int) -> NatsServer:
         return next(node for node in self.nodes if node.port == port)
+
+    def node_serving(self, pid: int) -> NatsServer | None:
+        """The node process `pid` (routerd's supervisor) holds a connection to, if any."""
+        peers = tcp_peer_ports(pid)
+        return next((node for node in self.nodes if node.port in peers), None)
+
+    def thaw_all(self) -> None:
+        for node in self.nodes:
+            node.thaw()
 
     def cleanup(self) -> None:
         for node in self.nodes:

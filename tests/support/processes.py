@@ -1,8 +1,10 @@
-"""Other processes, as routerd's neighbours: one that must never be signalled, and /proc views."""
+"""Other processes, as routerd's neighbours: one that must never be signalled, and /proc views
+(signals, state, a process's TCP peers)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -58,3 +60,33 @@ def proc_status(pid: int) -> list[str]:
 
 def _signals_in(mask: int) -> set[signal.Signals]:
     return {signum for signum in signal.Signals if mask & (1 << (signum - 1))}
+
+
+TCP_ESTABLISHED = "01"
+
+
+def tcp_peer_ports(pid: int) -> set[int]:
+    """Remote ports of the established IPv4 TCP connections `pid` holds: its socket inodes
+    (/proc/<pid>/fd) looked up in its network namespace's table (/proc/<pid>/net/tcp)."""
+    inodes: set[str] = set()
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return set()
+    for descriptor in descriptors:
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{descriptor}")
+            if link.startswith("socket:["):
+                inodes.add(link.removeprefix("socket:[").removesuffix("]"))
+    ports: set[int] = set()
+    try:
+        with open(f"/proc/{pid}/net/tcp") as handle:
+            next(handle, None)  # the column titles
+            for line in handle:
+                # sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+                fields = line.split()
+                if fields[3] == TCP_ESTABLISHED and fields[9] in inodes:
+                    ports.add(int(fields[2].rsplit(":", 1)[1], 16))
+    except OSError:
+        return set()
+    return ports

@@ -1,13 +1,15 @@
-"""Start `routerd` as a real subprocess with a generated config, and talk to it."""
+"""Start `routerd` as a real subprocess with a generated config, and talk to it.
+
+The one way tests and benchmarks start routerd: as an operator runs it (`python -m supervisor
+--config PATH`), with a config that binds 127.0.0.1 only and keeps run_dir in a temp dir,
+through tests/support/launcher.py (its own session; stopping it takes its workers too).
+"""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import http.client
 import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -18,11 +20,14 @@ from typing import Any
 
 import yaml
 
+from tests.support.launcher import Process, ProcessExited, ProcessGroup
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 STATUS_USER = "status-user"
 STATUS_PASS = "status-pass"
+# Where `python -m supervisor` is found, whatever the caller's working directory.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def routerd_command(*args: str) -> list[str]:
@@ -87,14 +92,17 @@ class Response:
 
 @dataclass
 class Routerd:
-    """A running routerd; `stop()` sends SIGTERM and waits."""
+    """A running routerd; `stop()` sends SIGTERM and waits. Started through `group` (one of its
+    own in `workdir` by default), its output in <group's workdir>/<name>.log."""
 
     config: dict[str, Any]
     workdir: Path
-    process: subprocess.Popen[bytes] | None = None
+    process: Process | None = None
     env: dict[str, str] = field(default_factory=dict)
     # A command routerd is run under, e.g. ["prlimit", "--nofile=32:64", "--"].
     wrapper: list[str] = field(default_factory=list)
+    name: str = "routerd"
+    group: ProcessGroup | None = None
 
     @property
     def port(self) -> int:
@@ -106,46 +114,47 @@ class Routerd:
 
     @property
     def config_path(self) -> Path:
-        return self.workdir / "router.yml"
+        return self.workdir / f"{self.name}.yml"
 
     @property
     def log_path(self) -> Path:
-        return self.workdir / "routerd.log"
+        return self.launcher.workdir / f"{self.name}.log"
+
+    @property
+    def launcher(self) -> ProcessGroup:
+        if self.group is None:
+            self.group = ProcessGroup(self.workdir)
+        return self.group
+
+    @property
+    def supervisor_pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
     def __repr__(self) -> str:
         pid = self.process.pid if self.process else None
-        return f"Routerd(port={self.port}, status={self.status_port}, pid={pid})"
+        return f"Routerd({self.name!r}, port={self.port}, status={self.status_port}, pid={pid})"
 
     def write_config(self) -> None:
         self.config_path.write_text(yaml.safe_dump(self.config))
 
     def start(self, wait_healthy: bool = True, timeout: float = 30) -> None:
         self.write_config()
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        env = {**os.environ, **self.env}
-        self.process = subprocess.Popen(
-            [*self.wrapper, *routerd_command("--config", str(self.config_path))],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        log.close()
+        argv = [*self.wrapper, *routerd_command("--config", str(self.config_path))]
+        self.process = self.launcher.start(self.name, argv, env=self.env, cwd=str(REPO_ROOT))
         if wait_healthy:
             self.wait_healthy(timeout)
 
     def wait_healthy(self, timeout: float = 30) -> None:
         def healthy() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(
-                    f"routerd exited with {self.process.returncode}:\n{self.log_text()}"
-                )
+            if self.process is not None:
+                self.process.check_running()
             return self.health().status == 200
 
         try:
-            wait_until(healthy, timeout=timeout, what="routerd /health to answer 200")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- routerd log ---\n{self.log_text()}") from None
+            wait_until(healthy, timeout=timeout, what=f"{self.name} /health to answer 200")
+        except (AssertionError, ProcessExited) as exc:
+            raise AssertionError(f"{exc}\n--- {self.name} log ---\n{self.log_text()}") from None
 
     def health(self) -> Response:
         return self.status_request("GET", "/health", auth=None)
@@ -188,21 +197,29 @@ class Routerd:
         path: str,
         auth: tuple[str, str] | None = (STATUS_USER, STATUS_PASS),
         headers: dict[str, str] | None = None,
+        timeout: float = 10,
     ) -> Response:
         headers = dict(headers or {})
         if auth is not None:
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
-        return http_request(self.status_port, method, path, None, headers, None, 10)
+        return http_request(self.status_port, method, path, None, headers, None, timeout)
 
     def status_json(self, path: str) -> Any:
         response = self.status_request("GET", path)
         assert response.status == 200, (response.status, response.text)
         return response.json()
 
+    def varz(self) -> dict[str, Any]:
+        varz: dict[str, Any] = self.status_json("/varz")
+        return varz
+
     def workers(self) -> list[dict[str, Any]]:
         """/varz's worker entries: index, pid, state, restarts, crashes, ..."""
-        return list(self.status_json("/varz")["workers"])
+        return list(self.varz()["workers"])
+
+    def worker_pids(self) -> list[int]:
+        return [int(worker["pid"]) for worker in self.workers() if worker["pid"]]
 
     def signal(self, signum: int) -> None:
         assert self.process is not None
@@ -213,19 +230,11 @@ class Routerd:
         return self.process.wait(timeout=timeout)
 
     def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM and wait; then SIGKILL its session, so that no worker outlives it. The exit
+        status routerd gave (None if it had to be killed, or never started)."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        # Workers live in routerd's session; make sure none outlives a test.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        return self.process.returncode
+        return self.launcher.stop(self.process, timeout)
 
 
 def http_request(
@@ -253,8 +262,21 @@ def http_request(
         connection.close()
 
 
-def new_routerd(nats_port: int, overrides: dict[str, Any] | None = None) -> Routerd:
-    workdir = Path(tempfile.mkdtemp(prefix="routerd-"))
-    run_dir = workdir / "run"
+def new_routerd(
+    nats_port: int,
+    overrides: dict[str, Any] | None = None,
+    group: ProcessGroup | None = None,
+    name: str = "routerd",
+    run_root: Path | None = None,
+) -> Routerd:
+    """A routerd (not started) on `nats_port`: in a temp dir of its own, or, with `group`, in
+    the group's dir with its processes; `run_root` holds its run_dir (a tmpfs, as systemd's
+    /run/routerd is, where that matters)."""
+    if group is None:
+        workdir = Path(tempfile.mkdtemp(prefix="routerd-"))
+        run_dir = (run_root or workdir) / "run"
+    else:  # the group's dir may hold several routerds
+        workdir = group.workdir
+        run_dir = (run_root or workdir) / f"{name}-run"
     config = merge(base_config(nats_port, str(run_dir)), overrides or {})
-    return Routerd(config=config, workdir=workdir)
+    return Routerd(config=config, workdir=workdir, name=name, group=group)

@@ -34,7 +34,8 @@ after any earlier pipelined requests; later ones are dropped and the connection 
 Deadlines (one per connection at most, scanned by one per-worker timer, client_deadlines.py):
   - header: armed by a read that leaves a request head incomplete (also one that completes a
     body-less request and goes on into the next), disarmed when it completes;
-    `read_header_timeout` after that read the connection is closed (as Go's ReadHeaderTimeout).
+    `read_header_timeout` after that read the connection is closed (as Go's ReadHeaderTimeout;
+    0 means never, as in Go, and the header deadline is then not armed).
     A partial head in the same read as the end of a body is not noticed until the next read.
   - body: armed when a head completes with its body still to come, pushed back by every read
     (and while the router itself has paused reading); `request_body_timeout` without a byte and
@@ -103,7 +104,9 @@ class IntakeLimits:
         return {
             "max_line_size": min(MAX_REQUEST_LINE, self.max_head_bytes),
             "max_field_size": self.max_head_bytes,
-            "max_headers": self.max_headers,
+            # 0 is Gorouter's "no count limit": a header line takes at least three bytes, so
+            # a count of max_head_bytes leaves the byte limit the only one that can bind.
+            "max_headers": self.max_headers or self.max_head_bytes,
         }
 
 

@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 import sys
-from typing import Any
+from typing import Any, Final
 
 import uvloop
 from setproctitle import setproctitle
@@ -40,6 +40,10 @@ from runtime.c_parser import c_parser_problem
 from runtime.config import Config, decode_config
 
 log = logs.EventLog("vcap.gorouter.router")
+
+# frontend_idle_timeout 0 is Gorouter's (Go's) "never close an idle connection"; aiohttp would
+# close at once on 0, so never is a year.
+IDLE_FOREVER: Final = 365 * 24 * 3600.0
 
 
 class Worker:
@@ -123,7 +127,7 @@ class Worker:
         self.server = GorouterServer(
             Frontend(self.proxy),
             intake,
-            keepalive_timeout=float(config.frontend_idle_timeout),
+            keepalive_timeout=float(config.frontend_idle_timeout) or IDLE_FOREVER,
             auto_decompress=False,
             lingering_time=1.0,
         )

@@ -3,6 +3,7 @@ ones it does not are accepted with Gorouter's types and named, and anything else
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -182,3 +183,36 @@ def leaf_paths(model: type, prefix: str = "") -> set[str]:
 def test_no_key_is_both_implemented_and_listed_as_not_implemented() -> None:
     # Implementing a Gorouter key means adding it to Config and deleting it from GorouterKeys.
     assert leaf_paths(Config) & leaf_paths(GorouterKeys) == set()
+
+
+def documented_not_implemented() -> set[str]:
+    """The keys etc/router.yml lists as accepted but not implemented."""
+    text = (Path(__file__).parents[2] / "etc" / "router.yml").read_text()
+    block = text.split("# Gorouter keys routerd accepts but does not implement", 1)[1]
+    listed: list[str] = []
+    for line in block.splitlines():
+        if line.startswith("#   "):
+            listed.append(line.removeprefix("#   "))
+        elif listed:
+            break
+    names = " ".join(listed).replace("(routes come from NATS only)", "").rstrip(".")
+    return {name.strip().removesuffix(".*") for name in names.split(",")}
+
+
+def test_etc_router_yml_lists_every_key_not_implemented() -> None:
+    documented = documented_not_implemented()
+    declared = leaf_paths(GorouterKeys) - {"max_header_bytes"}  # implemented under its new name
+    undocumented = {
+        path
+        for path in declared
+        if not any(
+            path == name
+            or path.startswith(f"{name}.")
+            or (name.endswith("_*") and path.startswith(name[:-1]))
+            for name in documented
+        )
+    }
+    assert undocumented == set()
+    for name in documented:
+        stem = name[:-1] if name.endswith("_*") else name
+        assert any(path == stem or path.startswith(stem) for path in declared), name

@@ -47,14 +47,19 @@ class ClientDeadlines:
         )
 
     def set_timeouts(self, header_timeout: float, body_timeout: float) -> None:
+        """A header timeout of 0 means none (Go's ReadHeaderTimeout 0, Gorouter's default)."""
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
-        self.tick = min(1.0, max(0.05, min(header_timeout, body_timeout) / 10))
+        shortest = min(header_timeout, body_timeout) if header_timeout > 0 else body_timeout
+        self.tick = min(1.0, max(0.05, shortest / 10))
 
     def arm(self, client: SlowClient, kind: int) -> None:
         """Start (header: only if not running) or push back (body) the client's deadline."""
-        loop = self._loop or self._start()
         timeout = self.header_timeout if kind == HEADER else self.body_timeout
+        if timeout <= 0:
+            self.disarm(client)
+            return
+        loop = self._loop or self._start()
         client.deadline = loop.time() + timeout
         client.deadline_kind = kind
         self._armed.add(client)

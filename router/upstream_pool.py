@@ -22,6 +22,8 @@ from router.write_batch import WriteBatch
 
 # How late an endpoint_timeout may fire: deadlines are checked this often.
 DEADLINE_TICK: Final = 0.05
+# endpoint_keep_alive_probe_interval 0 is Gorouter's (Go's net.Dialer) "probes every 15 s".
+GO_KEEPALIVE_PROBE_INTERVAL: Final = 15
 
 
 class UpstreamPool:
@@ -102,7 +104,10 @@ class UpstreamPool:
         sock: socket.socket | None = transport.get_extra_info("socket") if transport else None
         if sock is None:
             return
-        interval = max(1, int(self.keepalive_interval))
+        if self.keepalive_interval > 0:
+            interval = max(1, int(self.keepalive_interval))  # the kernel counts whole seconds
+        else:
+            interval = GO_KEEPALIVE_PROBE_INTERVAL
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, interval)

@@ -7,17 +7,20 @@ is used. Project-specific keys are marked as such.
 
 from __future__ import annotations
 
+import datetime
 import os
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import msgspec
 
 from registry.message import RegistryMessage, validate_message
 from registry.rejection import Rejection
-from runtime import tls_listener
+from runtime import gorouter_keys, tls_listener
 from runtime.durations import Duration, parse_duration
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+# Gorouter's cap on a request head: Go's http.Server reads no more.
+MAX_REQUEST_HEADER_BYTES: Final = 1 << 20
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -150,21 +153,24 @@ class Config(_Model, frozen=True):
     endpoint_dial_timeout: Duration = Duration(5)
     # Gorouter's default TCP keepalive probe interval to backends.
     endpoint_keep_alive_probe_interval: Duration = Duration(1)
-    # Gorouter's default idle timeout for client connections.
+    # Gorouter's default idle timeout for client connections; 0 means never, as in Gorouter.
     frontend_idle_timeout: Duration = Duration(900)
     # Gorouter's name; a whole request head (request line and header lines) must arrive within
-    # this long of its first byte. Go's zero means "never", which leaves slowloris clients
-    # holding connections for the whole idle timeout; 30 s is ample for any real client.
+    # this long of its first byte. 0 means never, as in Gorouter (Go's zero), and is Gorouter's
+    # default; but that leaves slowloris clients holding connections for the whole idle
+    # timeout, so routerd's default is 30 s, ample for any real client.
     read_header_timeout: Duration = Duration(30)
     # Project-specific: a request body that stops arriving for this long is abandoned (nginx's
     # client_body_timeout idea: measured between reads, so large slow uploads still finish).
     request_body_timeout: Duration = Duration(60)
     # Gorouter's key and default: request line plus header lines, counted as Gorouter counts
-    # them; larger heads are answered 431. Gorouter caps it at 1 MiB (its http.Server's limit).
-    max_request_header_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 20)] = 1 << 20
-    # Project-specific (Gorouter has no count limit; Go's 1 MiB bounds it): more header lines
-    # than this are answered 431. Each costs a parser callback and a dict entry.
-    max_request_headers: Annotated[int, msgspec.Meta(ge=16, le=10_000)] = 512
+    # them; larger heads are answered 431. As in Gorouter, 0 means its 1 MiB cap (its
+    # http.Server's limit), and a larger value is lowered to the cap.
+    max_request_header_bytes: NonNegativeInt = MAX_REQUEST_HEADER_BYTES
+    # Gorouter's key: more header lines than this are answered 431; 0 means no count limit
+    # (Gorouter's default; the byte limit still bounds the head). routerd's default is 512:
+    # each line costs a parser callback and a dict entry, and no real client sends that many.
+    max_request_headers: NonNegativeInt = 512
     # Gorouter's production default: an empty pool is "temporarily unavailable", not "unknown".
     empty_pool_response_code_503: bool = True
 
@@ -176,6 +182,7 @@ class Config(_Model, frozen=True):
     # Gorouter's production defaults: let the load balancer notice /health before closing.
     drain_wait: Duration = Duration(20)
     # Gorouter's production default: in-flight requests get up to 15 minutes to finish.
+    # 0 means endpoint_timeout, as in Gorouter.
     drain_timeout: Duration = Duration(900)
 
     # Project-specific: SIGTERM/SIGINT let in-flight requests finish for at most this long.
@@ -262,31 +269,89 @@ class ConfigError(Exception):
     """A configuration problem, as one line naming the key path and what was expected."""
 
 
-def load_config_text(text: str | bytes, source: str = "config") -> Config:
+class ConfigFile(NamedTuple):
+    """A loaded config, with what the operator should hear about the file."""
+
+    config: Config
+    # Gorouter keys in the file that routerd accepts and does not act on (runtime/gorouter_keys).
+    not_implemented: tuple[str, ...]
+    # Values that take effect otherwise than written, as Gorouter applies them; one line each.
+    adjusted: tuple[str, ...]
+
+
+def read_config_text(text: str | bytes, source: str = "config") -> ConfigFile:
     """Decode and validate YAML text; raise ConfigError with a one-line message."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    if not text.strip():
-        text = "{}"
     try:
-        config = msgspec.yaml.decode(text, type=Config, dec_hook=_dec_hook)
-    except msgspec.ValidationError as exc:
-        if str(exc) != "Expected `object`, got `null`":
-            raise ConfigError(f"{source}: {_describe_validation_error(str(exc))}") from None
-        config = Config()  # a file of comments only (or `---`): every key at its default
+        document = msgspec.yaml.decode(text)
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid YAML: {_first_line(str(exc))}") from None
+    if document is None:
+        document = {}  # an empty file, comments only, or `---`: every key at its default
+    parts = gorouter_keys.split(document, Config)
+    _convert(parts.gorouter_only, gorouter_keys.GorouterKeys, source)
+    config = _convert(parts.implemented, Config, source)
+    config, adjusted = with_gorouter_meanings(config)
     validate(config, source)
-    return config
+    return ConfigFile(config, parts.names, adjusted)
 
 
-def load_config(path: str) -> Config:
+def load_config_text(text: str | bytes, source: str = "config") -> Config:
+    return read_config_text(text, source).config
+
+
+def read_config(path: str) -> ConfigFile:
     try:
         with open(path, "rb") as handle:
             text = handle.read()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
-    return load_config_text(text, source=path)
+    return read_config_text(text, source=path)
+
+
+def load_config(path: str) -> Config:
+    return read_config(path).config
+
+
+def _convert(document: Any, model: type[msgspec.Struct], source: str) -> Any:
+    try:
+        return msgspec.convert(
+            document,
+            model,
+            dec_hook=_dec_hook,
+            builtin_types=(datetime.datetime, datetime.date),  # YAML's timestamps, as decoded
+            str_keys=True,
+        )
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe_validation_error(str(exc), model)}") from None
+
+
+def with_gorouter_meanings(config: Config) -> tuple[Config, tuple[str, ...]]:
+    """Values Gorouter's config.Process gives a meaning beyond the value itself, applied."""
+    changes: dict[str, Any] = {}
+    adjusted: list[str] = []
+    header_bytes = config.max_request_header_bytes
+    if header_bytes == 0:
+        changes["max_request_header_bytes"] = MAX_REQUEST_HEADER_BYTES
+    elif header_bytes > MAX_REQUEST_HEADER_BYTES:
+        changes["max_request_header_bytes"] = MAX_REQUEST_HEADER_BYTES
+        adjusted.append(
+            f"max_request_header_bytes: {header_bytes} is over Gorouter's cap; "
+            f"{MAX_REQUEST_HEADER_BYTES} applies"
+        )
+    if config.drain_timeout <= 0:
+        changes["drain_timeout"] = config.endpoint_timeout
+    if config.start_response_delay_interval > config.droplet_stale_threshold:
+        # A route must not go stale while the router is still waiting for registrations.
+        changes["droplet_stale_threshold"] = config.start_response_delay_interval
+        adjusted.append(
+            "droplet_stale_threshold: raised to start_response_delay_interval "
+            f"({float(config.start_response_delay_interval):g}s), as in Gorouter"
+        )
+    if changes:
+        config = msgspec.structs.replace(config, **changes)
+    return config, tuple(adjusted)
 
 
 def encode_config(config: Config) -> bytes:
@@ -323,8 +388,6 @@ def validate(config: Config, source: str = "config") -> None:
         fail("endpoint_dial_timeout", "expected a duration > 0")
     if config.endpoint_timeout <= 0:
         fail("endpoint_timeout", "expected a duration > 0")
-    if config.read_header_timeout <= 0:
-        fail("read_header_timeout", "expected a duration > 0")
     if config.request_body_timeout <= 0:
         fail("request_body_timeout", "expected a duration > 0")
     if config.worker_liveness_timeout <= 0:
@@ -367,11 +430,12 @@ def _same_interface(a: str, b: str) -> bool:
     return a == b or a in wildcard or b in wildcard
 
 
-def _describe_validation_error(message: str) -> str:
+def _describe_validation_error(message: str, model: type = Config) -> str:
     """msgspec says "Expected `int`, got `str` - at `$.backends.max_conns`"; name the key first."""
     text, _, where = message.partition(" - at `")
     key = where.rstrip("`").removeprefix("$").removeprefix(".") or None
-    text = text.replace("`", "")
+    # The Gorouter-only keys are all optional: "expected int | null" means "expected int".
+    text = text.replace("`", "").replace(" | null,", ",")
     if text.startswith("Object contains unknown field "):
         field = text.removeprefix("Object contains unknown field ")
         full = f"{key}.{field}" if key else field
@@ -381,7 +445,7 @@ def _describe_validation_error(message: str) -> str:
         full = f"{key}.{field}" if key else field
         return f"{full}: required key is missing"
     if text.startswith("Invalid enum value ") and key is not None:
-        choices = _choices_at(key)
+        choices = _choices_at(key, model)
         if choices:
             got = text.removeprefix("Invalid enum value ")
             return f"{key}: expected one of {', '.join(map(repr, choices))}, got {got}"
@@ -391,15 +455,23 @@ def _describe_validation_error(message: str) -> str:
     return f"{key}: {text}"
 
 
-def _choices_at(key: str) -> tuple[object, ...]:
+def _choices_at(key: str, model: type) -> tuple[object, ...]:
     """The values a Literal-typed key accepts ("balancing_algorithm", "logging.level")."""
-    node: Any = msgspec.inspect.type_info(Config)
+    node: Any = msgspec.inspect.type_info(model)
     for name in key.split("."):
-        types = {field.encode_name: field.type for field in getattr(node, "fields", ())}
+        types = {field.encode_name: field.type for field in getattr(_unwrapped(node), "fields", ())}
         node = types.get(name)
         if node is None:
             return ()
-    return tuple(getattr(node, "values", ()))
+    return tuple(getattr(_unwrapped(node), "values", ()))
+
+
+def _unwrapped(node: Any) -> Any:
+    """`X | None` as X, for the Gorouter-only keys (all optional)."""
+    for member in getattr(node, "types", ()):
+        if not isinstance(member, msgspec.inspect.NoneType):
+            return member
+    return node
 
 
 def _first_line(text: str) -> str:

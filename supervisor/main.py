@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from runtime import logs
-from runtime.config import Config, ConfigError, load_config
+from runtime.config import Config, ConfigError, ConfigFile, read_config
 
 DEFAULT_CONFIG = "/etc/routerd/router.yml"
 
@@ -39,13 +39,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(check_config(path))
     path = args.config or DEFAULT_CONFIG
     try:
-        config = load_config(path)
+        loaded = read_config(path)
     except ConfigError as exc:
         print(f"routerd: {exc}", file=sys.stderr)
         sys.exit(2)
+    config = loaded.config
     if args.run_dir:
         config = with_run_dir(config, args.run_dir)
     logs.configure(config.logging.level)
+    log_config_notes(loaded, path)
     from supervisor.service import run  # noqa: PLC0415 - keeps --check-config free of the runtime
 
     sys.exit(run(config, config_path=path))
@@ -53,12 +55,30 @@ def main(argv: list[str] | None = None) -> None:
 
 def check_config(path: str) -> int:
     try:
-        load_config(path)
+        loaded = read_config(path)
     except ConfigError as exc:
         print(f"routerd: {exc}", file=sys.stderr)
         return 2
+    # Warnings, not errors: Gorouter takes the same file, and so does routerd.
+    if loaded.not_implemented:
+        keys = ", ".join(loaded.not_implemented)
+        print(f"routerd: {path}: warning: {NOT_IMPLEMENTED}: {keys}", file=sys.stderr)
+    for adjustment in loaded.adjusted:
+        print(f"routerd: {path}: warning: {adjustment}", file=sys.stderr)
     print(f"routerd: {path}: config is valid")
     return 0
+
+
+NOT_IMPLEMENTED = "Gorouter keys accepted but not implemented (they have no effect)"
+
+
+def log_config_notes(loaded: ConfigFile, path: str) -> None:
+    """One warning naming every Gorouter key that has no effect, and one per adjusted value."""
+    log = logs.EventLog("vcap.gorouter.supervisor")
+    if loaded.not_implemented:
+        log.warn("config-keys-not-implemented", config=path, keys=list(loaded.not_implemented))
+    for adjustment in loaded.adjusted:
+        log.warn("config-value-adjusted", config=path, adjustment=adjustment)
 
 
 def with_run_dir(config: Config, run_dir: str) -> Config:

@@ -88,7 +88,7 @@ class ClientConnection(FlowControlled):
             BODY_BUFFER,
             max_line_size=limits.max_line,
             max_field_size=limits.max_head_bytes,
-            max_headers=limits.max_headers,
+            max_headers=limits.header_count,
             auto_decompress=False,
         )
         super().__init__(server.loop, parser)
@@ -356,10 +356,11 @@ class ClientConnection(FlowControlled):
         self.close_after_write()
 
     def _idle(self) -> None:
-        """Start (or push back) the keep-alive timer: one handle, rescheduled lazily."""
+        """Start (or push back) the keep-alive timer: one handle, rescheduled lazily.
+        `frontend_idle_timeout` 0 is Go's "never close an idle connection"."""
         loop = self.server.loop
         self.idle_since = loop.time()
-        if self.idle_handle is None:
+        if self.idle_handle is None and self.server.idle_timeout > 0:
             self.idle_handle = loop.call_later(self.server.idle_timeout, self._idle_check)
 
     def _idle_check(self) -> None:
@@ -367,7 +368,10 @@ class ClientConnection(FlowControlled):
         if self.state is not State.IDLE:
             return
         loop = self.server.loop
-        due = self.idle_since + self.server.idle_timeout
+        timeout = self.server.idle_timeout
+        if timeout <= 0:
+            return  # turned off by a reload meanwhile
+        due = self.idle_since + timeout
         if loop.time() >= due:
             self.close_after_write()
         else:

@@ -64,6 +64,12 @@ class Limits(NamedTuple):
     def max_line(self) -> int:
         return min(MAX_REQUEST_LINE, self.max_head_bytes)
 
+    @property
+    def header_count(self) -> int:
+        """The parser's limit on header lines. 0 is Gorouter's "no count limit": a header line
+        takes at least three bytes, so max_head_bytes lines leave the byte limit to bind."""
+        return self.max_headers or self.max_head_bytes
+
 
 def head_size(msg: RequestHead) -> int:
     """The head's size as Gorouter counts it: request line and every header line with CRLF."""

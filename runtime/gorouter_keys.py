@@ -1,0 +1,284 @@
+"""Gorouter's config keys that routerd reads but does not act on, with Gorouter's types.
+
+An operator's BOSH-rendered gorouter.yml carries the keys of Gorouter's `config/config.go`
+(routing-release v0.317 and later). routerd loads such a file: the keys it implements are in
+runtime/config.py's `Config`; the others are declared here, each with the type Gorouter decodes
+it as, so a wrong type is still an error naming the key and what was expected, and a key Gorouter
+does not know either is still "unknown key". The keys of this model present in a file are named
+in one `config-keys-not-implemented` warning at start and by `routerd --check-config`.
+
+A key in both models belongs to `Config`: `split` hands it there, so implementing a key is adding
+it to `Config` (and deleting it here; tests/runtime/test_gorouter_keys.py finds leftovers).
+
+No field here has a value routerd uses; every default is None, meaning "absent from the file".
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Annotated, Any, Literal, NamedTuple
+
+import msgspec
+
+from runtime.durations import Duration
+
+# Go's unsigned integer types, as yaml.v3 checks them.
+Uint = Annotated[int, msgspec.Meta(ge=0)]
+Uint16 = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Uint32 = Annotated[int, msgspec.Meta(ge=0, le=(1 << 32) - 1)]
+Strings = tuple[str, ...]
+Floats = tuple[float, ...]
+
+
+class _Keys(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class StatusTlsKeys(_Keys, frozen=True):
+    port: Uint16 | None = None
+    certificate: str | None = None
+    key: str | None = None
+
+
+class StatusRoutesKeys(_Keys, frozen=True):
+    port: Uint16 | None = None
+
+
+class StatusKeys(_Keys, frozen=True):
+    enable_nontls_health_checks: bool | None = None
+    enable_deprecated_varz_healthz_endpoints: bool | None = None
+    tls: StatusTlsKeys | None = None
+    routes: StatusRoutesKeys | None = None
+
+
+class LogFormatKeys(_Keys, frozen=True):
+    # Gorouter reads "rfc3339" and takes any other value as unix-epoch.
+    timestamp: str | None = None
+
+
+class LoggingKeys(_Keys, frozen=True):
+    syslog: str | None = None
+    syslog_addr: str | None = None
+    syslog_network: str | None = None
+    syslog_truncate: int | None = None
+    loggregator_enabled: bool | None = None
+    metron_address: str | None = None
+    disable_log_forwarded_for: bool | None = None
+    disable_log_source_ip: bool | None = None
+    # Gorouter refuses to start with any other value.
+    redact_query_params: Literal["none", "all", "hash"] | None = None
+    enable_attempts_details: bool | None = None
+    format: LogFormatKeys | None = None
+    extra_access_log_fields: Strings | None = None
+
+
+class TracingKeys(_Keys, frozen=True):
+    enable_w3c: bool | None = None
+    w3c_tenant_id: str | None = None
+
+
+class AccessLogKeys(_Keys, frozen=True):
+    enable_streaming: bool | None = None
+
+
+class MetersKeys(_Keys, frozen=True):
+    route_lookup_time_histogram_buckets: Floats | None = None
+    gorouter_time_histogram_buckets: Floats | None = None
+    route_registration_latency_histogram_buckets: Floats | None = None
+    routing_response_latency_histogram_buckets: Floats | None = None
+    http_latency_histogram_buckets: Floats | None = None
+
+
+class PrometheusKeys(_Keys, frozen=True):
+    enabled: bool | None = None
+    port: Uint16 | None = None
+    cert_path: str | None = None
+    key_path: str | None = None
+    ca_path: str | None = None
+    meters: MetersKeys | None = None
+
+
+class OAuthKeys(_Keys, frozen=True):
+    token_endpoint: str | None = None
+    port: Uint16 | None = None
+    skip_ssl_validation: bool | None = None
+    client_name: str | None = None
+    client_secret: str | None = None
+    ca_certs: str | None = None
+
+
+class RoutingApiKeys(_Keys, frozen=True):
+    uri: str | None = None
+    port: int | None = None
+    auth_disabled: bool | None = None
+    ca_certs: str | None = None
+    cert_chain: str | None = None
+    private_key: str | None = None
+
+
+class RouteServicesKeys(_Keys, frozen=True):
+    max_attempts: int | None = None
+    strict_signature_validation: bool | None = None
+    cert_chain: str | None = None
+    private_key: str | None = None
+
+
+class HeaderNameValue(_Keys, frozen=True):
+    name: str
+    value: str | None = None
+
+
+class HttpRewriteResponsesKeys(_Keys, frozen=True):
+    add_headers_if_not_present: tuple[HeaderNameValue, ...] | None = None
+    remove_headers: tuple[HeaderNameValue, ...] | None = None
+
+
+class HttpRewriteKeys(_Keys, frozen=True):
+    responses: HttpRewriteResponsesKeys | None = None
+
+
+class CertSubjectKeys(_Keys, frozen=True):
+    country: Strings | None = None
+    organization: Strings | None = None
+    organizational_unit: Strings | None = None
+    common_name: str | None = None
+    serial_number: str | None = None
+    locality: Strings | None = None
+    province: Strings | None = None
+    street_address: Strings | None = None
+    postal_code: Strings | None = None
+
+
+class ClientCertMetadataRuleKeys(_Keys, frozen=True):
+    issuer_in_chain: CertSubjectKeys | None = None
+    valid_cert_subjects: tuple[CertSubjectKeys, ...] | None = None
+
+
+class GorouterKeys(_Keys, frozen=True):
+    """The top level of gorouter.yml, less what `Config` implements."""
+
+    status: StatusKeys | None = None
+    logging: LoggingKeys | None = None
+    tracing: TracingKeys | None = None
+    access_log: AccessLogKeys | None = None
+    prometheus: PrometheusKeys | None = None
+    index: Uint | None = None
+    zone: str | None = None
+    go_max_procs: int | None = None
+    trace_key: str | None = None
+    debug_addr: str | None = None
+    disable_http: bool | None = None
+    enable_http2: bool | None = None
+    enable_http1_concurrent_read_write: bool | None = None
+    hop_by_hop_headers_to_filter: Strings | None = None
+    enable_verify_client_certificate_metadata: bool | None = None
+    verify_client_certificate_metadata: tuple[ClientCertMetadataRuleKeys, ...] | None = None
+    load_balancer_healthy_threshold: Duration | None = None
+    publish_active_apps_interval: Duration | None = None
+    http_1_endpoint_timeout: Duration | None = None
+    http_2_endpoint_timeout: Duration | None = None
+    websocket_dial_timeout: Duration | None = None
+    route_latency_metric_muzzle_duration: Duration | None = None
+    secure_cookies: bool | None = None
+    sticky_sessions_for_auth_negotiate: bool | None = None
+    healthcheck_user_agent: str | None = None
+    oauth: OAuthKeys | None = None
+    routing_api: RoutingApiKeys | None = None
+    route_services_hairpinning: bool | None = None
+    route_services_hairpinning_allowlist: Strings | None = None
+    route_services_internal_server_port: Uint16 | None = None
+    extra_headers_to_log: Strings | None = None
+    route_services: RouteServicesKeys | None = None
+    http_rewrite: HttpRewriteKeys | None = None
+    token_fetcher_max_retries: Uint32 | None = None
+    token_fetcher_retry_interval: Duration | None = None
+    token_fetcher_expiration_buffer_time: int | None = None
+    pid_file: str | None = None
+    balancing_algorithm_az_preference: Literal["none", "locally-optimistic"] | None = None
+    disable_keep_alives: bool | None = None
+    max_idle_conns: int | None = None
+    max_idle_conns_per_host: int | None = None
+    # Gorouter before max_request_header_bytes; see RENAMED.
+    max_header_bytes: int | None = None
+    max_response_header_bytes: int | None = None
+    max_response_headers: int | None = None
+    keep_alive_100_continue_requests: bool | None = None
+    html_error_template_file: str | None = None
+    per_request_metrics_reporting: bool | None = None
+    enable_envelope_v1_metrics: bool | None = None
+    send_http_start_stop_server_event: bool | None = None
+    send_http_start_stop_client_event: bool | None = None
+    per_app_prometheus_http_metrics_reporting: bool | None = None
+    healthcheck_poll_interval: Duration | None = None
+    healthcheck_timeout: Duration | None = None
+
+
+# Old Gorouter names of keys routerd implements under the current name: the value carries over
+# unless the file also has the current key, which then wins (a file rendered for both releases).
+RENAMED: dict[str, str] = {"max_header_bytes": "max_request_header_bytes"}
+
+
+class Split(NamedTuple):
+    """A decoded YAML document, divided between the two models."""
+
+    implemented: Any  # for `Config` (with what neither model knows, so it is refused there)
+    gorouter_only: dict[str, Any]  # for `GorouterKeys`
+    names: tuple[str, ...]  # dotted paths of what went to `gorouter_only`, in file order
+
+
+def split(document: Any, implemented: type) -> Split:
+    """Move the keys that only `GorouterKeys` knows out of `document` (a YAML mapping)."""
+    if not isinstance(document, dict):
+        return Split(document, {}, ())
+    kept, moved, names = _split(document, implemented, GorouterKeys, "")
+    for old, new in RENAMED.items():
+        if old in moved:  # left in `moved` too, where a wrong type is reported under `old`
+            kept.setdefault(new, moved[old])
+            names = tuple(name for name in names if name != old)
+    return Split(kept, moved, names)
+
+
+def _split(
+    document: dict[Any, Any], own: type, theirs: type, prefix: str
+) -> tuple[dict[Any, Any], dict[str, Any], tuple[str, ...]]:
+    own_fields, their_fields = _fields(own), _fields(theirs)
+    kept: dict[Any, Any] = {}
+    moved: dict[str, Any] = {}
+    names: list[str] = []
+    for key, value in document.items():
+        if key in own_fields:
+            own_struct, their_struct = own_fields[key], their_fields.get(key)
+            if own_struct is not None and their_struct is not None and isinstance(value, dict):
+                kept[key], inner, inner_names = _split(
+                    value, own_struct, their_struct, f"{prefix}{key}."
+                )
+                if inner:
+                    moved[key] = inner
+                    names.extend(inner_names)
+            else:
+                kept[key] = value
+        elif key in their_fields:
+            moved[key] = value
+            names.append(f"{prefix}{key}")
+        else:
+            kept[key] = value
+    return kept, moved, tuple(names)
+
+
+def _fields(struct: type) -> dict[str, type | None]:
+    """Each key of a model, with the model its value is when that is a mapping."""
+    return {field.encode_name: struct_in(field.type) for field in msgspec.structs.fields(struct)}
+
+
+def struct_in(annotation: Any) -> type | None:
+    """The model a field's value is when it is a mapping (`StatusKeys | None`: StatusKeys)."""
+    candidates = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, msgspec.Struct):
+            return candidate
+    return None
+
+
+def _is_union(annotation: Any) -> bool:
+    return isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union

@@ -1,0 +1,138 @@
+"""An operator's BOSH-rendered gorouter.yml (bosh_gorouter.yml) loads in routerd: the keys
+routerd implements take effect, the rest are named in one warning, at start and by
+`routerd --check-config`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runtime.config import read_config
+from tests.support.routerd import new_routerd, run_routerd
+from tests.support.waiting import wait_until
+
+FIXTURE = Path(__file__).with_name("bosh_gorouter.yml")
+WARNING = "warning: Gorouter keys accepted but not implemented (they have no effect): "
+
+# Among what the file sets and routerd does not act on: each must be named.
+MUST_BE_NAMED = {
+    "index",
+    "zone",
+    "go_max_procs",
+    "trace_key",
+    "status.tls",
+    "status.routes",
+    "status.enable_nontls_health_checks",
+    "logging.format",
+    "logging.syslog",
+    "logging.redact_query_params",
+    "tracing.enable_w3c",
+    "access_log.enable_streaming",
+    "prometheus",
+    "http_rewrite",
+    "route_services",
+    "routing_api",
+    "oauth",
+    "html_error_template_file",
+    "healthcheck_user_agent",
+    "max_response_header_bytes",
+    "verify_client_certificate_metadata",
+}
+# Keys routerd implements: never named.
+IMPLEMENTED = {
+    "port",
+    "status",
+    "status.port",
+    "status.user",
+    "nats",
+    "logging",
+    "logging.level",
+    "tracing.enable_zipkin",
+    "access_log.file",
+    "backends",
+    "tls_pem",
+    "enable_ssl",
+    "read_header_timeout",
+    "max_request_headers",
+    "max_request_header_bytes",
+    "max_header_bytes",
+    "drain_timeout",
+    "route_services_secret",
+}
+
+
+def key_paths(document: dict[str, object], prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in document.items():
+        paths.add(prefix + key)
+        if isinstance(value, dict):
+            paths |= key_paths(value, f"{prefix}{key}.")
+    return paths
+
+
+def test_check_config_loads_the_bosh_file_and_names_what_it_ignores() -> None:
+    result = run_routerd("--check-config", str(FIXTURE), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == f"routerd: {FIXTURE}: config is valid\n"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr  # one warning line, nothing adjusted
+    prefix = f"routerd: {FIXTURE}: {WARNING}"
+    assert lines[0].startswith(prefix)
+    named = lines[0].removeprefix(prefix).split(", ")
+    assert len(named) == len(set(named))
+    assert set(named) >= MUST_BE_NAMED
+    assert not IMPLEMENTED & set(named)
+    assert set(named) <= key_paths(yaml.safe_load(FIXTURE.read_text()))
+
+
+def test_the_bosh_files_implemented_values_take_effect() -> None:
+    config = read_config(str(FIXTURE)).config
+    assert config.port == 80
+    assert (config.status.port, config.status.user) == (8080, "router-status")
+    assert [(host.hostname, host.port) for host in config.nats.hosts] == [
+        ("nats.service.cf.internal", 4224)
+    ]
+    assert config.enable_ssl and len(config.tls_pem) == 1
+    assert config.start_response_delay_interval == 20.0
+    assert config.endpoint_timeout == 900.0
+    # Gorouter's own defaults, with Gorouter's meaning: no header deadline, no count limit.
+    assert config.read_header_timeout == 0.0
+    assert config.max_request_headers == 0
+    assert config.max_request_header_bytes == 1 << 20
+    assert config.suspend_pruning_if_nats_unavailable is False
+    assert (config.backends.max_conns, config.backends.max_attempts) == (500, 3)
+
+
+def test_a_typo_in_the_bosh_file_is_still_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gorouter.yml"
+    path.write_text(FIXTURE.read_text().replace("\nzone: z1\n", "\nzonee: z1\n"))
+    result = run_routerd("--check-config", str(path), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == f"routerd: {path}: zonee: unknown key\n"
+
+
+@pytest.mark.integration
+def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
+    router = new_routerd(
+        nats_server.port,
+        {
+            "workers": 1,
+            "zone": "z1",
+            "status": {"routes": {"port": 8082}},
+            "logging": {"format": {"timestamp": "rfc3339"}},
+            "read_header_timeout": "0s",
+        },
+    )
+    router.start()
+    try:
+        wait_until(lambda: router.events_named("router-started"), timeout=30, what="router-started")
+        warnings = router.events_named("config-keys-not-implemented")
+        assert len(warnings) == 1
+        assert warnings[0]["log_level"] == 2  # warn
+        assert sorted(warnings[0]["data"]["keys"]) == ["logging.format", "status.routes", "zone"]
+        assert warnings[0]["data"]["config"] == str(router.config_path)
+    finally:
+        router.stop()

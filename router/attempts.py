@@ -45,14 +45,13 @@ from registry.shm.counters import Stat
 from router import errors, settlement
 from router.answers import backend_answer, router_answer
 from router.errors import BackendError, Kind
-from router.exchange import Exchange, ProxyRequest
+from router.exchange import Exchange, Plan, ProxyRequest
 from router.headers import build_head, endpoint_headers
 from router.upstream import UpstreamConnection
 from runtime.logs import EventLog
 
 if TYPE_CHECKING:
     from router.proxy import Proxy
-    from router.routing import Plan
 
 log = EventLog("vcap.gorouter.proxy")
 

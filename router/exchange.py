@@ -1,9 +1,10 @@
-"""One request as the proxy sees it: plain values in (`ProxyRequest`), its state (`Exchange`)."""
+"""One request as the proxy sees it: plain values in (`ProxyRequest`), what routing decided
+(`Plan`), its state (`Exchange`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from registry.records import EndpointRecord, PoolRecord
 from router.errors import BackendError
@@ -92,6 +93,14 @@ class ProxyRequest:
     @property
     def is_replayable(self) -> bool:
         return self.body is None or not self.body.consumed
+
+
+class Plan(NamedTuple):
+    """What routing decided for a request the router does not answer itself."""
+
+    common: list[bytes]  # the header lines every attempt sends
+    pool: PoolRecord
+    via_route_service: bool  # the request goes to the pool's route service first
 
 
 class Exchange:

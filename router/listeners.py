@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import socket
 import ssl
 
 from router.acceptor import Acceptor, DirectIntake, Intake, ResourceShortage
+from router.http1.connection import plain_connection, tls_connection
 from router.http1.server import Http1Server
 from router.proxy_listener import ProxyProtocolIntake
 from runtime import handoff
@@ -94,12 +96,14 @@ def open_listeners(
 ) -> Listeners:
     """Serve the sockets the supervisor bound; returns what to close to stop accepting."""
     listeners = Listeners(ResourceShortage(stats, float(config.logging.error_sample_interval)))
+    plain_factory = functools.partial(plain_connection, server)
+    tls_factory = functools.partial(tls_connection, server)
     http_sock = socket.socket(fileno=http_fd)
     plain: Intake
     if config.enable_proxy:
-        plain = ProxyProtocolIntake(server.plain, float(config.proxy_protocol_timeout))
+        plain = ProxyProtocolIntake(plain_factory, float(config.proxy_protocol_timeout))
     else:
-        plain = DirectIntake(server.plain)
+        plain = DirectIntake(plain_factory)
     listeners.add(handoff.HTTP, http_sock, plain)
     if tls_fd is None:
         return listeners
@@ -109,12 +113,12 @@ def open_listeners(
     secure: Intake
     if config.enable_proxy:
         secure = ProxyProtocolIntake(
-            server.secure,
+            tls_factory,
             float(config.proxy_protocol_timeout),
             tls=context,
             tls_handshake_timeout=handshake_timeout,
         )
     else:
-        secure = DirectIntake(server.secure, tls=context, tls_handshake_timeout=handshake_timeout)
+        secure = DirectIntake(tls_factory, tls=context, tls_handshake_timeout=handshake_timeout)
     listeners.add(handoff.TLS, tls_sock, secure)
     return listeners

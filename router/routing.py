@@ -8,7 +8,7 @@ The core works on plain values (`ProxyRequest`, `Exchange`) and knows nothing of
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from registry.instances import AppInstance, find_app_instance, parse_app_instance
 from registry.records import PoolRecord
@@ -18,7 +18,7 @@ from registry.shm.reader import ShardReadError
 from router import errors, settlement
 from router.answers import backend_answer, malformed_host_answer, router_answer
 from router.errors import BackendError, Kind
-from router.exchange import Exchange, ProxyRequest
+from router.exchange import Exchange, Plan, ProxyRequest
 from router.headers import build_common_headers
 from router.hosts import authority_of, lookup_host_and_path, origin_form
 from router.route_service_hop import arrived_from_route_service
@@ -29,14 +29,6 @@ if TYPE_CHECKING:
     from router.proxy import Proxy
 
 log = EventLog("vcap.gorouter.proxy")
-
-
-class Plan(NamedTuple):
-    """What routing decided for a request the router does not answer itself."""
-
-    common: list[bytes]  # the header lines every attempt sends
-    pool: PoolRecord
-    via_route_service: bool  # the request goes to the pool's route service first
 
 
 def begin(proxy: Proxy, req: ProxyRequest) -> Exchange:
@@ -130,4 +122,4 @@ def _route(proxy: Proxy, ex: Exchange, host: str, path: str) -> PoolRecord | Non
     return pool
 
 
-__all__ = ["Plan", "begin", "plan"]
+__all__ = ["begin", "plan"]

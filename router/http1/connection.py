@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from aiohttp.http import HttpRequestParser
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
@@ -29,16 +29,14 @@ from registry.shm.counters import Stat
 from router.answers import refusal_answer
 from router.client_deadlines import HEADER, NONE
 from router.forwarded import Forwarding, tls_forwarding
-from router.http1.exchange import Http1Exchange
+from router.http1.exchange import Http1Exchange, TunnelSink
 from router.http1.flow import FlowControlled
 from router.http1.intake import DISARM, HOLD_HEADER, Intake
 from router.http1.rules import Refusal, parser_refusal
+from router.http1.server import Http1Server
 from router.http1.states import TRANSITIONS, IllegalTransition, State
 from router.http1.writer import answer_bytes
 from runtime.logs import EventLog
-
-if TYPE_CHECKING:
-    from router.http1.server import Http1Server
 
 log = EventLog("vcap.gorouter.router")
 
@@ -105,7 +103,7 @@ class ClientConnection(FlowControlled):
         self.refused = False  # a refusal is queued: nothing more is parsed
         self.upgraded = False  # the parser handed over after an Upgrade request
         self.upgrade_tail = b""  # client bytes after it, for the backend once it says 101
-        self.tunnel_sink: Any = None  # the backend connection, in TUNNEL
+        self.tunnel_sink: TunnelSink | None = None  # the backend connection, in TUNNEL
         self.intake = Intake(limits)
         self.deadline = 0.0
         self.deadline_kind = NONE
@@ -135,7 +133,8 @@ class ClientConnection(FlowControlled):
     def data_received(self, data: bytes) -> None:
         state = self.state
         if state is State.TUNNEL:
-            self.tunnel_sink.write(data)
+            if self.tunnel_sink is not None:
+                self.tunnel_sink.write(data)
             return
         if state is State.CLOSING or state is State.CLOSED or self.refused:
             return  # lingering (or refused): dropped
@@ -205,7 +204,7 @@ class ClientConnection(FlowControlled):
         if not self.dispatching:
             self._dispatch()
 
-    def start_tunnel(self, sink: Any) -> int:
+    def start_tunnel(self, sink: TunnelSink) -> int:
         """The backend said 101: from now on client bytes go to `sink` as they come. Returns
         the bytes sent ahead of the 101."""
         self._to(State.TUNNEL)
@@ -383,4 +382,14 @@ class ClientConnection(FlowControlled):
         self.state = state
 
 
-__all__ = ["ClientConnection"]
+def plain_connection(server: Http1Server) -> ClientConnection:
+    """A connection on the plain-HTTP listener."""
+    return ClientConnection(server)
+
+
+def tls_connection(server: Http1Server) -> ClientConnection:
+    """A connection on the TLS listener: its forwarding rules come from its certificate."""
+    return ClientConnection(server, tls=True)
+
+
+__all__ = ["ClientConnection", "plain_connection", "tls_connection"]

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from registry.shm.counters import Stat
 from router import attempts, routing, settlement
 from router.errors import BackendError
-from router.exchange import Exchange, ProxyRequest
+from router.exchange import Exchange, Plan, ProxyRequest
+from router.forwarded import Forwarding
+from router.http1.server import Http1Server
 from router.http1.writer import (
     CONTINUE,
     answer_bytes,
@@ -36,10 +38,6 @@ from router.relay import (
 from router.route_service_hop import send_to_route_service
 from router.upstream import UpstreamConnection
 from runtime.logs import EventLog
-
-if TYPE_CHECKING:
-    from router.http1.connection import ClientConnection
-    from router.routing import Plan
 
 log = EventLog("vcap.gorouter.proxy")
 
@@ -88,6 +86,22 @@ class TunnelSink:
         self.upstream.close()
 
 
+class Client(Protocol):
+    """What an exchange needs of its client connection (connection.py)."""
+
+    server: Http1Server
+    peer: tuple[str, int] | None
+    local: tuple[str, int]
+    forwarding: Forwarding | None
+
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+    def abort(self) -> None: ...
+    def is_keep_alive(self, msg: Any) -> bool: ...
+    def exchange_done(self, keep_alive: bool) -> None: ...
+    def start_tunnel(self, sink: TunnelSink) -> int: ...
+
+
 class Http1Exchange:
     __slots__ = (
         "conn",
@@ -103,7 +117,7 @@ class Http1Exchange:
         "task",
     )
 
-    def __init__(self, conn: ClientConnection, msg: Any, payload: Any) -> None:
+    def __init__(self, conn: Client, msg: Any, payload: Any) -> None:
         self.conn = conn
         self.msg = msg
         self.payload = payload

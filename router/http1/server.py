@@ -1,14 +1,22 @@
-"""A worker's HTTP/1 service: what its client connections share (the proxy, the limits, the
-deadline scanner, the keep-alive timeout) and the set of them, for a graceful stop."""
+"""A worker's HTTP/1 service: what its client connections (connection.py) share — the proxy,
+the limits, the deadline scanner, the keep-alive timeout — and the set of them, for a graceful
+stop."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 from router.client_deadlines import ClientDeadlines
-from router.http1.connection import ClientConnection
 from router.http1.rules import Limits
 from router.proxy import Proxy
+
+
+class Served(Protocol):
+    """A connection as the server stops it."""
+
+    def close_if_idle(self) -> bool: ...
+    def abort(self) -> None: ...
 
 
 class Http1Server:
@@ -21,22 +29,14 @@ class Http1Server:
         self.limits = limits
         self.deadlines = deadlines
         self.idle_timeout = idle_timeout
-        self.connections: set[ClientConnection] = set()
+        self.connections: set[Served] = set()
         self.draining = False
         self._all_closed = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"Http1Server(connections={len(self.connections)}, draining={self.draining})"
 
-    def plain(self) -> ClientConnection:
-        """A connection on the plain-HTTP listener (the protocol factory)."""
-        return ClientConnection(self)
-
-    def secure(self) -> ClientConnection:
-        """A connection on the TLS listener: its forwarding rules come from its certificate."""
-        return ClientConnection(self, tls=True)
-
-    def forget(self, conn: ClientConnection) -> None:
+    def forget(self, conn: Served) -> None:
         """`conn` has closed."""
         self.connections.discard(conn)
         if self.draining and not self.connections:

@@ -73,7 +73,12 @@ def first_attempt(proxy: Proxy, ex: Exchange, plan: Plan) -> EndpointRecord | No
     endpoint = _choose(
         proxy, ex, pool, policy_for(pool.load_balancing, proxy.default_algorithm), _NONE_EXCLUDED, 1
     )
-    if endpoint is None or ex.request.body is not None:
+    if endpoint is None:
+        return None
+    # Counted at once, as in attempts(): between the check and the count nothing else runs.
+    proxy.row.inflight[endpoint.slot] += 1
+    ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
+    if ex.request.body is not None:
         return endpoint
     cached = proxy.instance_cache.get(endpoint.slot)
     if cached is None or cached[0] is not endpoint:
@@ -81,8 +86,6 @@ def first_attempt(proxy: Proxy, ex: Exchange, plan: Plan) -> EndpointRecord | No
     conn = proxy.upstream.take_idle(cached[2])
     if conn is None:
         return endpoint
-    proxy.row.inflight[endpoint.slot] += 1
-    ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
     try:
         send_head(proxy, ex, conn, True, plan.common, cached[1])
     except BackendError as error:
@@ -130,20 +133,20 @@ async def attempts(
             assert endpoint is not None
         else:
             if number == 1 and first is not None:
-                endpoint = first
+                endpoint = first  # counted in flight by first_attempt
             else:
                 endpoint = _choose(proxy, ex, pool, policy, excluded, number)
-            if endpoint is None:
-                if number == 1:
-                    # Nothing excluded yet, so every endpoint is at max_conns (Gorouter's
-                    # pool.IsOverloaded): the route has reached its connection limit.
-                    limit = errors.connection_limit(req.host_header)
-                    settlement.answer(proxy, ex, router_answer(limit))
-                    return
-                break
+                if endpoint is None:
+                    if number == 1:
+                        # Nothing excluded yet, so every endpoint is at max_conns (Gorouter's
+                        # pool.IsOverloaded): the route has reached its connection limit.
+                        limit = errors.connection_limit(req.host_header)
+                        settlement.answer(proxy, ex, router_answer(limit))
+                        return
+                    break
+                inflight[endpoint.slot] += 1
+                ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
             slot = endpoint.slot
-            inflight[slot] += 1
-            ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
             cached = proxy.instance_cache.get(slot)
             if cached is None or cached[0] is not endpoint:
                 cached = _cache_instance(proxy, endpoint)

@@ -343,6 +343,8 @@ class ClientConnection(FlowControlled):
         stats = self.server.stats
         stats[Stat.requests] += 1
         stats[answer.stat] += 1
+        if answer.status == 400 and answer.stat != Stat.bad_requests:
+            stats[Stat.bad_requests] += 1  # as settlement.answer counts the router's 400s
         stats[Stat.responses_4xx if answer.status < 500 else Stat.responses_5xx] += 1
         reason = problem.reason.strip().split("\n", 1)[0][:200]
         log.info(

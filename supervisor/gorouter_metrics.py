@@ -41,6 +41,7 @@ ROUTED_APP_PREFIX: Final = "dea-"
 # collector": `value` is 0.5 (the first quantile) divided by time.Millisecond, a constant.
 VARZ_LATENCY_VALUE: Final = 0.5 / 1e6
 VARZ_LATENCY_SAMPLES: Final = 1
+REJECTIONS: Final = (Stat.unknown_route, Stat.empty_host, Stat.invalid_app_instance)
 PERCENTILES: Final = (("50", 0.5), ("75", 0.75), ("90", 0.9), ("95", 0.95), ("99", 0.99))
 
 
@@ -258,12 +259,11 @@ def prometheus_lines(
             for (action, component), count in sorted(view.registered.items())
         ],
     )
-    metric(
-        "rejected_requests",
-        "counter",
-        "number of rejected requests",
-        [("", totals[Stat.bad_requests])],
-    )
+    # What Gorouter's lookup handler refuses (CaptureBadRequest): unknown routes (404) and its
+    # 400s. Requests Go's HTTP server refuses before Gorouter sees them (bad syntax, a malformed
+    # Host) are no rejection there, so routerd's other 400s are not either.
+    rejected = sum(totals[stat] for stat in REJECTIONS)
+    metric("rejected_requests", "counter", "number of rejected requests", [("", rejected)])
     metric(
         "responses",
         "counter",

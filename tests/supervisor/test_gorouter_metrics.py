@@ -86,6 +86,8 @@ def test_gorouter_series_count_routed_traffic_by_component(router, nats_client, 
     # The router's own 404 reached no backend: Gorouter does not count it as a response.
     assert moved('responses{status_group="2xx"}') == 3
     assert moved('responses{status_group="4xx"}') == 0
+    # ... but as a rejected request, as Gorouter does.
+    assert moved("rejected_requests") == 1
     assert moved('latency_count{component="CloudController"}') == 3
     assert moved('latency_bucket{component="CloudController",le="+Inf"}') == 3
     buckets = [

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import bisect
 import math
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from registry.shm.counters import (
@@ -115,7 +116,7 @@ class GorouterView:
     unregistered: dict[str, int]
     registration_latency_counts: list[int]
     registration_latency_sum_ms: float
-    log_counts: dict[str, int] = field(default_factory=dict)
+    log_counts: dict[str, int]
 
 
 class GorouterState:
@@ -133,10 +134,11 @@ class GorouterState:
 
     def view(
         self,
+        *,
         now: float,
         totals: Sequence[int],
         components: list[tuple[int, str]],
-        routed: Any,
+        routed: array[int],
         apps_of: Callable[[Iterable[int]], dict[int, str]],
         registry: RegistryCounts,
         log_counts: dict[str, int],

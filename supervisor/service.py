@@ -405,13 +405,13 @@ class Supervisor:
             state=self.state.value,
             nats_rejected_by_reason=routing.rejections_by_reason(),
             gorouter=self.gorouter.view(
-                time.monotonic(),
-                totals,
-                routing.table.components.named(),
-                routing.counters.routed_totals(routing.table.slots.high_water),
-                routing.apps_of,
-                routing.registry_counts,
-                logs.line_counts(),
+                now=time.monotonic(),
+                totals=totals,
+                components=routing.table.components.named(),
+                routed=routing.counters.routed_totals(routing.table.slots.high_water),
+                apps_of=routing.apps_of,
+                registry=routing.registry_counts,
+                log_counts=logs.line_counts(),
             ),
         )
 

@@ -91,7 +91,7 @@ class RegistryCounts:
         component = tags.get("component", "")
         if added:
             self.registered["added", component] += added
-            if updated_at_ns:
+            if updated_at_ns > 0:  # nanoseconds since the epoch; 0 (or less): not sent
                 # A sender's clock ahead of ours makes no negative latency.
                 latency_ms = max(0, now_ns - updated_at_ns) / 1e6
                 for _ in range(added):

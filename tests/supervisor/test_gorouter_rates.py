@@ -78,13 +78,14 @@ def test_registry_counts_routes_by_action_and_component() -> None:
     counts.register({"component": "uaa"}, added=2, updated=1, updated_at_ns=1_000, now_ns=1_501_000)
     counts.register({}, added=1, updated=0, updated_at_ns=0, now_ns=5)
     counts.register({}, added=1, updated=0, updated_at_ns=10, now_ns=5)  # sender's clock ahead
+    counts.register({}, added=1, updated=0, updated_at_ns=-7, now_ns=5)  # no time at all
     counts.unregister({"component": "uaa"}, 3)
-    assert counts.registered == {("added", "uaa"): 2, ("updated", "uaa"): 1, ("added", ""): 2}
+    assert counts.registered == {("added", "uaa"): 2, ("updated", "uaa"): 1, ("added", ""): 3}
     assert counts.unregistered == {"uaa": 3}
     # 1.5 ms twice (le=1.5), 0 ms once (le=0.1); no latency for the message without a time.
     assert counts.registration_latency.counts == [1, 0, 0, 2, 0, 0, 0, 0, 0, 0]
     assert counts.registration_latency.total == pytest.approx(3.0)
-    assert repr(counts) == "RegistryCounts(registered=5, unregistered=3)"
+    assert repr(counts) == "RegistryCounts(registered=6, unregistered=3)"
 
 
 def test_component_labels_follow_gorouter() -> None:

@@ -31,6 +31,8 @@ class EndpointRecord(msgspec.Struct, frozen=True, array_like=True, omit_defaults
     availability_zone: str = ""
     isolation_segment: str = ""
     tags: dict[str, str] = {}
+    # The id workers count this endpoint's Gorouter metrics under (registry/components.py).
+    component: int = 0
 
     @property
     def address(self) -> str:

@@ -13,6 +13,7 @@ from typing import Final
 
 import msgspec
 
+from registry.components import ComponentIds
 from registry.message import Registration
 from registry.prune import EndpointAge
 from registry.records import EndpointRecord, PoolRecord, encode_pool, join_shard
@@ -94,6 +95,7 @@ class RouteTable:
         self._shards: dict[int, set[RouteKey]] = {}
         self._dirty: set[int] = set()
         self.last_update: float | None = None
+        self.components = ComponentIds()
 
     def __repr__(self) -> str:
         return (
@@ -126,7 +128,7 @@ class RouteTable:
             if state is None:
                 slot = self.slots.acquire(address, now)
                 if template is None or template.slot != slot:
-                    template = build_record(reg, slot)
+                    template = build_record(reg, slot, self.components.id_of(reg.message.tags))
                 pool.endpoints[address] = EndpointState(template, now, reg)
                 self._touch(pool)
                 changes.append(_endpoint_change(ENDPOINT_REGISTERED, pool, template))
@@ -134,7 +136,9 @@ class RouteTable:
                 state.last_seen = max(state.last_seen, now)  # pinned static routes stay pinned
                 if state.source is not reg:
                     if template is None or template.slot != state.record.slot:
-                        template = build_record(reg, state.record.slot)
+                        template = build_record(
+                            reg, state.record.slot, self.components.id_of(reg.message.tags)
+                        )
                     state.source = reg
                     if template != state.record:
                         state.record = template
@@ -279,7 +283,7 @@ class RouteTable:
         self._dirty.add(shard_of(pool.key.host, self.shard_count))
 
 
-def build_record(reg: Registration, slot: int) -> EndpointRecord:
+def build_record(reg: Registration, slot: int, component: int) -> EndpointRecord:
     message = reg.message
     protocol = message.protocol if message.protocol in ("http1", "http2") else "http1"
     return EndpointRecord(
@@ -296,6 +300,7 @@ def build_record(reg: Registration, slot: int) -> EndpointRecord:
         availability_zone=message.availability_zone,
         isolation_segment=message.isolation_segment,
         tags=message.tags,
+        component=component,
     )
 
 

@@ -35,6 +35,11 @@ class SlotAllocator:
     def __len__(self) -> int:
         return len(self._by_address)
 
+    @property
+    def high_water(self) -> int:
+        """Every slot ever handed out is below this."""
+        return self._next
+
     def used_slots(self) -> list[int]:
         return list(self._by_address.values())
 

@@ -66,6 +66,7 @@ def finish(proxy: Proxy, ex: Exchange, status: int, bytes_sent: int) -> None:
     micros = int(elapsed * 1e6)
     stats[Stat.response_time_us_total] += micros
     stats[Stat.latency_le_1ms + bisect.bisect_left(LATENCY_BOUNDS_US, micros)] += 1
+    row.count_routed(ex.endpoint, ex.pool if ex.failed_attempts else None, status, micros)
     if proxy.access_log is not None:
         gorouter_time = (ex.backend_started - ex.t0) if ex.backend_started else elapsed
         proxy.access_log.write(access_record(ex, received, bytes_sent, elapsed, gorouter_time))

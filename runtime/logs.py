@@ -24,11 +24,12 @@ LEVELS: Final = {"debug": DEBUG, "info": INFO, "warn": WARN, "error": ERROR, "fa
 
 
 class _Sink:
-    __slots__ = ("level", "stream")
+    __slots__ = ("counts", "level", "stream")
 
     def __init__(self) -> None:
         self.level = INFO
         self.stream: IO[bytes] = sys.stderr.buffer
+        self.counts = dict.fromkeys(LEVELS.values(), 0)  # lines written, by level
 
 
 _sink = _Sink()
@@ -39,6 +40,12 @@ def configure(level: str = "info", stream: IO[bytes] | None = None) -> None:
     _sink.level = LEVELS[level]
     if stream is not None:
         _sink.stream = stream
+
+
+def line_counts() -> dict[str, int]:
+    """Lines this process has logged, by level name (levels never logged left out), as
+    Gorouter's /varz `log_counts`."""
+    return {name: _sink.counts[level] for name, level in LEVELS.items() if _sink.counts[level]}
 
 
 def rfc3339_now(now: float | None = None) -> str:
@@ -80,6 +87,7 @@ class EventLog:
     def emit(self, level: int, event: str, data: dict[str, Any]) -> None:
         if level < _sink.level:
             return
+        _sink.counts[level] += 1
         record = {
             "log_level": level,
             "timestamp": rfc3339_now(),

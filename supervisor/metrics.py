@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.shm.counters import LATENCY_BOUNDS_US, Stat
+from supervisor.gorouter_metrics import (
+    VARZ_LATENCY_VALUE,
+    GorouterView,
+    prometheus_lines,
+    varz_fields,
+)
 
 LATENCY_BUCKETS = [Stat.latency_le_1ms + i for i in range(len(LATENCY_BOUNDS_US))]
 ERROR_CAUSES = {
@@ -51,6 +57,8 @@ class Snapshot:
     healthy: bool
     state: str
     nats_rejected_by_reason: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Gorouter's names for what Gorouter reports (supervisor/gorouter_metrics.py).
+    gorouter: GorouterView | None = None
 
 
 def uptime_text(seconds: float) -> str:
@@ -89,7 +97,7 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     uptime = time.time() - snapshot.started_at
     requests = totals[Stat.requests]
-    return {
+    document = {
         "type": "Router",
         "index": 0,
         "host": os.uname().nodename,
@@ -129,7 +137,11 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
             "dropped_lines": totals[Stat.access_log_dropped_lines],
         },
         "accept_fd_exhausted": totals[Stat.accept_fd_exhausted],
-        "latency": {**latency_percentiles(totals), "samples": requests},
+        "latency": {
+            **latency_percentiles(totals),
+            "value": VARZ_LATENCY_VALUE,
+            "samples": requests,
+        },
         "droplets": snapshot.endpoints,
         "urls": snapshot.routes,
         "ms_since_last_registry_update": snapshot.ms_since_last_registry_update,
@@ -150,6 +162,9 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
         "healthy": snapshot.healthy,
         "state": snapshot.state,
     }
+    if snapshot.gorouter is not None:
+        document.update(varz_fields(totals, snapshot.gorouter))
+    return document
 
 
 def prometheus(snapshot: Snapshot) -> str:
@@ -371,6 +386,16 @@ def prometheus(snapshot: Snapshot) -> str:
         "Seconds since routerd started.",
         [("", round(time.time() - snapshot.started_at, 3))],
     )
+    if snapshot.gorouter is not None:
+        lines.extend(
+            prometheus_lines(
+                totals,
+                snapshot.gorouter,
+                routes=snapshot.routes,
+                ms_since_update=snapshot.ms_since_last_registry_update,
+                pruned=snapshot.pruned_endpoints,
+            )
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from registry.message import Registration, parse_registration, validate_message
@@ -26,6 +26,7 @@ from registry.shm.writer import TableWriter
 from runtime.config import Config
 from runtime.log_rates import LogSampler, Suppressed
 from runtime.logs import EventLog
+from supervisor.gorouter_metrics import RegistryCounts
 
 # Publish at once when this many shards are dirty, without waiting for the interval.
 PUBLISH_BATCH: Final = 1024
@@ -64,6 +65,7 @@ class Routing:
         )
         self._suppressed_reasons: Counter[str] = Counter()
         self.pruned_endpoints = 0
+        self.registry_counts = RegistryCounts()  # Gorouter's registry metrics
         self.publishes = 0
         self.prune_suspended = False
         self.schedule_publish: Callable[[], None] = lambda: None
@@ -93,16 +95,28 @@ class Routing:
             slot = self.table.refresh(reg, now)
             if slot is not None:
                 self._last_seen[slot] = int(now * 1000)
+                self.registry_counts.register(
+                    reg.message.tags, added=0, updated=len(reg.routes), updated_at_ns=0, now_ns=0
+                )
                 return True
         else:
             reg = self._parse(data, subject, for_unregister=False)
             if reg is None:
                 return False
             now = self.clock()
+        added = self._routes_new_to(reg)
         result = self.table.register(reg, now)
         if isinstance(result, Rejection):
             self._reject(subject, result, data)
             return False
+        message = reg.message
+        self.registry_counts.register(
+            message.tags,
+            added=added,
+            updated=len(reg.routes) - added,
+            updated_at_ns=message.endpoint_updated_at_ns,
+            now_ns=int(now * 1e9),
+        )
         self._remember(data, reg)
         slot = self.table.slots.slot_of(reg.address)
         if slot is not None:
@@ -110,6 +124,30 @@ class Routing:
         self._log_changes(result)
         self._after_change()
         return True
+
+    def _routes_new_to(self, reg: Registration) -> int:
+        """How many of `reg`'s routes do not hold its endpoint yet."""
+        pools = self.table.pools
+        address = reg.address
+        return sum(
+            1
+            for key in reg.routes
+            if (pool := pools.get(key)) is None or address not in pool.endpoints
+        )
+
+    def apps_of(self, slots: Iterable[int]) -> dict[int, str]:
+        """The app id of the endpoint in each of `slots` that holds an endpoint."""
+        wanted = set(slots)
+        found: dict[int, str] = {}
+        for pool in self.table.pools.values():
+            if not wanted:
+                break
+            for state in pool.endpoints.values():
+                slot = state.record.slot
+                if slot in wanted:
+                    wanted.discard(slot)
+                    found[slot] = state.record.app_id
+        return found
 
     def _remember(self, data: bytes, reg: Registration) -> None:
         if len(self._known) >= KNOWN_FLOOR + KNOWN_PER_ENDPOINT * self.table.endpoint_count:
@@ -120,6 +158,7 @@ class Routing:
         reg = self._parse(data, subject, for_unregister=True)
         if reg is None:
             return False
+        self.registry_counts.unregister(reg.message.tags, len(reg.routes))
         self._log_changes(self.table.unregister(reg, self.clock()))
         self._after_change()
         return True

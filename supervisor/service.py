@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import time
+import uuid
 from typing import Any
 
 import msgspec
@@ -28,6 +29,7 @@ from runtime import gc_tuning, logs
 from runtime.c_parser import c_parser_problem
 from runtime.config import Config, ConfigError, load_config
 from supervisor.fd_limit import raise_fd_limit
+from supervisor.gorouter_metrics import GorouterState
 from supervisor.lifecycle import RESTART_ONLY_KEYS, RouterState, changed_keys, transition
 from supervisor.metrics import Snapshot
 from supervisor.nats_link import NatsLink
@@ -63,6 +65,8 @@ class Supervisor:
         self.config = config
         self.config_path = config_path
         self.started_at = time.time()
+        # Gorouter's varz uuid: "<index>-<uuid4>", new at every start.
+        self.gorouter = GorouterState(time.monotonic(), f"0-{uuid.uuid4()}")
         self.state = RouterState.STARTING
         self.exit_code = 0
         self.events: asyncio.Queue[str] = asyncio.Queue()
@@ -400,6 +404,15 @@ class Supervisor:
             healthy=self.status.healthy if self.status else False,
             state=self.state.value,
             nats_rejected_by_reason=routing.rejections_by_reason(),
+            gorouter=self.gorouter.view(
+                now=time.monotonic(),
+                totals=totals,
+                components=routing.table.components.named(),
+                routed=routing.counters.routed_totals(routing.table.slots.high_water),
+                apps_of=routing.apps_of,
+                registry=routing.registry_counts,
+                log_counts=logs.line_counts(),
+            ),
         )
 
     async def routes_body(self, with_ttl_left: bool) -> list[bytes]:

@@ -2,6 +2,10 @@
 
     [ header: 4 KiB ][ row 0 ][ row 1 ] ... [ row W-1 ][ supervisor row ]
     row = [ STAT_WORDS request/response counters ][ one in-flight counter per endpoint slot ]
+          [ one routed-request counter per endpoint slot ]
+
+The request/response counters are the `Stat` words, then one block of `COMPONENT_WORDS` per
+component id (registry/components.py): what Gorouter reports per `component` tag.
 
 Each worker writes only its own row (plain 8-byte stores, no atomics). The global in-flight count
 of an endpoint is the sum of its slot over the worker rows; that is how `max_conns` and
@@ -10,7 +14,9 @@ its own cell with no await in between, so concurrent workers can overshoot a lim
 request each: at most `max_conns + workers - 1` in flight.
 
 The supervisor row reuses the slot area for each endpoint's last-seen time (Unix ms), so
-`routerctl routes --from-shm` can show time-to-live without the supervisor.
+`routerctl routes --from-shm` can show time-to-live without the supervisor. The per-slot
+routed-request counters say which apps get the traffic (/varz `top10_app_requests`); a slot
+reused by another endpoint keeps counting from where it was, so readers take differences.
 
 The file is sparse: only touched pages take memory. A respawned worker's in-flight cells are
 zeroed by the supervisor before the new process starts (its requests died with it); its request
@@ -19,16 +25,18 @@ counters are kept, so totals never go backwards.
 
 from __future__ import annotations
 
+import bisect
 import sys
 import time
-from typing import Final
+from array import array
+from collections.abc import Sequence
+from typing import Final, Protocol
 
 from registry.shm import layout as L
 from registry.shm.region import Region
 
 COUNTER_MAGIC: Final = int.from_bytes(b"RTRCNT01", sys.byteorder)
-COUNTER_VERSION: Final = 1
-STAT_WORDS: Final = 128
+COUNTER_VERSION: Final = 2
 
 C_MAGIC, C_VERSION, C_ROWS, C_SLOTS, C_ROW_WORDS, C_CREATED_MS = range(6)
 
@@ -103,6 +111,27 @@ class Stat:
     accept_fd_exhausted: Final = 69
 
 
+# Gorouter's Prometheus `latency` histogram, in ms: the bucket bounds of the sample scrape in
+# routing-release's observability docs (docs/04-observability.md).
+GOROUTER_LATENCY_BOUNDS_US: Final = (
+    1_000, 2_000, 4_000, 6_000, 8_000, 10_000, 20_000, 40_000, 50_000,
+    100_000, 500_000, 1_000_000,
+)  # fmt: skip
+
+# One block per component id: responses by Gorouter's status group (their sum is the routed
+# requests: one word fewer to write per request), the latency histogram (counts per bucket, the
+# last one past every bound) and its sum.
+C_RESPONSES: Final = 0  # 2xx, 3xx, 4xx, 5xx, then xxx (everything else, 1xx included)
+STATUS_GROUPS: Final = 5
+C_LATENCY: Final = C_RESPONSES + STATUS_GROUPS
+C_LATENCY_SUM_US: Final = C_LATENCY + len(GOROUTER_LATENCY_BOUNDS_US) + 1
+COMPONENT_WORDS: Final = C_LATENCY_SUM_US + 1
+MAX_COMPONENTS: Final = 32
+COMPONENT_BASE: Final = 128  # after every Stat index
+STAT_WORDS: Final = COMPONENT_BASE + MAX_COMPONENTS * COMPONENT_WORDS
+# Status class (status // 100) → offset in a component block's responses.
+_STATUS_GROUP: Final = (4, 4, 0, 1, 2, 3, 4, 4, 4, 4)
+
 LATENCY_BOUNDS_US: Final = (
     1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
     1_000_000, 2_500_000, 5_000_000, 10_000_000,
@@ -110,7 +139,7 @@ LATENCY_BOUNDS_US: Final = (
 
 
 def row_words(slots: int) -> int:
-    return L.round_up((STAT_WORDS + slots) * L.WORD, L.PAGE) // L.WORD
+    return L.round_up((STAT_WORDS + 2 * slots) * L.WORD, L.PAGE) // L.WORD
 
 
 def counters_size(workers: int, slots: int) -> int:
@@ -130,7 +159,10 @@ class CounterTable:
         self._row_words = int(words[C_ROW_WORDS])
         self._words = words
         self._rows = [self._row_view(r) for r in range(self.workers + 1)]
-        self._inflight = [row[STAT_WORDS:] for row in self._rows[: self.workers]]
+        self._inflight = [row[STAT_WORDS : STAT_WORDS + self.slots] for row in self._rows]
+        self._routed = [
+            row[STAT_WORDS + self.slots : STAT_WORDS + 2 * self.slots] for row in self._rows
+        ]
 
     def __repr__(self) -> str:
         return f"CounterTable(workers={self.workers}, slots={self.slots})"
@@ -151,19 +183,29 @@ class CounterTable:
         return self._words[start : start + self._row_words]
 
     def row(self, worker: int) -> CounterRow:
-        return CounterRow(worker, self._rows[worker])
+        return CounterRow(
+            worker, self._rows[worker][:STAT_WORDS], self._inflight[worker], self._routed[worker]
+        )
 
     @property
     def supervisor_row(self) -> memoryview:
         """The supervisor's row; its slot area holds last-seen times (Unix ms)."""
-        return self._rows[self.workers][STAT_WORDS:]
+        return self._inflight[self.workers]
 
     def in_flight(self, slot: int) -> int:
         """Requests in flight to the endpoint in `slot`, summed over every worker."""
         total = 0
-        for row in self._inflight:
+        for row in self._inflight[: self.workers]:
             total += row[slot]
         return total
+
+    def routed_totals(self, limit: int) -> array[int]:
+        """Requests ever routed to each slot below `limit`, summed over every worker."""
+        limit = min(limit, self.slots)
+        rows = [row[:limit] for row in self._routed[: self.workers]]
+        if not rows:
+            return array("Q", bytes(limit * L.WORD))
+        return array("Q", map(sum, zip(*rows, strict=True)))
 
     def stat_totals(self) -> list[int]:
         totals = [0] * STAT_WORDS
@@ -181,38 +223,83 @@ class CounterTable:
         return start, self._row_words * L.WORD
 
     def clear_in_flight(self, worker: int) -> None:
-        """Zero a dead worker's in-flight cells before its replacement starts."""
+        """Zero a dead worker's in-flight cells before its replacement starts (its routed-request
+        counts are kept, like its other request counters)."""
         cells = self._inflight[worker]
         punch = getattr(self._region, "punch_hole", None)
-        start, length = self.row_byte_range(worker)
-        stats_bytes = STAT_WORDS * L.WORD
-        # Whole pages after the stats go back to the kernel and read as zeros again.
-        first_page = L.round_up(start + stats_bytes, L.PAGE)
-        if punch is not None and start + length > first_page:
-            head = (first_page - start - stats_bytes) // L.WORD
+        row_start, _ = self.row_byte_range(worker)
+        start = row_start + STAT_WORDS * L.WORD
+        end = start + self.slots * L.WORD
+        # Whole pages inside the cells go back to the kernel and read as zeros again.
+        first_page = L.round_up(start, L.PAGE)
+        last_page = end // L.PAGE * L.PAGE
+        head, tail = len(cells), len(cells)
+        if punch is not None and last_page > first_page:
             try:
-                punch(first_page, start + length - first_page)
+                punch(first_page, last_page - first_page)
+                head = (first_page - start) // L.WORD
+                tail = (last_page - start) // L.WORD
             except OSError:
-                head = len(cells)  # no hole punching on this filesystem: zero by hand
-            for slot in range(head):
-                cells[slot] = 0
-        else:
-            for slot in range(len(cells)):
-                cells[slot] = 0
+                pass  # no hole punching on this filesystem: zero by hand
+        for slot in range(head):
+            cells[slot] = 0
+        for slot in range(tail, len(cells)):
+            cells[slot] = 0
 
 
 class CounterRow:
     """One worker's row: it is the only writer of these cells."""
 
-    __slots__ = ("inflight", "stats", "worker")
+    __slots__ = ("inflight", "routed", "stats", "worker")
 
-    def __init__(self, worker: int, row: memoryview) -> None:
+    def __init__(
+        self, worker: int, stats: memoryview, inflight: memoryview, routed: memoryview
+    ) -> None:
         self.worker = worker
-        self.stats = row[:STAT_WORDS]
-        self.inflight = row[STAT_WORDS:]
+        self.stats = stats
+        self.inflight = inflight
+        self.routed = routed
 
     def __repr__(self) -> str:
         return f"CounterRow(worker={self.worker}, requests={self.stats[Stat.requests]})"
 
     def add(self, stat: int, amount: int = 1) -> None:
         self.stats[stat] += amount
+
+    def count_routed(
+        self, endpoint: RoutedEndpoint | None, failed: RoutedPool | None, status: int, micros: int
+    ) -> None:
+        """A settled request that reached a backend: its component's request, status group and
+        latency, and its endpoint slot's count. `endpoint` is the one that answered; when every
+        attempt failed it is None and `failed` is the pool tried, whose component the failure
+        counts under (as Gorouter counts it under the last endpoint tried). Both None: the router
+        answered the request itself, and Gorouter counts none of this."""
+        if endpoint is None:
+            if failed is None or not failed.endpoints:
+                return
+            component = failed.endpoints[0].component
+        else:
+            component = endpoint.component
+            self.routed[endpoint.slot] += 1
+        stats = self.stats
+        base = COMPONENT_BASE + component * COMPONENT_WORDS
+        stats[base + C_RESPONSES + _STATUS_GROUP[status // 100 % 10]] += 1
+        stats[base + C_LATENCY + bisect.bisect_left(GOROUTER_LATENCY_BOUNDS_US, micros)] += 1
+        stats[base + C_LATENCY_SUM_US] += micros
+
+
+class RoutedEndpoint(Protocol):
+    """What `count_routed` reads of an endpoint (registry/records.py's EndpointRecord)."""
+
+    @property
+    def slot(self) -> int: ...
+
+    @property
+    def component(self) -> int: ...
+
+
+class RoutedPool(Protocol):
+    """What `count_routed` reads of a pool (registry/records.py's PoolRecord)."""
+
+    @property
+    def endpoints(self) -> Sequence[RoutedEndpoint]: ...

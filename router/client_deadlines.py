@@ -1,9 +1,9 @@
 """Deadlines on slow clients, checked by one timer per worker (never one timer per request).
 
 A connection is armed only while the router waits for the rest of a request head or body (see
-intake.py); a keep-alive GET that arrives in one read never touches this. The timer runs only
-while something is armed, every tenth of the shorter timeout (at most a second), so a deadline
-fires at most that late.
+http1/intake.py); a keep-alive GET that arrives in one read never touches this. The timer runs
+only while something is armed, every tenth of the shorter timeout (at most a second), so a
+deadline fires at most that late.
 """
 
 from __future__ import annotations

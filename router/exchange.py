@@ -146,7 +146,7 @@ class Exchange:
         self.backend = ""
         self.failed_attempts = 0
         self.sent = 0  # response body bytes written to the client
-        # How attempt 1 failed, when the quick lane made it (see Proxy.first_attempt).
+        # How attempt 1 failed, when it began from a callback (attempts.first_attempt).
         self.first_error: BackendError | None = None
 
     def __repr__(self) -> str:

@@ -5,9 +5,9 @@ A busy worker reads many requests in one loop iteration. Writing each to its bac
 wakes the backend once per request, and with few cores the woken backend often takes the CPU
 from the worker there and then: a context switch per request, on both sides. Held until the
 iteration's ready callbacks run (`call_soon`), the writes go out in one burst and the backend
-wakes once for all of them. On this project's 2-core benchmark, next to the quick lane, this
-cut the worker's CPU per request by about a sixth (benchmarks/README.md, "Changes measured
-A/B"); the wait is never longer than the iteration.
+wakes once for all of them. On this project's 2-core benchmark, next to exchanges answered
+from callbacks, this cut the worker's CPU per request by about a sixth (benchmarks/README.md,
+"Changes measured A/B"); the wait is never longer than the iteration.
 """
 
 from __future__ import annotations

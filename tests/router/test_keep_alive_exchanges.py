@@ -1,6 +1,7 @@
-"""The quick lane (router/quick_lane.py) serves the usual request from callbacks; around it a
-client connection behaves as aiohttp's own loop makes it behave. Every request here after the
-first on a connection goes to a pooled backend connection, which is what the lane needs."""
+"""Keep-alive exchanges on one client connection (router/http1/): the usual request is served
+from callbacks, and around it the connection keeps order, keep-alive, pipelining, client
+departures and graceful stops. Every request here after the first on a connection goes to a
+pooled backend connection, which is what the callback path needs."""
 
 from __future__ import annotations
 

@@ -1,14 +1,15 @@
-"""Gorouter's access log line, written off the event loop.
+"""Gorouter's access log line, formatted and written in batches on the event loop.
 
     host - [2026-11-21T12:00:00.123456789Z] "GET /path HTTP/1.1" 200 0 42 "-" "curl/8.0"
     "127.0.0.1:50000" "10.0.0.5:8080" x_forwarded_for:"127.0.0.1" x_forwarded_proto:"http"
     vcap_request_id:"…" response_time:0.003121 gorouter_time:0.000412 app_id:"…" app_index:"0"
     instance_id:"…" failed_attempts:0 x_cf_routererror:"-"
 
-(one line). The event loop formats each line when its exchange settles and appends it to a
-list; a thread writes batches with O_APPEND (so workers can share one file) and reopens the
-file when asked (SIGHUP, logrotate). Write failures are counted and reported by
-`router.accesslog_file`; no line is ever cut.
+(one line). Each line is formatted when its exchange settles and held in a list; every
+FLUSH_INTERVAL, or sooner once FLUSH_BYTES are held, the batch goes to the file in one write
+with O_APPEND (so workers can share one file). The file is reopened when asked (SIGHUP,
+logrotate) and the batch held is written on shutdown. Write failures are counted and reported
+by `router.accesslog_file`; no line is ever cut.
 
 Formatting is per request, so it is kept cheap: one check (in C) over all quoted fields
 decides whether any needs escaping, which a client's odd header rarely does; the timestamp's
@@ -18,8 +19,6 @@ date and time are made once per second; no object is built per line but the line
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -30,10 +29,6 @@ if TYPE_CHECKING:
 
 FLUSH_INTERVAL: Final = 0.05
 FLUSH_BYTES: Final = 64 * 1024
-# Batches waiting for the writer thread before new ones are dropped (and counted): with
-# FLUSH_BYTES batches, at most ~16 MiB held in memory while the file does not take writes.
-MAX_QUEUED_BATCHES: Final = 256
-REOPEN: Final = "reopen"
 _PRINTABLE_SAFE = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\"}
 
 
@@ -173,21 +168,19 @@ def access_line(
 
 
 class AccessLog:
-    """Batches lines on the loop; a daemon thread does the blocking writes (AccessLogFile)."""
+    """Batches lines on the loop and writes each batch from the loop (AccessLogFile)."""
 
     def __init__(self, path: str, report_interval: float, stats: memoryview | None = None) -> None:
         self.path = path
         self._pending: list[str] = []
         self._pending_bytes = 0
         self._timestamps = Timestamps()
-        self._queue: queue.SimpleQueue[bytes | str | None] = queue.SimpleQueue()
-        self._handle: asyncio.TimerHandle | None = None
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._report_handle: asyncio.TimerHandle | None = None
         self._file = AccessLogFile(path, report_interval, stats)
-        self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
-        self._thread.start()
 
     def __repr__(self) -> str:
-        return f"AccessLog({self.path!r})"
+        return f"AccessLog({self.path!r}, pending={len(self._pending)}, {self._file!r})"
 
     def write(self, ex: Exchange, received: int, sent: int, elapsed: float) -> None:
         """Log the settled exchange: `received` and `sent` body bytes, `elapsed` seconds."""
@@ -196,46 +189,47 @@ class AccessLog:
         self._pending_bytes += len(line)
         if self._pending_bytes >= FLUSH_BYTES:
             self.flush()
-        elif self._handle is None:
-            self._handle = asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self.flush)
+        elif self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self.flush)
 
     def flush(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if not self._pending:
-            return
-        if self._queue.qsize() >= MAX_QUEUED_BATCHES:
-            # The file does not take writes (a hung disk): drop and count, never hold the loop.
-            self._file.lose(
-                len(self._pending), f"writes stalled: {MAX_QUEUED_BATCHES} batches queued"
+        """Write the lines held so far, in one batch."""
+        self._write_held()
+        if self._file.has_losses_held_back and self._report_handle is None:
+            # Reported once the interval is over, even if no line comes to trigger it.
+            self._report_handle = asyncio.get_running_loop().call_later(
+                self._file.report_interval, self._report_due
             )
-        else:
-            self._queue.put("".join(self._pending).encode("utf-8", "replace"))
-        self._pending.clear()
-        self._pending_bytes = 0
 
     def reopen(self) -> None:
-        """After logrotate moved the file: the thread opens the path afresh."""
+        """After logrotate moved the file: what is held goes to the old file, then the path
+        is opened afresh."""
         self.flush()
-        self._queue.put(REOPEN)
+        self._file.reopen()
 
     def close(self) -> None:
-        self.flush()
-        self._queue.put(None)
-        self._thread.join(timeout=5)
+        """Write what is held and close the file; losses not yet reported are reported now."""
+        self._write_held()
+        if self._report_handle is not None:
+            self._report_handle.cancel()
+            self._report_handle = None
+        self._file.close()
 
-    def _run(self) -> None:
-        while True:
-            try:
-                item = self._queue.get(timeout=self._file.report_interval)
-            except queue.Empty:
-                self._file.report_due()  # losses held back while no lines came
-                continue
-            if item is None:
-                self._file.close()
-                return
-            if item == REOPEN:
-                self._file.reopen()
-            elif isinstance(item, bytes):
-                self._file.write(item)
+    def _write_held(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._pending:
+            return
+        batch = "".join(self._pending).encode("utf-8", "replace")
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._file.write(batch)
+
+    def _report_due(self) -> None:
+        self._report_handle = None
+        self._file.report_due()
+        if self._file.has_losses_held_back:
+            self._report_handle = asyncio.get_running_loop().call_later(
+                self._file.report_interval, self._report_due
+            )

@@ -5,15 +5,16 @@
     vcap_request_id:"…" response_time:0.003121 gorouter_time:0.000412 app_id:"…" app_index:"0"
     instance_id:"…" failed_attempts:0 x_cf_routererror:"-"
 
-(one line). Each line is formatted when its exchange settles and held in a list; every
-FLUSH_INTERVAL, or sooner once FLUSH_BYTES are held, the batch goes to the file in one write
-with O_APPEND (so workers can share one file). The file is reopened when asked (SIGHUP,
-logrotate) and the batch held is written on shutdown. Write failures are counted and reported
-by `router.accesslog_file`; no line is ever cut.
+(one line). When an exchange settles, the line's values are taken (`line_values`) and held;
+every FLUSH_INTERVAL, or sooner once FLUSH_LINES are held, they are formatted together and
+go to the file in one write with O_APPEND (so workers can share one file). The file is
+reopened when asked (SIGHUP, logrotate) and what is held is written on shutdown. Write
+failures are counted and reported by `router.accesslog_file`; no line is ever cut.
 
-Formatting is per request, so it is kept cheap: one check (in C) over all quoted fields
-decides whether any needs escaping, which a client's odd header rarely does; the timestamp's
-date and time are made once per second; no object is built per line but the line itself.
+Formatting costs most, so it is kept cheap: lines are formatted in a batch, while that code
+is still in the CPU's caches; one check (in C) over all quoted fields decides whether any
+needs escaping, which a client's odd header rarely does; the timestamp's date and time are
+made once per second; no object is built per line but a tuple and the line itself.
 """
 
 from __future__ import annotations
@@ -25,10 +26,15 @@ from typing import TYPE_CHECKING, Final
 from router.accesslog_file import AccessLogFile
 
 if TYPE_CHECKING:
+    from registry.records import EndpointRecord
     from router.exchange import Exchange
+    from router.headers import RequestFacts
 
 FLUSH_INTERVAL: Final = 0.05
-FLUSH_BYTES: Final = 64 * 1024
+# Lines per batch: ~100 KiB, one write; formatted together, while the formatting code is
+# still in the CPU's caches (a line formatted alone as its request settles costs twice as
+# much in a busy worker, measured).
+FLUSH_LINES: Final = 256
 _PRINTABLE_SAFE = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\"}
 
 
@@ -90,12 +96,79 @@ class Timestamps:
         return f"{self._text}.{int((epoch - second) * 1e9):09d}Z"
 
 
-def access_line(
-    ex: Exchange, received: int, sent: int, elapsed: float, timestamps: Timestamps
-) -> str:
-    """The exchange's line, ending in a newline; `elapsed` is the whole response time."""
+# One line's values, taken when its exchange settles: fixed from then on, and holding no
+# request body. A plain tuple, made in `line_values` and read in `access_line` only: a class
+# would cost more per request than formatting in batches saves.
+LineValues = tuple[
+    str,  # host
+    float,  # received_at (epoch seconds)
+    str,  # method
+    str,  # target
+    str,  # protocol version
+    str,  # client ip
+    int,  # client port
+    int,  # status; 0: none
+    int,  # body bytes received
+    int,  # body bytes sent
+    "RequestFacts | None",
+    str,  # backend address
+    str,  # request id
+    float,  # response time, seconds; < 0: none
+    float,  # gorouter time, seconds; < 0: none
+    "EndpointRecord | None",
+    int,  # failed attempts
+    str,  # router error
+]
+
+
+def line_values(ex: Exchange, received: int, sent: int, elapsed: float) -> LineValues:
+    """What the settled exchange's line will say: `received` and `sent` body bytes, `elapsed`
+    seconds in all."""
     req = ex.request
-    facts = ex.facts
+    return (
+        req.host_header,
+        req.received_at,
+        req.method,
+        req.target,
+        req.version,
+        req.client_ip,
+        req.client_port,
+        ex.status,
+        received,
+        sent,
+        ex.facts,
+        ex.backend,
+        ex.request_id,
+        elapsed,
+        (ex.backend_started - ex.t0) if ex.backend_started else elapsed,
+        ex.endpoint,
+        ex.failed_attempts,
+        ex.router_error,
+    )
+
+
+def access_line(values: LineValues, timestamps: Timestamps) -> str:
+    """The line, ending in a newline."""
+    (
+        host,
+        received_at,
+        method,
+        target,
+        version,
+        client_ip,
+        client_port,
+        status,
+        received,
+        sent,
+        facts,
+        backend,
+        request_id,
+        response_time,
+        gorouter_time,
+        endpoint,
+        failed_attempts,
+        router_error,
+    ) = values
     if facts is not None:
         # Header values stay bytes until here; latin-1 keeps every byte as one character.
         referer = facts.referer.decode("latin-1")
@@ -104,16 +177,14 @@ def access_line(
         forwarded_proto = facts.forwarded_proto.decode("latin-1")
     else:
         referer = agent = forwarded_for = forwarded_proto = ""
-    endpoint = ex.endpoint
     if endpoint is not None:
         app_id = endpoint.app_id
         app_index = endpoint.instance_index
         instance_id = endpoint.instance_id
     else:
         app_id = app_index = instance_id = ""
-    request = f"{req.method} {req.target} {req.version}"
-    remote = f"{req.client_ip}:{req.client_port}"
-    backend, request_id, router_error = ex.backend, ex.request_id, ex.router_error
+    request = f"{method} {target} {version}"
+    remote = f"{client_ip}:{client_port}"
     # One check over all the quoted fields at once; only a line with something to escape
     # pays for escaping field by field.
     if not is_plain(
@@ -150,44 +221,40 @@ def access_line(
                 router_error,
             )
         )
-    status = ex.status or '"-"'
-    gorouter_time = (ex.backend_started - ex.t0) if ex.backend_started else elapsed
-    response_seconds = f"{elapsed:.6f}" if elapsed >= 0 else '"-"'
+    status_text = status or '"-"'
+    response_seconds = f"{response_time:.6f}" if response_time >= 0 else '"-"'
     gorouter_seconds = f"{gorouter_time:.6f}" if gorouter_time >= 0 else '"-"'
     # An empty field is "-", as Gorouter writes it.
     return (
-        f'{req.host_header} - [{timestamps.format(req.received_at)}] "{request}" '
-        f'{status} {received} {sent} "{referer or "-"}" "{agent or "-"}" "{remote}" '
+        f'{host} - [{timestamps.format(received_at)}] "{request}" {status_text} '
+        f'{received} {sent} "{referer or "-"}" "{agent or "-"}" "{remote}" '
         f'"{backend or "-"}" x_forwarded_for:"{forwarded_for or "-"}" '
         f'x_forwarded_proto:"{forwarded_proto or "-"}" '
         f'vcap_request_id:"{request_id or "-"}" response_time:{response_seconds} '
         f'gorouter_time:{gorouter_seconds} app_id:"{app_id or "-"}" '
         f'app_index:"{app_index or "-"}" instance_id:"{instance_id or "-"}" '
-        f'failed_attempts:{ex.failed_attempts} x_cf_routererror:"{router_error or "-"}"\n'
+        f'failed_attempts:{failed_attempts} x_cf_routererror:"{router_error or "-"}"\n'
     )
 
 
 class AccessLog:
-    """Batches lines on the loop and writes each batch from the loop (AccessLogFile)."""
+    """Holds lines' values on the loop; formats and writes them in batches, from the loop."""
 
     def __init__(self, path: str, report_interval: float, stats: memoryview | None = None) -> None:
         self.path = path
-        self._pending: list[str] = []
-        self._pending_bytes = 0
+        self._held: list[LineValues] = []
         self._timestamps = Timestamps()
         self._flush_handle: asyncio.TimerHandle | None = None
         self._report_handle: asyncio.TimerHandle | None = None
         self._file = AccessLogFile(path, report_interval, stats)
 
     def __repr__(self) -> str:
-        return f"AccessLog({self.path!r}, pending={len(self._pending)}, {self._file!r})"
+        return f"AccessLog({self.path!r}, held={len(self._held)}, {self._file!r})"
 
     def write(self, ex: Exchange, received: int, sent: int, elapsed: float) -> None:
         """Log the settled exchange: `received` and `sent` body bytes, `elapsed` seconds."""
-        line = access_line(ex, received, sent, elapsed, self._timestamps)
-        self._pending.append(line)
-        self._pending_bytes += len(line)
-        if self._pending_bytes >= FLUSH_BYTES:
+        self._held.append(line_values(ex, received, sent, elapsed))
+        if len(self._held) >= FLUSH_LINES:
             self.flush()
         elif self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self.flush)
@@ -219,12 +286,12 @@ class AccessLog:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if not self._pending:
+        if not self._held:
             return
-        batch = "".join(self._pending).encode("utf-8", "replace")
-        self._pending.clear()
-        self._pending_bytes = 0
-        self._file.write(batch)
+        timestamps = self._timestamps
+        lines = [access_line(values, timestamps) for values in self._held]
+        self._held.clear()
+        self._file.write("".join(lines).encode("utf-8", "replace"))
 
     def _report_due(self) -> None:
         self._report_handle = None

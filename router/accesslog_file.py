@@ -15,8 +15,8 @@ Writing resumes by itself when there is room; after an error that is not about s
 EBADF, ...) the path is reopened, at most once per interval. Nothing here raises: the worker
 never stops serving because its log cannot be written.
 
-Called from the worker's event loop, as nginx writes its log from its own: a batch of up to
-64 KiB is one `os.write` to the page cache, once per batch, and the lock is held only by a
+Called from the worker's event loop, as nginx writes its log from its own: a batch of some
+100 KiB is one `os.write` to the page cache, once per batch, and the lock is held only by a
 worker in the middle of such a write. A writer thread was tried and dropped: with the loop
 busy it got the GIL too rarely to keep up, and lines were lost on a disk with room to spare.
 The price is nginx's: a disk that hangs (not one that fails or fills) holds the worker.

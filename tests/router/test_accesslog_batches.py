@@ -123,3 +123,17 @@ async def test_losses_are_reported_when_their_interval_ends_without_more_lines(
     assert failures() == [(1, 1), (2, 3)]
     assert stats[Stat.access_log_dropped_lines] == 3
     log.close()
+
+
+@pytest.mark.asyncio
+async def test_a_line_says_what_its_exchange_was_when_it_settled(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    log = AccessLog(str(path), INTERVAL)
+    ex = exchange(target="/settled")
+    log.write(ex, 0, 5, 0.001)
+    ex.status = 502  # whatever happens to the object later, the line is already decided
+    ex.router_error = "endpoint_failure"
+    log.close()
+    line = LINE.match(path.read_text().rstrip("\n"))
+    assert line is not None
+    assert (line["status"], line["error"]) == ("200", "-")

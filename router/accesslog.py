@@ -67,7 +67,7 @@ def go_escape(value: str) -> str:
 
 
 def is_plain(text: str) -> bool:
-    """Whether `go_quote` leaves every character of `text` as it is.
+    """Whether `go_escape` leaves every character of `text` as it is.
 
     str.isprintable rejects every control character, and `in` is a memchr: three passes in C
     instead of a Python loop over each character.

@@ -15,7 +15,11 @@ Writing resumes by itself when there is room; after an error that is not about s
 EBADF, ...) the path is reopened, at most once per interval. Nothing here raises: the worker
 never stops serving because its log cannot be written.
 
-Blocking calls only: this runs on the access log's own thread, never on the event loop.
+Called from the worker's event loop, as nginx writes its log from its own: a batch of some
+100 KiB is one `os.write` to the page cache, once per batch, and the lock is held only by a
+worker in the middle of such a write. A writer thread was tried and dropped: with the loop
+busy it got the GIL too rarely to keep up, and lines were lost on a disk with room to spare.
+The price is nginx's: a disk that hangs (not one that fails or fills) holds the worker.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Final
@@ -94,10 +97,7 @@ def append_whole_lines(fd: int, batch: bytes) -> None:
 
 
 class AccessLogFile:
-    """The open access log of one worker; `write`, `reopen` and `close` from one thread.
-
-    `lose` may also be called from the event loop (lines dropped before reaching the thread).
-    """
+    """The open access log of one worker."""
 
     def __init__(
         self,
@@ -110,7 +110,6 @@ class AccessLogFile:
         self.report_interval = report_interval
         self._stats = stats
         self._clock = clock
-        self._lock = threading.Lock()  # the tally and the counters, shared with the loop
         self._tally = LossTally(report_interval)
         self._fd = -1
         self._open_error = ""
@@ -120,6 +119,11 @@ class AccessLogFile:
 
     def __repr__(self) -> str:
         return f"AccessLogFile({self.path!r}, fd={self._fd}, {self._tally!r})"
+
+    @property
+    def has_losses_held_back(self) -> bool:
+        """Lines were lost since the last report, which `report_due` will log in time."""
+        return self._tally.lost > 0
 
     def fileno(self) -> int:
         """The descriptor lines go to now; -1 while the path cannot be opened."""
@@ -142,8 +146,7 @@ class AccessLogFile:
 
     def close(self) -> None:
         # Whatever was held back is reported now: nobody will report it later.
-        with self._lock:
-            report = self._tally.due(self._clock() + self.report_interval)
+        report = self._tally.due(self._clock() + self.report_interval)
         if report is not None:
             self._log(report)
         self._close_fd()
@@ -163,25 +166,22 @@ class AccessLogFile:
                 self._reopen_due = True
             return
         if self._tally.is_failing:
-            with self._lock:
-                report = self._tally.written(self._clock())
+            report = self._tally.written(self._clock())
             if report is not None:
                 self._log(report)
 
     def lose(self, lines: int, error: str) -> None:
         """Count lines that will never be written; log when a report is due."""
-        with self._lock:
-            report = self._tally.lose(lines, error, self._clock())
-            if self._stats is not None:
-                self._stats[Stat.access_log_write_errors] += 1
-                self._stats[Stat.access_log_dropped_lines] += lines
+        report = self._tally.lose(lines, error, self._clock())
+        if self._stats is not None:
+            self._stats[Stat.access_log_write_errors] += 1
+            self._stats[Stat.access_log_dropped_lines] += lines
         if report is not None:
             self._log(report)
 
     def report_due(self) -> None:
         """Log the losses held back since the last report, if its interval is over."""
-        with self._lock:
-            report = self._tally.due(self._clock())
+        report = self._tally.due(self._clock())
         if report is not None:
             self._log(report)
 

@@ -9,7 +9,6 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from registry.shm.counters import LATENCY_BOUNDS_US, Stat
-from router.accesslog import AccessRecord
 from router.answers import Answer
 from router.errors import BackendError, Kind
 from router.exchange import Exchange
@@ -68,8 +67,7 @@ def finish(proxy: Proxy, ex: Exchange, status: int, bytes_sent: int) -> None:
     stats[Stat.latency_le_1ms + bisect.bisect_left(LATENCY_BOUNDS_US, micros)] += 1
     row.count_routed(ex.endpoint, ex.pool if ex.failed_attempts else None, status, micros)
     if proxy.access_log is not None:
-        gorouter_time = (ex.backend_started - ex.t0) if ex.backend_started else elapsed
-        proxy.access_log.write(access_record(ex, received, bytes_sent, elapsed, gorouter_time))
+        proxy.access_log.write(ex, received, bytes_sent, elapsed)
 
 
 _STATUS_CLASS: Final = {
@@ -81,34 +79,4 @@ _STATUS_CLASS: Final = {
 }
 
 
-def access_record(
-    ex: Exchange, received: int, sent: int, elapsed: float, gorouter_time: float
-) -> AccessRecord:
-    req = ex.request
-    record = AccessRecord(
-        req.received_at,
-        req.host_header,
-        req.method,
-        req.target,
-        req.version,
-        f"{req.client_ip}:{req.client_port}",
-    )
-    record.status = ex.status
-    record.bytes_received = received
-    record.bytes_sent = sent
-    record.backend = ex.backend
-    record.request_id = ex.request_id
-    record.response_time = elapsed
-    record.gorouter_time = gorouter_time
-    endpoint = ex.endpoint
-    if endpoint is not None:
-        record.app_id = endpoint.app_id
-        record.app_index = endpoint.instance_index
-        record.instance_id = endpoint.instance_id
-    record.failed_attempts = ex.failed_attempts
-    record.router_error = ex.router_error
-    record.facts = ex.facts
-    return record
-
-
-__all__ = ["access_record", "answer", "client_gone", "finish"]
+__all__ = ["answer", "client_gone", "finish"]

@@ -41,7 +41,7 @@ def begin(proxy: Proxy, req: ProxyRequest) -> Exchange:
 
 def plan(proxy: Proxy, ex: Exchange) -> Plan | None:
     """Everything before the first attempt, without awaiting; None when the router has
-    answered the request itproxy."""
+    answered the request itself."""
     req = ex.request
     routed_by = lookup_host_and_path(req.host_header, req.target)
     if routed_by is None:

@@ -29,13 +29,22 @@ class _Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     pass
 
 
-class StatusConfig(_Model, frozen=True):
-    # Gorouter's defaults: the status server listens everywhere on 8082.
-    host: str = "0.0.0.0"
+class StatusRoutesConfig(_Model, frozen=True):
+    # Gorouter's default: /routes on its own listener, bound to 127.0.0.1 (local tools only).
     port: Port = 8082
+
+
+class StatusConfig(_Model, frozen=True):
+    # Gorouter's defaults: the status server (/health for load balancers) listens everywhere
+    # on 8080.
+    host: str = "0.0.0.0"
+    port: Port = 8080
     # Empty credentials mean nobody can read /routes, /varz or /metrics: fail closed.
     user: str = ""
     pass_: str = msgspec.field(name="pass", default="")
+    routes: StatusRoutesConfig = StatusRoutesConfig()
+    # Gorouter's default: /healthz (its old alias of /health) is not served.
+    enable_deprecated_varz_healthz_endpoints: bool = False
 
 
 class NatsHost(_Model, frozen=True):
@@ -178,6 +187,15 @@ class Config(_Model, frozen=True):
     empty_pool_timeout: Duration = Duration(0)
     # Gorouter's default: re-announce router.start so new route emitters learn about us.
     publish_start_message_interval: Duration = Duration(30)
+
+    # Gorouter's default: a request with exactly this User-Agent, on the HTTP or TLS port and
+    # whatever its Host, is a load balancer's health check, answered by the router itself
+    # (200 "ok", 503 while starting or draining). Empty: no such check.
+    healthcheck_user_agent: str = "HTTP-Monitor/1.1"
+    # Gorouter's production default (its BOSH job's post-start waits this long): once serving,
+    # routerd waits this long before telling systemd it has started (READY=1), so a rolling
+    # restart moves on only after the load balancer has seen this router healthy.
+    load_balancer_healthy_threshold: Duration = Duration(20)
 
     # Gorouter's production defaults: let the load balancer notice /health before closing.
     drain_wait: Duration = Duration(20)
@@ -378,6 +396,15 @@ def validate(config: Config, source: str = "config") -> None:
         config.status.host, config.bind_address
     ):
         fail("status.port", f"expected a port other than the router's own port {config.port}")
+    # The /routes listener binds 127.0.0.1, which a wildcard address covers too.
+    routes_port = config.status.routes.port
+    taken = [("status.port", config.status.port, config.status.host)]
+    taken.append(("port", config.port, config.bind_address))
+    if config.enable_ssl:
+        taken.append(("ssl_port", config.ssl_port, config.bind_address))
+    for name, port, address in taken:
+        if routes_port == port and _same_interface(address, "127.0.0.1"):
+            fail("status.routes.port", f"expected a port other than {name} {port}")
     if config.nats_client_ping_interval <= 0:
         fail("nats_client_ping_interval", "expected a duration > 0")
     if config.prune_stale_droplets_interval <= 0:

@@ -41,15 +41,9 @@ class StatusTlsKeys(_Keys, frozen=True):
     key: str | None = None
 
 
-class StatusRoutesKeys(_Keys, frozen=True):
-    port: Uint16 | None = None
-
-
 class StatusKeys(_Keys, frozen=True):
     enable_nontls_health_checks: bool | None = None
-    enable_deprecated_varz_healthz_endpoints: bool | None = None
     tls: StatusTlsKeys | None = None
-    routes: StatusRoutesKeys | None = None
 
 
 class LogFormatKeys(_Keys, frozen=True):
@@ -174,7 +168,6 @@ class GorouterKeys(_Keys, frozen=True):
     hop_by_hop_headers_to_filter: Strings | None = None
     enable_verify_client_certificate_metadata: bool | None = None
     verify_client_certificate_metadata: tuple[ClientCertMetadataRuleKeys, ...] | None = None
-    load_balancer_healthy_threshold: Duration | None = None
     publish_active_apps_interval: Duration | None = None
     http_1_endpoint_timeout: Duration | None = None
     http_2_endpoint_timeout: Duration | None = None
@@ -182,7 +175,6 @@ class GorouterKeys(_Keys, frozen=True):
     route_latency_metric_muzzle_duration: Duration | None = None
     secure_cookies: bool | None = None
     sticky_sessions_for_auth_negotiate: bool | None = None
-    healthcheck_user_agent: str | None = None
     oauth: OAuthKeys | None = None
     routing_api: RoutingApiKeys | None = None
     route_services_hairpinning: bool | None = None

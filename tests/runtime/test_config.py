@@ -132,7 +132,11 @@ def test_gorouter_defaults(text: str) -> None:
     config = load_config_text(text)
     assert config == Config()
     assert config.port == 8081
-    assert (config.status.host, config.status.port) == ("0.0.0.0", 8082)
+    assert (config.status.host, config.status.port) == ("0.0.0.0", 8080)
+    assert config.status.routes.port == 8082
+    assert config.status.enable_deprecated_varz_healthz_endpoints is False
+    assert config.healthcheck_user_agent == "HTTP-Monitor/1.1"
+    assert config.load_balancer_healthy_threshold == 20.0
     assert (config.status.user, config.status.pass_) == ("", "")
     assert [(host.hostname, host.port) for host in config.nats.hosts] == [("127.0.0.1", 4222)]
     assert config.droplet_stale_threshold == 120.0
@@ -341,7 +345,8 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 def test_shipped_example_config_is_valid() -> None:
     config = load_config(str(REPO / "etc" / "router.yml"))
     assert config.port == 8081
-    assert config.status.port == 8082
+    assert config.status.port == 8080
+    assert config.status.routes.port == 8082
     assert (config.backends.max_conns, config.backends.max_attempts) == (500, 3)
     assert config.drain_wait == 20.0
 

@@ -34,6 +34,21 @@ class StatusRoutesConfig(_Model, frozen=True):
     port: Port = 8082
 
 
+class StatusTlsConfig(_Model, frozen=True):
+    """Gorouter's TLS health listener: /health over TLS, served once any of these is set."""
+
+    # Gorouter's default port.
+    port: Port = 8443
+    # PEM text, as in Gorouter: the certificate chain and its private key.
+    certificate: str = ""
+    key: str = ""
+
+    @property
+    def is_enabled(self) -> bool:
+        # Gorouter's rule: anything but its defaults turns the listener on (and needs a key pair).
+        return self != StatusTlsConfig()
+
+
 class StatusConfig(_Model, frozen=True):
     # Gorouter's defaults: the status server (/health for load balancers) listens everywhere
     # on 8080.
@@ -45,6 +60,9 @@ class StatusConfig(_Model, frozen=True):
     routes: StatusRoutesConfig = StatusRoutesConfig()
     # Gorouter's default: /healthz (its old alias of /health) is not served.
     enable_deprecated_varz_healthz_endpoints: bool = False
+    # Gorouter's default: /health is served on status.port; false leaves it to status.tls.
+    enable_nontls_health_checks: bool = True
+    tls: StatusTlsConfig = StatusTlsConfig()
 
 
 class NatsHost(_Model, frozen=True):
@@ -396,15 +414,6 @@ def validate(config: Config, source: str = "config") -> None:
         config.status.host, config.bind_address
     ):
         fail("status.port", f"expected a port other than the router's own port {config.port}")
-    # The /routes listener binds 127.0.0.1, which a wildcard address covers too.
-    routes_port = config.status.routes.port
-    taken = [("status.port", config.status.port, config.status.host)]
-    taken.append(("port", config.port, config.bind_address))
-    if config.enable_ssl:
-        taken.append(("ssl_port", config.ssl_port, config.bind_address))
-    for name, port, address in taken:
-        if routes_port == port and _same_interface(address, "127.0.0.1"):
-            fail("status.routes.port", f"expected a port other than {name} {port}")
     if config.nats_client_ping_interval <= 0:
         fail("nats_client_ping_interval", "expected a duration > 0")
     if config.prune_stale_droplets_interval <= 0:
@@ -444,12 +453,49 @@ def validate(config: Config, source: str = "config") -> None:
         problem = tls_listener.problem(config)
         if problem is not None:
             fail(*problem)
+    status_tls = config.status.tls
+    if status_tls.is_enabled:
+        # Gorouter's checks, in its order.
+        if not status_tls.key.strip():
+            fail("status.tls.key", "expected a PEM private key when status.tls is set")
+        if not status_tls.certificate.strip():
+            fail("status.tls.certificate", "expected a PEM certificate when status.tls is set")
+        problem = tls_listener.status_problem(config)
+        if problem is not None:
+            fail(*problem)
+    elif not config.status.enable_nontls_health_checks:
+        fail(
+            "status.enable_nontls_health_checks",
+            "expected true unless status.tls serves /health: a load balancer needs one of them",
+        )
+    clash = _listener_clash(config)
+    if clash is not None:
+        fail(*clash)
     for index, route in enumerate(config.static_routes):
         verdict = validate_message(route, config.stale_threshold_seconds)
         if isinstance(verdict, Rejection):
             fail(f"static_routes[{index}]", f"expected a valid registration: {verdict.reason}")
     if not config.run_dir:
         fail("run_dir", "expected a directory path")
+
+
+def _listener_clash(config: Config) -> tuple[str, str] | None:
+    """(key, what was expected) for a status listener on a port another listener binds too."""
+    listeners = [
+        ("port", config.port, config.bind_address),
+        ("status.port", config.status.port, config.status.host),
+    ]
+    if config.enable_ssl:
+        listeners.append(("ssl_port", config.ssl_port, config.bind_address))
+    # The /routes listener binds 127.0.0.1, which a wildcard address covers too.
+    listeners.append(("status.routes.port", config.status.routes.port, "127.0.0.1"))
+    if config.status.tls.is_enabled:
+        listeners.append(("status.tls.port", config.status.tls.port, config.status.host))
+    for index, (key, port, address) in enumerate(listeners):
+        for other, other_port, other_address in listeners[:index]:
+            if port == other_port and _same_interface(address, other_address):
+                return key, f"expected a port other than {other} {port}"
+    return None
 
 
 def _same_interface(a: str, b: str) -> bool:

@@ -35,17 +35,6 @@ class _Keys(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     pass
 
 
-class StatusTlsKeys(_Keys, frozen=True):
-    port: Uint16 | None = None
-    certificate: str | None = None
-    key: str | None = None
-
-
-class StatusKeys(_Keys, frozen=True):
-    enable_nontls_health_checks: bool | None = None
-    tls: StatusTlsKeys | None = None
-
-
 class LogFormatKeys(_Keys, frozen=True):
     # Gorouter reads "rfc3339" and takes any other value as unix-epoch.
     timestamp: str | None = None
@@ -152,7 +141,6 @@ class ClientCertMetadataRuleKeys(_Keys, frozen=True):
 class GorouterKeys(_Keys, frozen=True):
     """The top level of gorouter.yml, less what `Config` implements."""
 
-    status: StatusKeys | None = None
     logging: LoggingKeys | None = None
     tracing: TracingKeys | None = None
     access_log: AccessLogKeys | None = None

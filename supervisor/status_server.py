@@ -3,9 +3,11 @@
 On `status.host:status.port`: `/health` for load balancers (200 "ok" when serving, 503 while
 starting or draining), `/is-process-alive-do-not-use-for-loadbalancing` (200 while the process
 answers at all), and `/healthz` (Gorouter's old alias of /health) when
-`status.enable_deprecated_varz_healthz_endpoints` is set; none of them needs credentials. On
-127.0.0.1:`status.routes.port`, Gorouter's local `/routes` listener. routerd also serves
-`/routes`, `/varz` and `/metrics` on `status.port`, where routerctl and scrapers find them.
+`status.enable_deprecated_varz_healthz_endpoints` is set; none of them needs credentials, and
+`status.enable_nontls_health_checks: false` leaves them out. The same health endpoints over TLS
+on `status.host:status.tls.port` when `status.tls` is set. On 127.0.0.1:`status.routes.port`,
+Gorouter's local `/routes` listener. routerd also serves `/routes`, `/varz` and `/metrics` on
+`status.port`, where routerctl and scrapers find them.
 
 Everything but the health endpoints needs HTTP basic auth with `status.user` / `status.pass`,
 both compared in constant time. With no credentials configured, nobody gets in.
@@ -16,12 +18,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import hdrs, web
 
+from runtime import tls_listener
 from runtime.config import Config
 from supervisor.metrics import Snapshot, prometheus, varz
 
@@ -54,12 +58,14 @@ class StatusServer:
 
     def application(self) -> web.Application:
         """What `status.port` serves."""
+        status = self.config.status
         app = web.Application()
         app.on_response_prepare.append(_without_server_header)
-        app.router.add_get("/health", self.health)
-        app.router.add_get(PROCESS_ALIVE_PATH, self.process_alive)
-        if self.config.status.enable_deprecated_varz_healthz_endpoints:
-            app.router.add_get("/healthz", self.health)
+        if status.enable_nontls_health_checks:
+            app.router.add_get("/health", self.health)
+            app.router.add_get(PROCESS_ALIVE_PATH, self.process_alive)
+            if status.enable_deprecated_varz_healthz_endpoints:
+                app.router.add_get("/healthz", self.health)
         app.router.add_get("/routes", self.authenticated(self.routes))
         app.router.add_get("/varz", self.authenticated(self.varz))
         app.router.add_get("/metrics", self.authenticated(self.metrics))
@@ -72,25 +78,49 @@ class StatusServer:
         app.router.add_get("/routes", self.authenticated(self.routes))
         return app
 
+    def health_tls_application(self) -> web.Application:
+        """What `status.tls.port` serves: Gorouter's TLS health listener."""
+        app = web.Application()
+        app.on_response_prepare.append(_without_server_header)
+        app.router.add_get("/health", self.health)
+        app.router.add_get(PROCESS_ALIVE_PATH, self.process_alive)
+        return app
+
     async def start(self) -> None:
-        """Listen on status.port, then on the /routes port; StatusListenError if one cannot."""
+        """Listen on status.port, the /routes port and, when set, status.tls.port;
+        StatusListenError if one cannot."""
         status = self.config.status
         try:
             await self._serve(self.application(), "status.port", status.host, status.port)
             await self._serve(
                 self.routes_application(), "status.routes.port", ROUTES_HOST, status.routes.port
             )
+            if status.tls.is_enabled:
+                await self._serve(
+                    self.health_tls_application(),
+                    "status.tls.port",
+                    status.host,
+                    status.tls.port,
+                    tls_listener.status_context(self.config),
+                )
         except BaseException:
             await self.stop()
             raise
 
-    async def _serve(self, app: web.Application, key: str, host: str, port: int) -> None:
+    async def _serve(
+        self,
+        app: web.Application,
+        key: str,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         # Status requests are short; a stop should not wait aiohttp's default minute for them.
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         self._runners.append(runner)
         try:
-            await web.TCPSite(runner, host, port).start()
+            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
         except OSError as exc:
             raise StatusListenError(
                 f"cannot listen on {key} {host}:{port}: {exc.strerror or exc}"

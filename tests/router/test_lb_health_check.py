@@ -97,8 +97,10 @@ def test_health_check_without_any_host_keeps_the_connection(setup):
     assert_only_marker_reached_the_app(router, backend, before)
 
 
-def test_other_user_agents_are_routed_as_usual(setup):
+def test_only_the_exact_user_agent_is_a_health_check(setup):
     router, _ = setup
+    exact = router.get("/", host=HOST, headers={"User-Agent": MONITOR})
+    assert (exact.status, exact.body) == (200, b"ok\n")
     for agent in ("HTTP-Monitor/1.1 (extra)", "http-monitor/1.1", "curl/8"):
         response = router.get("/routed", host=HOST, headers={"User-Agent": agent})
         assert response.status == 200, agent

@@ -22,8 +22,6 @@ MUST_BE_NAMED = {
     "zone",
     "go_max_procs",
     "trace_key",
-    "status.tls",
-    "status.enable_nontls_health_checks",
     "logging.format",
     "logging.syslog",
     "logging.redact_query_params",
@@ -46,6 +44,8 @@ IMPLEMENTED = {
     "status.user",
     "status.routes",
     "status.enable_deprecated_varz_healthz_endpoints",
+    "status.enable_nontls_health_checks",
+    "status.tls",
     "healthcheck_user_agent",
     "load_balancer_healthy_threshold",
     "nats",
@@ -95,6 +95,7 @@ def test_the_bosh_files_implemented_values_take_effect() -> None:
     assert config.port == 80
     assert (config.status.port, config.status.user) == (8080, "router-status")
     assert config.status.routes.port == 8082
+    assert (config.status.tls.is_enabled, config.status.tls.port) == (True, 8443)
     assert config.healthcheck_user_agent == "HTTP-Monitor/1.1"
     assert config.load_balancer_healthy_threshold == 20.0
     assert [(host.hostname, host.port) for host in config.nats.hosts] == [
@@ -126,7 +127,7 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
         {
             "workers": 1,
             "zone": "z1",
-            "status": {"enable_nontls_health_checks": True},
+            "go_max_procs": 2,
             "logging": {"format": {"timestamp": "rfc3339"}},
             "read_header_timeout": "0s",
         },
@@ -137,11 +138,7 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
         warnings = router.events_named("config-keys-not-implemented")
         assert len(warnings) == 1
         assert warnings[0]["log_level"] == 2  # warn
-        assert sorted(warnings[0]["data"]["keys"]) == [
-            "logging.format",
-            "status.enable_nontls_health_checks",
-            "zone",
-        ]
+        assert sorted(warnings[0]["data"]["keys"]) == ["go_max_procs", "logging.format", "zone"]
         assert warnings[0]["data"]["config"] == str(router.config_path)
     finally:
         router.stop()

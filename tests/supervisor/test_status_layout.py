@@ -1,6 +1,7 @@
 """Gorouter's status layout: /health (and /healthz when asked for) on status.port without auth,
-the local /routes listener on 127.0.0.1:status.routes.port with auth, every health answer 503
-once draining, and READY=1 held back for load_balancer_healthy_threshold."""
+over TLS on status.tls.port when set, the local /routes listener on 127.0.0.1:status.routes.port
+with auth, every health answer 503 once draining, and READY=1 held back for
+load_balancer_healthy_threshold."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 
 import pytest
 
+from tests.support.certs import CertificateAuthority
+from tests.support.ports import free_port
 from tests.support.routerd import (
     STATUS_PASS,
     STATUS_USER,
@@ -20,6 +23,7 @@ from tests.support.routerd import (
     new_routerd,
 )
 from tests.support.routes import register, wait_routed
+from tests.support.tls_client import client_context, get
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -122,3 +126,28 @@ def test_ready_waits_load_balancer_healthy_threshold_after_healthy(nats_server, 
             assert ready["data"]["load_balancer_healthy_threshold"] == 2
         finally:
             router.stop()
+
+
+def test_tls_health_listener_alone(routerd_factory):
+    ca = CertificateAuthority()
+    issued = ca.issue("router.example.com")
+    tls_port = free_port()
+    status = {
+        "enable_nontls_health_checks": False,
+        "tls": {"port": tls_port, "certificate": issued.cert_pem, "key": issued.key_pem},
+    }
+    router = routerd_factory({"drain_wait": "10s", "status": status}, wait_healthy=False)
+
+    def over_tls(path: str = "/health") -> Response:
+        context = client_context(ca.cert_pem)
+        name = "router.example.com"
+        return get(tls_port, name, path, tls=context, server_name=name).response
+
+    wait_until(lambda: over_tls().status == 200, timeout=30, what="/health over TLS")
+    assert over_tls().body == b"ok\n"
+    assert over_tls(ALIVE).status == 200
+    # No health endpoint on status.port now; the operators' endpoints stay there.
+    assert router.health().status == 404
+    assert router.status_request("GET", "/varz").status == 200
+    router.signal(signal.SIGUSR1)
+    wait_until(lambda: over_tls().status == 503, timeout=5, what="/health over TLS to turn 503")

@@ -22,9 +22,6 @@ MUST_BE_NAMED = {
     "zone",
     "go_max_procs",
     "trace_key",
-    "status.tls",
-    "status.routes",
-    "status.enable_nontls_health_checks",
     "logging.format",
     "logging.syslog",
     "logging.redact_query_params",
@@ -36,7 +33,6 @@ MUST_BE_NAMED = {
     "routing_api",
     "oauth",
     "html_error_template_file",
-    "healthcheck_user_agent",
     "max_response_header_bytes",
     "verify_client_certificate_metadata",
 }
@@ -46,6 +42,12 @@ IMPLEMENTED = {
     "status",
     "status.port",
     "status.user",
+    "status.routes",
+    "status.enable_deprecated_varz_healthz_endpoints",
+    "status.enable_nontls_health_checks",
+    "status.tls",
+    "healthcheck_user_agent",
+    "load_balancer_healthy_threshold",
     "nats",
     "logging",
     "logging.level",
@@ -92,6 +94,10 @@ def test_the_bosh_files_implemented_values_take_effect() -> None:
     config = read_config(str(FIXTURE)).config
     assert config.port == 80
     assert (config.status.port, config.status.user) == (8080, "router-status")
+    assert config.status.routes.port == 8082
+    assert (config.status.tls.is_enabled, config.status.tls.port) == (True, 8443)
+    assert config.healthcheck_user_agent == "HTTP-Monitor/1.1"
+    assert config.load_balancer_healthy_threshold == 20.0
     assert [(host.hostname, host.port) for host in config.nats.hosts] == [
         ("nats.service.cf.internal", 4224)
     ]
@@ -121,7 +127,7 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
         {
             "workers": 1,
             "zone": "z1",
-            "status": {"routes": {"port": 8082}},
+            "go_max_procs": 2,
             "logging": {"format": {"timestamp": "rfc3339"}},
             "read_header_timeout": "0s",
         },
@@ -132,7 +138,7 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
         warnings = router.events_named("config-keys-not-implemented")
         assert len(warnings) == 1
         assert warnings[0]["log_level"] == 2  # warn
-        assert sorted(warnings[0]["data"]["keys"]) == ["logging.format", "status.routes", "zone"]
+        assert sorted(warnings[0]["data"]["keys"]) == ["go_max_procs", "logging.format", "zone"]
         assert warnings[0]["data"]["config"] == str(router.config_path)
     finally:
         router.stop()

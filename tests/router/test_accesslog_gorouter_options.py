@@ -1,6 +1,6 @@
 """Gorouter's access log options in a real routerd's lines: query redaction, the client's address
-and X-Forwarded-For suppressed, extra request headers, attempt details, and the same lines
-streamed to syslog over a UNIX datagram socket."""
+and X-Forwarded-For suppressed, extra request headers, attempt details, the backend connection's
+local address, and the same lines streamed to syslog over a UNIX datagram socket."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def test_redacted_query_and_hidden_addresses_and_extra_headers(
                     "disable_log_source_ip": True,
                     "disable_log_forwarded_for": True,
                     "enable_attempts_details": True,
+                    "extra_access_log_fields": ["local_address"],
                     "syslog": "edge-router",
                     "syslog_network": "unixgram",
                     "syslog_addr": syslog_path,
@@ -86,7 +87,7 @@ def test_redacted_query_and_hidden_addresses_and_extra_headers(
             + f"response_time:{SECONDS} gorouter_time:{SECONDS} "
             + re.escape('app_id:"app-7" app_index:"0" instance_id:"inst-7" ')
             + 'failed_attempts:0 failed_attempts_time:"-" dns_time:"-" dial_time:"-" '
-            + f'tls_time:"-" backend_time:{SECONDS} '
+            + f'tls_time:"-" backend_time:{SECONDS} local_address:"127\\.0\\.0\\.1:\\d+" '
             + re.escape('x_cf_routererror:"-" x_trace_tag:"blue \\"7\\"" x_absent:"-"')
         )
         assert re.fullmatch(expected, line), line

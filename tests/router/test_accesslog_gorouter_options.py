@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import signal
 import socket
 from pathlib import Path
 
@@ -131,3 +132,26 @@ def test_gorouters_default_line_has_no_option_fields(
     assert re.search(r' "GET /q\?user=bob HTTP/1\.1" 200 0 2 "-" "[^"]*" "127\.0\.0\.1:\d+" ', line)
     assert 'x_forwarded_for:"198.51.100.4, 127.0.0.1" ' in line
     assert re.search(r'instance_id:"[^"]*" x_cf_routererror:"-"$', line), line
+
+
+def test_sighup_applies_new_options_to_the_next_lines(
+    routerd_factory, nats_client, backend_factory, tmp_path
+):
+    backend = backend_factory("--mode", "record", name="reloaded")
+    access_log = tmp_path / "access.log"
+    router = routerd_factory({"workers": 1, "access_log": {"file": str(access_log)}})
+    register(nats_client, backend.port, ["hup.example.com"])
+    wait_routed(router, "hup.example.com")
+    router.get("/before?pin=1234", host="hup.example.com")
+    wait_until(lambda: lines_with(access_log, "/before?pin=1234"), what="the line before")
+    router.config["logging"] = {"redact_query_params": "all", "disable_log_source_ip": True}
+    router.write_config()
+    router.signal(signal.SIGHUP)
+    wait_until(lambda: router.events_named("worker-config-reloaded"), what="the reload")
+    router.get("/after?pin=1234", host="hup.example.com")
+    line = wait_until(
+        lambda: next(iter(lines_with(access_log, '"GET /after HTTP/1.1"')), None),
+        what="the redacted line",
+    )
+    assert "pin=1234" not in line
+    assert re.search(r' 200 0 2 "-" "[^"]*" "-" "127\.0\.0\.1:\d+" ', line), line

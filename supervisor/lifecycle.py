@@ -62,6 +62,9 @@ RESTART_ONLY_KEYS: Final = frozenset(
         "tls_handshake_timeout",
         "enable_proxy",
         "proxy_protocol_timeout",
+        # Workers open the access log file and the syslog socket once (a SIGHUP reopens the
+        # same file, for logrotate); logging.syslog_* likewise take effect at start.
+        "access_log",
     }
 )
 

@@ -104,7 +104,8 @@ class Timestamps:
 
 
 # One line's values, taken when its exchange settles: fixed from then on, and holding no
-# request body. A plain tuple, made in `line_values` and read in `access_line` only: a class
+# request body. A plain tuple, made in `line_values` and read in `access_line` (and by
+# router.accesslog_options, which adjusts it under Gorouter's options): a class
 # would cost more per request than formatting in batches saves.
 LineValues = tuple[
     str,  # host

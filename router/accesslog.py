@@ -3,7 +3,7 @@
     host - [2026-11-21T12:00:00.123456789Z] "GET /path HTTP/1.1" 200 0 42 "-" "curl/8.0"
     "127.0.0.1:50000" "10.0.0.5:8080" x_forwarded_for:"127.0.0.1" x_forwarded_proto:"http"
     vcap_request_id:"…" response_time:0.003121 gorouter_time:0.000412 app_id:"…" app_index:"0"
-    instance_id:"…" failed_attempts:0 x_cf_routererror:"-"
+    instance_id:"…" x_cf_routererror:"-"
 
 (one line). When an exchange settles, the line's values are taken (`line_values`) and held;
 every FLUSH_INTERVAL, or sooner once FLUSH_LINES are held, they are formatted together and
@@ -15,18 +15,25 @@ Formatting costs most, so it is kept cheap: lines are formatted in a batch, whil
 is still in the CPU's caches; one check (in C) over all quoted fields decides whether any
 needs escaping, which a client's odd header rarely does; the timestamp's date and time are
 made once per second; no object is built per line but a tuple and the line itself.
+
+Gorouter's `logging` options that change the line (`LineOptions`) are decided once, when the log
+is made or the config reloaded: with Gorouter's defaults the line is made as above and pays
+nothing for them; otherwise `OptionedLines` takes a few more values when the exchange settles
+and adjusts the values and the line around the same formatting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from router.accesslog_file import AccessLogFile
 
 if TYPE_CHECKING:
     from registry.records import EndpointRecord
+    from router.accesslog_syslog import SyslogStream
     from router.exchange import Exchange
     from router.headers import RequestFacts
 
@@ -97,7 +104,8 @@ class Timestamps:
 
 
 # One line's values, taken when its exchange settles: fixed from then on, and holding no
-# request body. A plain tuple, made in `line_values` and read in `access_line` only: a class
+# request body. A plain tuple, made in `line_values` and read in `access_line` (and by
+# router.accesslog_options, which adjusts it under Gorouter's options): a class
 # would cost more per request than formatting in batches saves.
 LineValues = tuple[
     str,  # host
@@ -166,7 +174,7 @@ def access_line(values: LineValues, timestamps: Timestamps) -> str:
         response_time,
         gorouter_time,
         endpoint,
-        failed_attempts,
+        _,  # failed attempts: in the line with enable_attempts_details only
         router_error,
     ) = values
     if facts is not None:
@@ -184,7 +192,7 @@ def access_line(values: LineValues, timestamps: Timestamps) -> str:
     else:
         app_id = app_index = instance_id = ""
     request = f"{method} {target} {version}"
-    remote = f"{client_ip}:{client_port}"
+    remote = f"{client_ip}:{client_port}" if client_port else "-"
     # One check over all the quoted fields at once; only a line with something to escape
     # pays for escaping field by field.
     if not is_plain(
@@ -233,27 +241,55 @@ def access_line(values: LineValues, timestamps: Timestamps) -> str:
         f'vcap_request_id:"{request_id or "-"}" response_time:{response_seconds} '
         f'gorouter_time:{gorouter_seconds} app_id:"{app_id or "-"}" '
         f'app_index:"{app_index or "-"}" instance_id:"{instance_id or "-"}" '
-        f'failed_attempts:{failed_attempts} x_cf_routererror:"{router_error or "-"}"\n'
+        f'x_cf_routererror:"{router_error or "-"}"\n'
     )
 
 
-class AccessLog:
-    """Holds lines' values on the loop; formats and writes them in batches, from the loop."""
+class LineFormat(NamedTuple):
+    """How a line's values are taken when its exchange settles, and formatted in a batch
+    (router.accesslog_options.line_format: these two functions unless options say more)."""
 
-    def __init__(self, path: str, report_interval: float, stats: memoryview | None = None) -> None:
+    take: Callable[[Exchange, int, int, float], Any]
+    format: Callable[[Any, Timestamps], str]
+
+
+PLAIN: Final = LineFormat(line_values, access_line)
+
+
+class AccessLog:
+    """Holds lines' values on the loop; formats and writes them in batches, from the loop, to
+    the file (when `path` is set) and to syslog (when `syslog` is given)."""
+
+    def __init__(
+        self,
+        path: str,
+        report_interval: float,
+        stats: memoryview | None = None,
+        lines: LineFormat = PLAIN,
+        syslog: SyslogStream | None = None,
+    ) -> None:
         self.path = path
-        self._held: list[LineValues] = []
+        self._held: list[Any] = []
         self._timestamps = Timestamps()
         self._flush_handle: asyncio.TimerHandle | None = None
         self._report_handle: asyncio.TimerHandle | None = None
-        self._file = AccessLogFile(path, report_interval, stats)
+        self._file = AccessLogFile(path, report_interval, stats) if path else None
+        self._syslog = syslog
+        self._report_interval = report_interval
+        self._take, self._format = lines
 
     def __repr__(self) -> str:
-        return f"AccessLog({self.path!r}, held={len(self._held)}, {self._file!r})"
+        return f"AccessLog({self.path!r}, held={len(self._held)}, {self._file!r}, {self._syslog!r})"
+
+    def configure(self, lines: LineFormat) -> None:
+        """Take and format lines from now on as `lines` says (a reloaded config); the lines
+        held so far are written as they were taken."""
+        self._write_held()
+        self._take, self._format = lines
 
     def write(self, ex: Exchange, received: int, sent: int, elapsed: float) -> None:
         """Log the settled exchange: `received` and `sent` body bytes, `elapsed` seconds."""
-        self._held.append(line_values(ex, received, sent, elapsed))
+        self._held.append(self._take(ex, received, sent, elapsed))
         if len(self._held) >= FLUSH_LINES:
             self.flush()
         elif self._flush_handle is None:
@@ -262,17 +298,18 @@ class AccessLog:
     def flush(self) -> None:
         """Write the lines held so far, in one batch."""
         self._write_held()
-        if self._file.has_losses_held_back and self._report_handle is None:
+        if self._has_losses_held_back and self._report_handle is None:
             # Reported once the interval is over, even if no line comes to trigger it.
             self._report_handle = asyncio.get_running_loop().call_later(
-                self._file.report_interval, self._report_due
+                self._report_interval, self._report_due
             )
 
     def reopen(self) -> None:
         """After logrotate moved the file: what is held goes to the old file, then the path
         is opened afresh."""
         self.flush()
-        self._file.reopen()
+        if self._file is not None:
+            self._file.reopen()
 
     def close(self) -> None:
         """Write what is held and close the file; losses not yet reported are reported now."""
@@ -280,7 +317,16 @@ class AccessLog:
         if self._report_handle is not None:
             self._report_handle.cancel()
             self._report_handle = None
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+        if self._syslog is not None:
+            self._syslog.close()
+
+    @property
+    def _has_losses_held_back(self) -> bool:
+        return (self._file is not None and self._file.has_losses_held_back) or (
+            self._syslog is not None and self._syslog.has_losses_held_back
+        )
 
     def _write_held(self) -> None:
         if self._flush_handle is not None:
@@ -289,14 +335,21 @@ class AccessLog:
         if not self._held:
             return
         timestamps = self._timestamps
-        lines = [access_line(values, timestamps) for values in self._held]
+        format_line = self._format
+        lines = [format_line(values, timestamps) for values in self._held]
         self._held.clear()
-        self._file.write("".join(lines).encode("utf-8", "replace"))
+        if self._file is not None:
+            self._file.write("".join(lines).encode("utf-8", "replace"))
+        if self._syslog is not None:
+            self._syslog.send([line[:-1].encode("utf-8", "replace") for line in lines])
 
     def _report_due(self) -> None:
         self._report_handle = None
-        self._file.report_due()
-        if self._file.has_losses_held_back:
+        if self._file is not None:
+            self._file.report_due()
+        if self._syslog is not None:
+            self._syslog.report_due()
+        if self._has_losses_held_back:
             self._report_handle = asyncio.get_running_loop().call_later(
-                self._file.report_interval, self._report_due
+                self._report_interval, self._report_due
             )

@@ -53,7 +53,6 @@ def finish(proxy: Proxy, ex: Exchange, status: int, bytes_sent: int) -> None:
     conn = ex.conn
     if conn is not None:
         proxy.upstream.release(conn)
-        ex.conn = None
     elapsed = time.monotonic() - ex.t0
     req = ex.request
     if req.body is not None:
@@ -67,7 +66,8 @@ def finish(proxy: Proxy, ex: Exchange, status: int, bytes_sent: int) -> None:
     stats[Stat.latency_le_1ms + bisect.bisect_left(LATENCY_BOUNDS_US, micros)] += 1
     row.count_routed(ex.endpoint, ex.pool if ex.failed_attempts else None, status, micros)
     if proxy.access_log is not None:
-        proxy.access_log.write(ex, received, bytes_sent, elapsed)
+        proxy.access_log.write(ex, received, bytes_sent, elapsed)  # may read ex.conn's address
+    ex.conn = None
 
 
 _STATUS_CLASS: Final = {

@@ -27,6 +27,7 @@ from registry.shm.counters import CounterTable
 from registry.shm.reader import TableReader
 from registry.shm.region import FileRegion
 from router.accesslog import AccessLog
+from router.accesslog_options import LineOptions, line_format, open_access_log
 from router.backend_tls import backend_tls_context
 from router.client_deadlines import ClientDeadlines
 from router.health import WorkerHealth
@@ -80,7 +81,7 @@ class Worker:
             log.fatal("worker-start-message-missing", index=self.index)
             return 2
         self.config = decode_config(first["config"].encode())
-        logs.configure(self.config.logging.level)
+        logs.apply(self.config.logging)
         await self._serve(first["table"], first["counters"])
         assert self.proxy is not None
         self.proxy.healthy = first.get("healthy") is True
@@ -106,12 +107,8 @@ class Worker:
             keepalive_interval=float(config.endpoint_keep_alive_probe_interval),
             tls_context=backend_tls_context(config),
         )
-        if config.access_log.file:
-            self.access_log = AccessLog(
-                config.access_log.file,
-                float(config.logging.error_sample_interval),
-                counters.row(self.index).stats,
-            )
+        if config.access_log.file or config.access_log.enable_streaming:
+            self.access_log = open_access_log(config, counters.row(self.index).stats)
         self.proxy = Proxy(
             config, RouteLookup(reader), counters.row(self.index), health, upstream, self.access_log
         )
@@ -162,7 +159,7 @@ class Worker:
 
     def _reload(self, config: Config) -> None:
         self.config = config
-        logs.configure(config.logging.level)
+        logs.apply(config.logging)
         if self.proxy is not None:
             self.proxy.apply_config(config)
             self.proxy.upstream.idle_timeout = float(config.backends.idle_timeout)
@@ -173,6 +170,7 @@ class Worker:
             )
             self.server.idle_timeout = float(config.frontend_idle_timeout)
         if self.access_log is not None:
+            self.access_log.configure(line_format(LineOptions.from_config(config)))
             self.access_log.reopen()
         log.info("worker-config-reloaded", index=self.index)
 

@@ -107,6 +107,22 @@ class TracingConfig(_Model, frozen=True):
 class AccessLogConfig(_Model, frozen=True):
     # Empty: no access log file, as in Gorouter.
     file: str = ""
+    # Gorouter's default: access log lines go to syslog (logging.syslog_*) only when asked.
+    enable_streaming: bool = False
+
+
+class LogFormatConfig(_Model, frozen=True):
+    # Gorouter's production default: human-readable component log timestamps. "unix-epoch"
+    # (Gorouter's binary default) and "deprecated" write seconds since the epoch, as a float.
+    timestamp: str = "rfc3339"
+
+
+# Gorouter's `logging.format.timestamp` values.
+TIMESTAMP_FORMATS: Final = ("rfc3339", "unix-epoch", "deprecated")
+# Gorouter's `extra_access_log_fields` values.
+ExtraAccessLogField = Literal["local_address"]
+# Networks a syslog line can be sent over as one datagram ("": the local syslog socket).
+SyslogNetwork = Literal["", "unixgram", "udp", "udp4", "udp6"]
 
 
 class LoggingConfig(_Model, frozen=True):
@@ -117,6 +133,28 @@ class LoggingConfig(_Model, frozen=True):
     # with the count. 10 s shows a problem while it lasts; a flood costs a few lines, not GBs.
     error_samples_per_interval: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 5
     error_sample_interval: Duration = Duration(10)
+    format: LogFormatConfig = LogFormatConfig()
+    # Gorouter's production name: the `source` of component log lines (and their children's,
+    # `vcap.gorouter.registry`), and the syslog tag of streamed access log lines. Empty: as in
+    # Gorouter, `gorouter.stdout`.
+    syslog: str = "vcap.gorouter"
+    # Where access_log.enable_streaming sends lines. Gorouter's binary default, both empty: the
+    # local syslog socket (/dev/log), which journald or rsyslog always listens on; BOSH renders
+    # udp to localhost:514 for its own rsyslog.
+    syslog_addr: str = ""
+    syslog_network: SyslogNetwork = ""
+    # Gorouter's default: a syslog line is sent whole; > 0 cuts it to this many bytes.
+    syslog_truncate: NonNegativeInt = 0
+    # Gorouter's defaults: the access log shows the client's address and X-Forwarded-For.
+    # Either can be replaced by "-" where logging personal data is not allowed.
+    disable_log_forwarded_for: bool = False
+    disable_log_source_ip: bool = False
+    # Gorouter's default: GET query strings are logged as sent; "all" drops them, "hash"
+    # logs `hash=<sha1 hex of the query>`.
+    redact_query_params: Literal["none", "all", "hash"] = "none"
+    # Gorouter's default: no per-attempt fields (failed_attempts, backend_time, ...) in the line.
+    enable_attempts_details: bool = False
+    extra_access_log_fields: tuple[ExtraAccessLogField, ...] = ()
 
 
 class RouteTableConfig(_Model, frozen=True):
@@ -278,6 +316,8 @@ class Config(_Model, frozen=True):
     static_routes: tuple[RegistryMessage, ...] = ()
     # Gorouter's default sticky-session trigger cookie.
     sticky_session_cookie_names: tuple[str, ...] = ("JSESSIONID",)
+    # Gorouter's default: no request headers appended to the access log line.
+    extra_headers_to_log: tuple[str, ...] = ()
 
     @property
     def worker_count(self) -> int:
@@ -385,6 +425,13 @@ def with_gorouter_meanings(config: Config) -> tuple[Config, tuple[str, ...]]:
             "droplet_stale_threshold: raised to start_response_delay_interval "
             f"({float(config.start_response_delay_interval):g}s), as in Gorouter"
         )
+    timestamp = config.logging.format.timestamp
+    if timestamp not in TIMESTAMP_FORMATS:
+        # Gorouter takes any value but "rfc3339" as seconds since the epoch.
+        adjusted.append(
+            f"logging.format.timestamp: {timestamp!r} is none of "
+            f"{', '.join(TIMESTAMP_FORMATS)}; unix-epoch applies, as in Gorouter"
+        )
     if changes:
         config = msgspec.structs.replace(config, **changes)
     return config, tuple(adjusted)
@@ -477,6 +524,12 @@ def validate(config: Config, source: str = "config") -> None:
             fail(f"static_routes[{index}]", f"expected a valid registration: {verdict.reason}")
     if not config.run_dir:
         fail("run_dir", "expected a directory path")
+    if config.access_log.enable_streaming:
+        network, address = config.logging.syslog_network, config.logging.syslog_addr
+        if network.startswith("udp") and not address.rpartition(":")[2].isdigit():
+            fail("logging.syslog_addr", f"expected host:port for syslog over {network}")
+        if network == "unixgram" and not address:
+            fail("logging.syslog_addr", "expected the syslog socket's path")
 
 
 def _listener_clash(config: Config) -> tuple[str, str] | None:

@@ -35,34 +35,14 @@ class _Keys(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     pass
 
 
-class LogFormatKeys(_Keys, frozen=True):
-    # Gorouter reads "rfc3339" and takes any other value as unix-epoch.
-    timestamp: str | None = None
-
-
 class LoggingKeys(_Keys, frozen=True):
-    syslog: str | None = None
-    syslog_addr: str | None = None
-    syslog_network: str | None = None
-    syslog_truncate: int | None = None
     loggregator_enabled: bool | None = None
     metron_address: str | None = None
-    disable_log_forwarded_for: bool | None = None
-    disable_log_source_ip: bool | None = None
-    # Gorouter refuses to start with any other value.
-    redact_query_params: Literal["none", "all", "hash"] | None = None
-    enable_attempts_details: bool | None = None
-    format: LogFormatKeys | None = None
-    extra_access_log_fields: Strings | None = None
 
 
 class TracingKeys(_Keys, frozen=True):
     enable_w3c: bool | None = None
     w3c_tenant_id: str | None = None
-
-
-class AccessLogKeys(_Keys, frozen=True):
-    enable_streaming: bool | None = None
 
 
 class MetersKeys(_Keys, frozen=True):
@@ -143,7 +123,6 @@ class GorouterKeys(_Keys, frozen=True):
 
     logging: LoggingKeys | None = None
     tracing: TracingKeys | None = None
-    access_log: AccessLogKeys | None = None
     prometheus: PrometheusKeys | None = None
     index: Uint | None = None
     zone: str | None = None
@@ -168,7 +147,6 @@ class GorouterKeys(_Keys, frozen=True):
     route_services_hairpinning: bool | None = None
     route_services_hairpinning_allowlist: Strings | None = None
     route_services_internal_server_port: Uint16 | None = None
-    extra_headers_to_log: Strings | None = None
     route_services: RouteServicesKeys | None = None
     http_rewrite: HttpRewriteKeys | None = None
     token_fetcher_max_retries: Uint32 | None = None

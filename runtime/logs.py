@@ -4,15 +4,20 @@
      "source":"vcap.gorouter.registry","data":{...}}
 
 Events are kebab-case names (Gorouter's, where Gorouter has the event); fields go in `data`.
+As in Gorouter, `logging.format.timestamp` chooses the timestamp (RFC 3339 text, or seconds
+since the epoch as a number) and `logging.syslog` the first part of every `source`.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
+
+if TYPE_CHECKING:
+    from runtime.config import LoggingConfig
 
 # Gorouter's numbering: zap's level + 1.
 DEBUG: Final = 0
@@ -21,31 +26,10 @@ WARN: Final = 2
 ERROR: Final = 3
 FATAL: Final = 6
 LEVELS: Final = {"debug": DEBUG, "info": INFO, "warn": WARN, "error": ERROR, "fatal": FATAL}
-
-
-class _Sink:
-    __slots__ = ("counts", "level", "stream")
-
-    def __init__(self) -> None:
-        self.level = INFO
-        self.stream: IO[bytes] = sys.stderr.buffer
-        self.counts = dict.fromkeys(LEVELS.values(), 0)  # lines written, by level
-
-
-_sink = _Sink()
-
-
-def configure(level: str = "info", stream: IO[bytes] | None = None) -> None:
-    """Set the minimum level and, optionally, where lines go (stderr by default)."""
-    _sink.level = LEVELS[level]
-    if stream is not None:
-        _sink.stream = stream
-
-
-def line_counts() -> dict[str, int]:
-    """Lines this process has logged, by level name (levels never logged left out), as
-    Gorouter's /varz `log_counts`."""
-    return {name: _sink.counts[level] for name, level in LEVELS.items() if _sink.counts[level]}
+# The source every EventLog is named under; `logging.syslog` replaces it in the lines.
+SOURCE_PREFIX: Final = "vcap.gorouter"
+# Gorouter's source when `logging.syslog` is empty.
+UNNAMED_PREFIX: Final = "gorouter.stdout"
 
 
 def rfc3339_now(now: float | None = None) -> str:
@@ -55,13 +39,64 @@ def rfc3339_now(now: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
 
 
-class EventLog:
-    """One logger per subsystem; `source` is Gorouter-style, e.g. `vcap.gorouter.registry`."""
+def epoch_now() -> float:
+    """Seconds since the epoch, as Gorouter's "unix-epoch" format writes them (a JSON number)."""
+    return time.time_ns() / 1e9
 
-    __slots__ = ("source",)
+
+class _Sink:
+    __slots__ = ("counts", "level", "prefix", "stream", "timestamp")
+
+    def __init__(self) -> None:
+        self.level = INFO
+        self.stream: IO[bytes] = sys.stderr.buffer
+        self.counts = dict.fromkeys(LEVELS.values(), 0)  # lines written, by level
+        self.timestamp: Any = rfc3339_now
+        self.prefix = SOURCE_PREFIX
+
+
+_sink = _Sink()
+
+
+def configure(
+    level: str = "info",
+    stream: IO[bytes] | None = None,
+    *,
+    timestamp: str = "rfc3339",
+    source: str = SOURCE_PREFIX,
+) -> None:
+    """Set the minimum level, the timestamp format ("rfc3339"; any other value: seconds since
+    the epoch, as in Gorouter), the sources' first part and, optionally, where lines go
+    (stderr by default)."""
+    _sink.level = LEVELS[level]
+    _sink.timestamp = rfc3339_now if timestamp == "rfc3339" else epoch_now
+    _sink.prefix = source or UNNAMED_PREFIX
+    if stream is not None:
+        _sink.stream = stream
+
+
+def apply(logging: LoggingConfig) -> None:
+    """Configure component logs from the config's `logging` block."""
+    configure(logging.level, timestamp=logging.format.timestamp, source=logging.syslog)
+
+
+def line_counts() -> dict[str, int]:
+    """Lines this process has logged, by level name (levels never logged left out), as
+    Gorouter's /varz `log_counts`."""
+    return {name: _sink.counts[level] for name, level in LEVELS.items() if _sink.counts[level]}
+
+
+class EventLog:
+    """One logger per subsystem; `source` is Gorouter-style, e.g. `vcap.gorouter.registry`
+    (written with `logging.syslog` in place of `vcap.gorouter`)."""
+
+    __slots__ = ("_suffix", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self._suffix = (
+            source.removeprefix(SOURCE_PREFIX) if source.startswith(SOURCE_PREFIX) else None
+        )
 
     def __repr__(self) -> str:
         return f"EventLog({self.source!r})"
@@ -88,11 +123,12 @@ class EventLog:
         if level < _sink.level:
             return
         _sink.counts[level] += 1
+        suffix = self._suffix
         record = {
             "log_level": level,
-            "timestamp": rfc3339_now(),
+            "timestamp": _sink.timestamp(),
             "message": event,
-            "source": self.source,
+            "source": self.source if suffix is None else _sink.prefix + suffix,
             "data": data,
         }
         line = orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE)

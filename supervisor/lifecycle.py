@@ -64,6 +64,9 @@ RESTART_ONLY_KEYS: Final = frozenset(
         "proxy_protocol_timeout",
         # Waited once, between turning healthy and READY=1.
         "load_balancer_healthy_threshold",
+        # Workers open the access log file and the syslog socket once (a SIGHUP reopens the
+        # same file, for logrotate); logging.syslog_* likewise take effect at start.
+        "access_log",
     }
 )
 

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     config = loaded.config
     if args.run_dir:
         config = with_run_dir(config, args.run_dir)
-    logs.configure(config.logging.level)
+    logs.apply(config.logging)
     log_config_notes(loaded, path)
     from supervisor.service import run  # noqa: PLC0415 - keeps --check-config free of the runtime
 

@@ -345,7 +345,7 @@ class Supervisor:
             new, **{key: getattr(self.config, key) for key in RESTART_ONLY_KEYS}
         )
         self.config = live
-        logs.configure(live.logging.level)
+        logs.apply(live.logging)
         if self.routing is not None:
             self.routing.config = live
         if self.workers is not None:

@@ -20,8 +20,7 @@ LINE = re.compile(
     r'x_forwarded_for:"(?P<xff>[^"]*)" x_forwarded_proto:"(?P<xfp>[^"]*)" '
     r'vcap_request_id:"(?P<id>[^"]*)" response_time:(?P<rt>[\d.]+|"-") '
     r'gorouter_time:(?P<gt>[\d.]+|"-") app_id:"(?P<app>[^"]*)" app_index:"(?P<index>[^"]*)" '
-    r'instance_id:"(?P<instance>[^"]*)" failed_attempts:(?P<failed>\d+) '
-    r'x_cf_routererror:"(?P<error>[^"]*)"$'
+    r'instance_id:"(?P<instance>[^"]*)" x_cf_routererror:"(?P<error>[^"]*)"$'
 )
 
 
@@ -86,7 +85,6 @@ def test_access_log_line_has_gorouter_fields(
     assert line["id"] == request_id
     assert float(line["rt"]) >= float(line["gt"]) >= 0
     assert (line["app"], line["index"], line["instance"]) == ("app-guid-1", "2", "inst-1")
-    assert line["failed"] == "0"
     assert line["error"] == "-"
     miss = unknown[-1]
     assert miss["status"] == "404"

@@ -22,11 +22,9 @@ MUST_BE_NAMED = {
     "zone",
     "go_max_procs",
     "trace_key",
-    "logging.format",
-    "logging.syslog",
-    "logging.redact_query_params",
+    "logging.loggregator_enabled",
+    "logging.metron_address",
     "tracing.enable_w3c",
-    "access_log.enable_streaming",
     "prometheus",
     "http_rewrite",
     "route_services",
@@ -51,6 +49,18 @@ IMPLEMENTED = {
     "nats",
     "logging",
     "logging.level",
+    "logging.format",
+    "logging.syslog",
+    "logging.syslog_addr",
+    "logging.syslog_network",
+    "logging.syslog_truncate",
+    "logging.redact_query_params",
+    "logging.disable_log_forwarded_for",
+    "logging.disable_log_source_ip",
+    "logging.enable_attempts_details",
+    "logging.extra_access_log_fields",
+    "access_log.enable_streaming",
+    "extra_headers_to_log",
     "tracing.enable_zipkin",
     "access_log.file",
     "backends",
@@ -128,7 +138,7 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
             "workers": 1,
             "zone": "z1",
             "go_max_procs": 2,
-            "logging": {"format": {"timestamp": "rfc3339"}},
+            "tracing": {"enable_w3c": True},
             "read_header_timeout": "0s",
         },
     )
@@ -138,7 +148,7 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
         warnings = router.events_named("config-keys-not-implemented")
         assert len(warnings) == 1
         assert warnings[0]["log_level"] == 2  # warn
-        assert sorted(warnings[0]["data"]["keys"]) == ["go_max_procs", "logging.format", "zone"]
+        assert sorted(warnings[0]["data"]["keys"]) == ["go_max_procs", "tracing.enable_w3c", "zone"]
         assert warnings[0]["data"]["config"] == str(router.config_path)
     finally:
         router.stop()

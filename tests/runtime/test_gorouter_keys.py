@@ -94,9 +94,9 @@ NOT_IMPLEMENTED = {
     "top-level keys": ("index: 2\nzone: z1\ntrace_key: '22'\n", ("index", "zone", "trace_key")),
     "nested keys beside implemented ones": (
         "status:\n  port: 8080\n  tls:\n    port: 8443\n  routes:\n    port: 8082\n"
-        "logging:\n  level: info\n  format:\n    timestamp: rfc3339\n  syslog: vcap.gorouter\n"
+        "logging:\n  level: info\n  format:\n    timestamp: rfc3339\n  metron_address: x:3457\n"
         "tracing:\n  enable_zipkin: true\n  enable_w3c: true\n",
-        ("logging.format", "logging.syslog", "tracing.enable_w3c"),
+        ("logging.metron_address", "tracing.enable_w3c"),
     ),
     "whole blocks": (
         "prometheus:\n  port: 9090\nhttp_rewrite:\n  responses:\n    remove_headers:\n"

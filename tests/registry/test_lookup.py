@@ -191,6 +191,17 @@ def test_pool_carries_route_service_and_algorithm(shared: SharedTable) -> None:
     )
 
 
+def test_unknown_algorithm_joins_the_pool_and_keeps_its_algorithm(shared: SharedTable) -> None:
+    # Gorouter's setPoolLoadBalancingAlgorithm: an invalid algorithm changes nothing.
+    shared.register("app.example.com", address=A, options={"loadbalancing": "least-connection"})
+    shared.register("app.example.com", address=B, options={"loadbalancing": "magic"})
+    shared.publish()
+    pool = shared.find("app.example.com")
+    assert pool is not None
+    assert pool.load_balancing == "least-connection"
+    assert shared.addresses("app.example.com") == {A, B}
+
+
 def test_unchanged_shards_are_not_decoded_again(shared: SharedTable) -> None:
     shared.register("app.example.com", address=A)
     shared.publish()

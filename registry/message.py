@@ -98,6 +98,10 @@ class Registration(msgspec.Struct, frozen=True, gc=False):
     tls: bool
     stale_threshold: int
     load_balancing: str
+    # Hash-based balancing's request header and balance factor: set only with
+    # load_balancing "hash" and a header, as Gorouter's route.NewEndpoint keeps them.
+    hash_header: str = ""
+    hash_balance: float = 0.0
     caveats: tuple[Caveat, ...] = ()
 
     @property
@@ -105,13 +109,15 @@ class Registration(msgspec.Struct, frozen=True, gc=False):
         return host_port(self.host, self.port)
 
 
-LOAD_BALANCING_ALGORITHMS: Final = frozenset({"round-robin", "least-connection"})
+HASH_BASED: Final = "hash"
+LOAD_BALANCING_ALGORITHMS: Final = frozenset({"round-robin", "least-connection", HASH_BASED})
 PROTOCOLS: Final = frozenset({"http1", "http2"})
 UNKNOWN_LOAD_BALANCING: Final = (
     "invalid-endpoint-load-balancing-algorithm-provided-keeping-pool-lb-algo"
 )
 TLS_WITHOUT_SAN: Final = "tls-endpoint-without-server-cert-domain-san"
 UNKNOWN_OPTIONS: Final = "registration-options-unknown"
+HASH_HEADER_MISSING: Final = "hash-routing-properties-missing"
 # How many unknown option keys a caveat names.
 NAMED_OPTION_KEYS: Final = 8
 
@@ -267,6 +273,21 @@ def validate_message(
                 )
             )
         lb = ""
+    hash_header, hash_balance = "", 0.0
+    if lb == HASH_BASED:
+        hash_header = message.options.hash_header
+        if hash_header:
+            hash_balance = message.options.hash_balance
+        elif not for_unregister:
+            # Gorouter takes the algorithm but, with no header to hash, balances every request
+            # of the route with the router's balancing_algorithm (and logs this per request).
+            caveats.append(
+                Caveat(
+                    HASH_HEADER_MISSING,
+                    "options.loadbalancing 'hash' without options.hash_header: requests are "
+                    "balanced with the router's balancing_algorithm",
+                )
+            )
     routes = []
     for uri in message.uris:
         if not uri or len(uri) > MAX_URI_LENGTH:
@@ -289,5 +310,7 @@ def validate_message(
         tls=tls,
         stale_threshold=threshold,
         load_balancing=lb,
+        hash_header=hash_header,
+        hash_balance=hash_balance,
         caveats=tuple(caveats),
     )

@@ -46,7 +46,7 @@ from router import errors, settlement
 from router.answers import backend_answer, router_answer
 from router.errors import BackendError, Kind
 from router.exchange import Exchange, Plan, ProxyRequest
-from router.headers import build_head, endpoint_headers
+from router.headers import build_head, endpoint_headers, header_value
 from router.upstream import UpstreamConnection
 from runtime.logs import EventLog
 
@@ -223,6 +223,10 @@ def _choose(
             and not proxy.health.is_failed(sticky)
         ):
             return sticky
+    if pool.hash_header:  # set only on hash-based pools: the others never pay for the lookup
+        name = pool.hash_header.lower().encode("utf-8", "replace")
+        key = header_value(ex.request.raw_headers, name) or ""
+        return policy.choose(pool, proxy.health, excluded, key)
     return policy.choose(pool, proxy.health, excluded)
 
 

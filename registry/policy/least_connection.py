@@ -16,7 +16,7 @@ class LeastConnection:
         return "LeastConnection()"
 
     def choose(
-        self, pool: PoolRecord, health: EndpointHealth, exclude: Container[int]
+        self, pool: PoolRecord, health: EndpointHealth, exclude: Container[int], key: str = ""
     ) -> EndpointRecord | None:
         endpoints = pool.endpoints
         if not endpoints:

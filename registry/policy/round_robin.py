@@ -17,7 +17,7 @@ class RoundRobin:
         return "RoundRobin()"
 
     def choose(
-        self, pool: PoolRecord, health: EndpointHealth, exclude: Container[int]
+        self, pool: PoolRecord, health: EndpointHealth, exclude: Container[int], key: str = ""
     ) -> EndpointRecord | None:
         endpoints = pool.endpoints
         count = len(endpoints)

@@ -355,7 +355,7 @@ def test_uris_are_normalised_and_deduplicated() -> None:
     assert reg.routes == (RouteKey("app.example.com"), RouteKey("a.com", "/x"))
 
 
-@pytest.mark.parametrize("algorithm", ["round-robin", "least-connection"])
+@pytest.mark.parametrize("algorithm", ["round-robin", "least-connection", "hash"])
 def test_options_loadbalancing_is_carried(algorithm: str) -> None:
     assert accepted(_fields(options={"loadbalancing": algorithm})).load_balancing == algorithm
 
@@ -388,3 +388,24 @@ def test_any_bytes_are_rejected_never_raised(data: bytes) -> None:
     result = parse(README_EXAMPLE[: len(README_EXAMPLE) // 2] + data)
     assert isinstance(result, Registration | Rejection)
     assert isinstance(parse(data), Registration | Rejection)
+
+
+def test_hash_options_are_carried_with_the_hash_algorithm() -> None:
+    options = {"loadbalancing": "hash", "hash_header": "X-Tenant", "hash_balance": 1.5}
+    reg = accepted(_fields(options=options))
+    assert (reg.load_balancing, reg.hash_header, reg.hash_balance) == ("hash", "X-Tenant", 1.5)
+    assert reg.caveats == ()
+
+
+@pytest.mark.parametrize("algorithm", ["", "round-robin", "least-connection"])
+def test_hash_options_without_the_hash_algorithm_are_dropped(algorithm: str) -> None:
+    # Gorouter's route.NewEndpoint keeps them only with loadbalancing "hash".
+    options = {"loadbalancing": algorithm, "hash_header": "X-Tenant", "hash_balance": 2}
+    reg = accepted(_fields(options=options))
+    assert (reg.load_balancing, reg.hash_header, reg.hash_balance) == (algorithm, "", 0.0)
+
+
+def test_hash_without_a_header_is_registered_with_a_caveat() -> None:
+    reg = accepted(_fields(options={"loadbalancing": "hash", "hash_balance": 2}))
+    assert (reg.load_balancing, reg.hash_header, reg.hash_balance) == ("hash", "", 0.0)
+    assert events(reg) == ["hash-routing-properties-missing"]

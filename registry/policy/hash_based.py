@@ -32,10 +32,16 @@ class HashBased:
         return f"HashBased(fallback={self.fallback!r})"
 
     def choose(
-        self, pool: PoolRecord, health: EndpointHealth, exclude: Container[int], key: str = ""
+        self,
+        pool: PoolRecord,
+        health: EndpointHealth,
+        exclude: Container[int],
+        key: str = "",
+        zone: str = "",
     ) -> EndpointRecord | None:
         if not key:
-            return self.fallback.choose(pool, health, exclude)
+            return self.fallback.choose(pool, health, exclude, zone=zone)
+        # A value keeps to its endpoint whatever its zone (Gorouter ignores the preference here).
         endpoints = pool.endpoints
         if not endpoints:
             return None

@@ -67,6 +67,17 @@ def malformed_host_answer() -> Answer:
     )
 
 
+_HEALTH_HEADERS: Final = [("Cache-Control", "private, max-age=0"), ("Expires", "0")]
+
+
+def health_answer(healthy: bool) -> Answer:
+    """Gorouter's answer to a load balancer's health check on the router's own ports: "ok"
+    while serving, an empty 503 while starting or draining; no Content-Type, as Go writes it."""
+    if healthy:
+        return Answer(200, b"ok\n", _HEALTH_HEADERS, "", Stat.lb_health_checks)
+    return Answer(503, b"", _HEALTH_HEADERS, "", Stat.lb_health_checks)
+
+
 def refusal_answer(status: int, reason: str) -> Answer:
     """A request refused before routing (the parser's or the wire rules'), answered as Go's
     server, Gorouter's, answers it; the connection closes after it."""

@@ -37,6 +37,9 @@ class Proxy:
         self.access_log = access_log
         self.instance_cache: dict[int, tuple[EndpointRecord, bytes, str, str]] = {}
         self.route_services: RouteServiceKeys | None = None
+        # The router's own health, as the supervisor says (control.HEALTH): what a load
+        # balancer's health check on the router's ports is answered.
+        self.healthy = False
         self.apply_config(config)
 
     def __repr__(self) -> str:
@@ -54,6 +57,9 @@ class Proxy:
         self.tls_forwarding = forwarding_for(config, tls=True)
         self.zipkin = config.tracing.enable_zipkin
         self.sticky_names = frozenset(config.sticky_session_cookie_names)
+        # Bytes as Go compares them (UTF-8, exact); None when off: no header value equals it.
+        agent = config.healthcheck_user_agent
+        self.healthcheck_user_agent = agent.encode() if agent else None
         self.health.max_conns = config.backends.max_conns
         self.route_service_scheme = "https" if config.route_services_recommend_https else "http"
         if config.route_services_secret:

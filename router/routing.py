@@ -2,6 +2,7 @@
 (exact host, then wildcards; longest context path), honours `X-Cf-App-Instance`, and builds the
 header lines every attempt sends; or answers the request itself with Gorouter's 4xx/5xx. What
 follows is attempts.py (or the route-service hop); settlement.py ends every exchange once.
+A load balancer's health check (`healthcheck_user_agent`) is answered here too, by any front end.
 The core works on plain values (`ProxyRequest`, `Exchange`) and knows nothing of HTTP/1 framing.
 """
 
@@ -16,7 +17,7 @@ from registry.rejection import Rejection
 from registry.shm.counters import Stat
 from registry.shm.reader import ShardReadError
 from router import errors, settlement
-from router.answers import backend_answer, malformed_host_answer, router_answer
+from router.answers import backend_answer, health_answer, malformed_host_answer, router_answer
 from router.errors import BackendError, Kind
 from router.exchange import Exchange, Plan, ProxyRequest
 from router.headers import build_common_headers
@@ -41,15 +42,11 @@ def begin(proxy: Proxy, req: ProxyRequest) -> Exchange:
 
 def plan(proxy: Proxy, ex: Exchange) -> Plan | None:
     """Everything before the first attempt, without awaiting; None when the router has
-    answered the request itproxy."""
+    answered the request itself."""
     req = ex.request
     routed_by = lookup_host_and_path(req.host_header, req.target)
     if routed_by is None:
         settlement.answer(proxy, ex, malformed_host_answer())
-        return None
-    host, path = routed_by
-    if not host or host == req.local_ip:
-        settlement.answer(proxy, ex, router_answer(errors.empty_host()))
         return None
     forwarding = req.forwarding or proxy.plain_forwarding
     lines, facts, request_id = build_common_headers(
@@ -57,6 +54,15 @@ def plan(proxy: Proxy, ex: Exchange) -> Plan | None:
     )
     ex.facts = facts
     ex.request_id = request_id
+    if facts.user_agent == proxy.healthcheck_user_agent:
+        # A load balancer's health check, answered before any Host rule: it names the router
+        # itself (its IP, or nothing), and reaches no app.
+        settlement.answer(proxy, ex, health_answer(proxy.healthy))
+        return None
+    host, path = routed_by
+    if not host or host == req.local_ip:
+        settlement.answer(proxy, ex, router_answer(errors.empty_host()))
+        return None
 
     pool = _route(proxy, ex, host, path)
     if pool is None:

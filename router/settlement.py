@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def answer(proxy: Proxy, ex: Exchange, answer: Answer) -> None:
-    """The router answers this exchange itproxy."""
+    """The router answers this exchange itself."""
     ex.answer = answer
     ex.router_error = answer.router_error
     stats = proxy.row.stats

@@ -82,6 +82,8 @@ class Worker:
         self.config = decode_config(first["config"].encode())
         logs.configure(self.config.logging.level)
         await self._serve(first["table"], first["counters"])
+        assert self.proxy is not None
+        self.proxy.healthy = first.get("healthy") is True
         control_task = loop.create_task(self._control_loop(reader))
         self._send(control.encode(control.READY))
         await self._stop.wait()
@@ -149,6 +151,9 @@ class Worker:
         op = message["op"]
         if op == control.PING:
             self._send(control.encode(control.PONG, n=message.get("n", 0)))
+        elif op == control.HEALTH:
+            if self.proxy is not None:
+                self.proxy.healthy = message.get("healthy") is True
         elif op == control.RELOAD:
             self._reload(decode_config(message["config"].encode()))
         elif op == control.STOP:

@@ -29,13 +29,40 @@ class _Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     pass
 
 
-class StatusConfig(_Model, frozen=True):
-    # Gorouter's defaults: the status server listens everywhere on 8082.
-    host: str = "0.0.0.0"
+class StatusRoutesConfig(_Model, frozen=True):
+    # Gorouter's default: /routes on its own listener, bound to 127.0.0.1 (local tools only).
     port: Port = 8082
+
+
+class StatusTlsConfig(_Model, frozen=True):
+    """Gorouter's TLS health listener: /health over TLS, served once any of these is set."""
+
+    # Gorouter's default port.
+    port: Port = 8443
+    # PEM text, as in Gorouter: the certificate chain and its private key.
+    certificate: str = ""
+    key: str = ""
+
+    @property
+    def is_enabled(self) -> bool:
+        # Gorouter's rule: anything but its defaults turns the listener on (and needs a key pair).
+        return self != StatusTlsConfig()
+
+
+class StatusConfig(_Model, frozen=True):
+    # Gorouter's defaults: the status server (/health for load balancers) listens everywhere
+    # on 8080.
+    host: str = "0.0.0.0"
+    port: Port = 8080
     # Empty credentials mean nobody can read /routes, /varz or /metrics: fail closed.
     user: str = ""
     pass_: str = msgspec.field(name="pass", default="")
+    routes: StatusRoutesConfig = StatusRoutesConfig()
+    # Gorouter's default: /healthz (its old alias of /health) is not served.
+    enable_deprecated_varz_healthz_endpoints: bool = False
+    # Gorouter's default: /health is served on status.port; false leaves it to status.tls.
+    enable_nontls_health_checks: bool = True
+    tls: StatusTlsConfig = StatusTlsConfig()
 
 
 class NatsHost(_Model, frozen=True):
@@ -185,6 +212,15 @@ class Config(_Model, frozen=True):
     empty_pool_timeout: Duration = Duration(0)
     # Gorouter's default: re-announce router.start so new route emitters learn about us.
     publish_start_message_interval: Duration = Duration(30)
+
+    # Gorouter's default: a request with exactly this User-Agent, on the HTTP or TLS port and
+    # whatever its Host, is a load balancer's health check, answered by the router itself
+    # (200 "ok", 503 while starting or draining). Empty: no such check.
+    healthcheck_user_agent: str = "HTTP-Monitor/1.1"
+    # Gorouter's production default (its BOSH job's post-start waits this long): once serving,
+    # routerd waits this long before telling systemd it has started (READY=1), so a rolling
+    # restart moves on only after the load balancer has seen this router healthy.
+    load_balancer_healthy_threshold: Duration = Duration(20)
 
     # Gorouter's production defaults: let the load balancer notice /health before closing.
     drain_wait: Duration = Duration(20)
@@ -424,12 +460,49 @@ def validate(config: Config, source: str = "config") -> None:
         problem = tls_listener.problem(config)
         if problem is not None:
             fail(*problem)
+    status_tls = config.status.tls
+    if status_tls.is_enabled:
+        # Gorouter's checks, in its order.
+        if not status_tls.key.strip():
+            fail("status.tls.key", "expected a PEM private key when status.tls is set")
+        if not status_tls.certificate.strip():
+            fail("status.tls.certificate", "expected a PEM certificate when status.tls is set")
+        problem = tls_listener.status_problem(config)
+        if problem is not None:
+            fail(*problem)
+    elif not config.status.enable_nontls_health_checks:
+        fail(
+            "status.enable_nontls_health_checks",
+            "expected true unless status.tls serves /health: a load balancer needs one of them",
+        )
+    clash = _listener_clash(config)
+    if clash is not None:
+        fail(*clash)
     for index, route in enumerate(config.static_routes):
         verdict = validate_message(route, config.stale_threshold_seconds)
         if isinstance(verdict, Rejection):
             fail(f"static_routes[{index}]", f"expected a valid registration: {verdict.reason}")
     if not config.run_dir:
         fail("run_dir", "expected a directory path")
+
+
+def _listener_clash(config: Config) -> tuple[str, str] | None:
+    """(key, what was expected) for a status listener on a port another listener binds too."""
+    listeners = [
+        ("port", config.port, config.bind_address),
+        ("status.port", config.status.port, config.status.host),
+    ]
+    if config.enable_ssl:
+        listeners.append(("ssl_port", config.ssl_port, config.bind_address))
+    # The /routes listener binds 127.0.0.1, which a wildcard address covers too.
+    listeners.append(("status.routes.port", config.status.routes.port, "127.0.0.1"))
+    if config.status.tls.is_enabled:
+        listeners.append(("status.tls.port", config.status.tls.port, config.status.host))
+    for index, (key, port, address) in enumerate(listeners):
+        for other, other_port, other_address in listeners[:index]:
+            if port == other_port and _same_interface(address, other_address):
+                return key, f"expected a port other than {other} {port}"
+    return None
 
 
 def _same_interface(a: str, b: str) -> bool:

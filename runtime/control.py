@@ -1,7 +1,8 @@
 """The supervisor↔worker control channel: one JSON object per line over a socketpair.
 
-Supervisor → worker: `start` (config and table paths), `ping`, `reload` (new config), `stop`
-(finish in-flight requests within `timeout` seconds, then exit).
+Supervisor → worker: `start` (config, table paths and health), `ping`, `reload` (new config),
+`health` (`healthy`: what the router answers load balancers' health checks on its own ports),
+`stop` (finish in-flight requests within `timeout` seconds, then exit).
 Worker → supervisor: `ready` (serving), `pong`, `stopped`.
 """
 
@@ -16,6 +17,7 @@ PING: Final = "ping"
 PONG: Final = "pong"
 READY: Final = "ready"
 RELOAD: Final = "reload"
+HEALTH: Final = "health"
 STOP: Final = "stop"
 STOPPED: Final = "stopped"
 

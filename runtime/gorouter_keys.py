@@ -35,23 +35,6 @@ class _Keys(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     pass
 
 
-class StatusTlsKeys(_Keys, frozen=True):
-    port: Uint16 | None = None
-    certificate: str | None = None
-    key: str | None = None
-
-
-class StatusRoutesKeys(_Keys, frozen=True):
-    port: Uint16 | None = None
-
-
-class StatusKeys(_Keys, frozen=True):
-    enable_nontls_health_checks: bool | None = None
-    enable_deprecated_varz_healthz_endpoints: bool | None = None
-    tls: StatusTlsKeys | None = None
-    routes: StatusRoutesKeys | None = None
-
-
 class LogFormatKeys(_Keys, frozen=True):
     # Gorouter reads "rfc3339" and takes any other value as unix-epoch.
     timestamp: str | None = None
@@ -158,7 +141,6 @@ class ClientCertMetadataRuleKeys(_Keys, frozen=True):
 class GorouterKeys(_Keys, frozen=True):
     """The top level of gorouter.yml, less what `Config` implements."""
 
-    status: StatusKeys | None = None
     logging: LoggingKeys | None = None
     tracing: TracingKeys | None = None
     access_log: AccessLogKeys | None = None
@@ -173,7 +155,6 @@ class GorouterKeys(_Keys, frozen=True):
     hop_by_hop_headers_to_filter: Strings | None = None
     enable_verify_client_certificate_metadata: bool | None = None
     verify_client_certificate_metadata: tuple[ClientCertMetadataRuleKeys, ...] | None = None
-    load_balancer_healthy_threshold: Duration | None = None
     publish_active_apps_interval: Duration | None = None
     http_1_endpoint_timeout: Duration | None = None
     http_2_endpoint_timeout: Duration | None = None
@@ -181,7 +162,6 @@ class GorouterKeys(_Keys, frozen=True):
     route_latency_metric_muzzle_duration: Duration | None = None
     secure_cookies: bool | None = None
     sticky_sessions_for_auth_negotiate: bool | None = None
-    healthcheck_user_agent: str | None = None
     oauth: OAuthKeys | None = None
     routing_api: RoutingApiKeys | None = None
     route_services_hairpinning: bool | None = None

@@ -2,7 +2,8 @@
 versions, cipher suites and client-certificate validation, with Gorouter's key names.
 
 `problem(config)` is what config validation calls (routerd refuses to start on one);
-workers call `server_context(config)` to serve the ssl_port socket.
+workers call `server_context(config)` to serve the ssl_port socket. `status_context(config)` is
+the TLS health listener's (`status.tls`), checked by `status_problem(config)`.
 """
 
 from __future__ import annotations
@@ -127,7 +128,32 @@ def openssl_ciphers(cipher_suites: str) -> str:
     return ":".join(CIPHER_NAMES[name] for name in names)
 
 
-def _base_context(config: Config, ciphers: str) -> ssl.SSLContext:
+def status_problem(config: Config) -> tuple[str, str] | None:
+    """(key, what was expected) when status.tls cannot be served, or None."""
+    try:
+        status_context(config)
+    except TlsConfigError as exc:
+        return exc.key, exc.expected
+    return None
+
+
+def status_context(config: Config) -> ssl.SSLContext:
+    """The TLS health listener's context (`status.tls`), as Gorouter builds it: its certificate
+    with the router's TLS versions and cipher suites, and no client certificates."""
+    context = _protocol_context(config, openssl_ciphers(config.cipher_suites))
+    tls = config.status.tls
+    try:
+        load_cert_chain_from_pem(context, tls.certificate, tls.key)
+    except (ssl.SSLError, OSError):
+        raise TlsConfigError(
+            "status.tls.certificate",
+            "expected a PEM certificate chain and the private key in status.tls.key",
+        ) from None
+    return context
+
+
+def _protocol_context(config: Config, ciphers: str) -> ssl.SSLContext:
+    """A server context with the configured TLS versions and cipher suites."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     minimum = TLS_VERSIONS[config.min_tls_version]
     maximum = TLS_VERSIONS[config.max_tls_version]
@@ -146,6 +172,11 @@ def _base_context(config: Config, ciphers: str) -> ssl.SSLContext:
         ) from None
     # The router's cipher order wins, as Go's server does; no TLS compression (CRIME).
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    return context
+
+
+def _base_context(config: Config, ciphers: str) -> ssl.SSLContext:
+    context = _protocol_context(config, ciphers)
     context.verify_mode = CLIENT_CERT_MODES[config.client_cert_validation]
     if context.verify_mode != ssl.CERT_NONE:
         if not config.only_trust_client_ca_certs:

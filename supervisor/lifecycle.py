@@ -62,6 +62,8 @@ RESTART_ONLY_KEYS: Final = frozenset(
         "tls_handshake_timeout",
         "enable_proxy",
         "proxy_protocol_timeout",
+        # Waited once, between turning healthy and READY=1.
+        "load_balancer_healthy_threshold",
     }
 )
 

@@ -379,6 +379,12 @@ def prometheus(snapshot: Snapshot) -> str:
         "accept() calls that failed for want of a file descriptor (EMFILE/ENFILE).",
         [("", totals[Stat.accept_fd_exhausted])],
     )
+    metric(
+        "lb_health_checks_total",
+        "counter",
+        "Load balancers' health checks (healthcheck_user_agent) answered on the router's ports.",
+        [("", totals[Stat.lb_health_checks])],
+    )
     metric("healthy", "gauge", "1 when /health answers 200.", [("", int(snapshot.healthy))])
     metric(
         "uptime_seconds",

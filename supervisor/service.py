@@ -1,8 +1,9 @@
 """routerd's supervisor: starts in order, dispatches signals from one loop, stops in reverse.
 
 Start: config → the run_dir lock (run_lock.py) → fd limit → shared memory → listening sockets →
-status server (503) → NATS → pruner → `start_response_delay_interval` → workers → /health 200
-and READY=1. Stop runs the other way.
+status server (503) → NATS → pruner → `start_response_delay_interval` → workers → healthy
+(/health and the router's own health checks answer 200) → `load_balancer_healthy_threshold` →
+READY=1. Stop runs the other way; a drain turns every health answer 503 first.
 Signal handlers only enqueue; `run()` takes one event at a time and calls `handle_<event>()`.
 """
 
@@ -37,7 +38,7 @@ from supervisor.routes_view import RoutesSnapshot, routes_document
 from supervisor.routing import Routing
 from supervisor.run_lock import MAX_PID_TEXT, RunDirBusy, RunDirLock, parse_pid
 from supervisor.sdnotify import Notifier
-from supervisor.status_server import StatusServer
+from supervisor.status_server import StatusListenError, StatusServer
 from supervisor.workers import WorkerPool, bind_listener, kill_all
 
 log = logs.EventLog("vcap.gorouter.supervisor")
@@ -131,10 +132,8 @@ class Supervisor:
         self.status = StatusServer(config, self.snapshot, self.routes_body)
         try:
             await self.status.start()
-        except OSError as exc:
-            raise StartupError(
-                f"cannot listen on status {config.status.host}:{config.status.port}: {exc.strerror}"
-            ) from None
+        except StatusListenError as exc:
+            raise StartupError(str(exc)) from None
         self.nats = NatsLink(config, self.routing)
         await self.nats.connect()
         loop = asyncio.get_running_loop()
@@ -160,14 +159,38 @@ class Supervisor:
             # cancellation that shutdown sends when its wait ends at the same moment).
             return
         self.move(RouterState.RUNNING)
-        self.status.healthy = True
-        self.notifier.ready()
+        self._set_healthy(True)
         log.info(
             "router-started",
             port=config.port,
             workers=config.worker_count,
             routes=len(self.routing.table.pools),
         )
+        threshold = float(config.load_balancer_healthy_threshold)
+        if threshold > 0:
+            loop = asyncio.get_running_loop()
+            self._tasks.append(loop.create_task(self._ready_after(threshold)))
+        else:
+            self._ready(threshold)
+
+    async def _ready_after(self, threshold: float) -> None:
+        # Healthy already, so the load balancer counts its healthy checks meanwhile.
+        log.info("waiting-for-load-balancer", seconds=threshold)
+        self.notifier.status(f"serving; waiting {threshold:g}s for the load balancer")
+        await asyncio.sleep(threshold)
+        if self.state is RouterState.RUNNING:
+            self._ready(threshold)
+
+    def _ready(self, threshold: float) -> None:
+        self.notifier.ready()
+        log.info("router-ready", load_balancer_healthy_threshold=threshold)
+
+    def _set_healthy(self, healthy: bool) -> None:
+        """What /health and the load balancers' checks on the router's ports answer."""
+        if self.status is not None:
+            self.status.healthy = healthy
+        if self.workers is not None:
+            self.workers.set_healthy(healthy)
 
     def _open_tables(self) -> None:
         config = self.config
@@ -279,8 +302,7 @@ class Supervisor:
             log.info("drain-ignored", state=self.state.value)
             return
         self.move(RouterState.DRAINING)
-        assert self.status is not None
-        self.status.healthy = False
+        self._set_healthy(False)
         self.notifier.status("draining")
         log.info(
             "router-draining",
@@ -336,8 +358,7 @@ class Supervisor:
 
     async def _shutdown(self, timeout: float) -> None:
         self.notifier.stopping()
-        if self.status is not None:
-            self.status.healthy = False
+        self._set_healthy(False)
         if self._startup is not None and not self._startup.done():
             self._startup.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

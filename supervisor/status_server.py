@@ -1,7 +1,16 @@
-"""The status server: /health for load balancers, and /routes, /varz, /metrics for operators.
+"""The status server, laid out as Gorouter lays it out.
 
-Everything but /health needs HTTP basic auth with `status.user` / `status.pass`, both compared in
-constant time. With no credentials configured, nobody gets in.
+On `status.host:status.port`: `/health` for load balancers (200 "ok" when serving, 503 while
+starting or draining), `/is-process-alive-do-not-use-for-loadbalancing` (200 while the process
+answers at all), and `/healthz` (Gorouter's old alias of /health) when
+`status.enable_deprecated_varz_healthz_endpoints` is set; none of them needs credentials, and
+`status.enable_nontls_health_checks: false` leaves them out. The same health endpoints over TLS
+on `status.host:status.tls.port` when `status.tls` is set. On 127.0.0.1:`status.routes.port`,
+Gorouter's local `/routes` listener. routerd also serves `/routes`, `/varz` and `/metrics` on
+`status.port`, where routerctl and scrapers find them.
+
+Everything but the health endpoints needs HTTP basic auth with `status.user` / `status.pass`,
+both compared in constant time. With no credentials configured, nobody gets in.
 """
 
 from __future__ import annotations
@@ -9,16 +18,25 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import hdrs, web
 
+from runtime import tls_listener
 from runtime.config import Config
 from supervisor.metrics import Snapshot, prometheus, varz
 
 NO_CACHE = {"Cache-Control": "private, max-age=0", "Expires": "0"}
+# Gorouter binds its /routes listener here whatever status.host says: local tools only.
+ROUTES_HOST = "127.0.0.1"
+PROCESS_ALIVE_PATH = "/is-process-alive-do-not-use-for-loadbalancing"
+
+
+class StatusListenError(Exception):
+    """A status listener could not bind; the message names its key, address and the reason."""
 
 
 class StatusServer:
@@ -32,44 +50,95 @@ class StatusServer:
         self.healthy = False
         self._snapshot = snapshot
         self._routes = routes
-        self._runner: web.AppRunner | None = None
+        self._runners: list[web.AppRunner] = []
 
     def __repr__(self) -> str:
         status = self.config.status
         return f"StatusServer({status.host}:{status.port}, healthy={self.healthy})"
 
     def application(self) -> web.Application:
+        """What `status.port` serves."""
+        status = self.config.status
         app = web.Application()
         app.on_response_prepare.append(_without_server_header)
-        app.router.add_get("/health", self.health)
+        if status.enable_nontls_health_checks:
+            app.router.add_get("/health", self.health)
+            app.router.add_get(PROCESS_ALIVE_PATH, self.process_alive)
+            if status.enable_deprecated_varz_healthz_endpoints:
+                app.router.add_get("/healthz", self.health)
         app.router.add_get("/routes", self.authenticated(self.routes))
         app.router.add_get("/varz", self.authenticated(self.varz))
         app.router.add_get("/metrics", self.authenticated(self.metrics))
         return app
 
+    def routes_application(self) -> web.Application:
+        """What `status.routes.port` serves: /routes alone, as Gorouter's routes listener."""
+        app = web.Application()
+        app.on_response_prepare.append(_without_server_header)
+        app.router.add_get("/routes", self.authenticated(self.routes))
+        return app
+
+    def health_tls_application(self) -> web.Application:
+        """What `status.tls.port` serves: Gorouter's TLS health listener."""
+        app = web.Application()
+        app.on_response_prepare.append(_without_server_header)
+        app.router.add_get("/health", self.health)
+        app.router.add_get(PROCESS_ALIVE_PATH, self.process_alive)
+        return app
+
     async def start(self) -> None:
-        # Status requests are short; a stop should not wait aiohttp's default minute for them.
-        self._runner = web.AppRunner(
-            self.application(), access_log=None, handle_signals=False, shutdown_timeout=1.0
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.status.host, self.config.status.port)
+        """Listen on status.port, the /routes port and, when set, status.tls.port;
+        StatusListenError if one cannot."""
+        status = self.config.status
         try:
-            await site.start()
+            await self._serve(self.application(), "status.port", status.host, status.port)
+            await self._serve(
+                self.routes_application(), "status.routes.port", ROUTES_HOST, status.routes.port
+            )
+            if status.tls.is_enabled:
+                await self._serve(
+                    self.health_tls_application(),
+                    "status.tls.port",
+                    status.host,
+                    status.tls.port,
+                    tls_listener.status_context(self.config),
+                )
         except BaseException:
-            await self._runner.cleanup()
-            self._runner = None
+            await self.stop()
             raise
 
+    async def _serve(
+        self,
+        app: web.Application,
+        key: str,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        # Status requests are short; a stop should not wait aiohttp's default minute for them.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        self._runners.append(runner)
+        try:
+            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+        except OSError as exc:
+            raise StatusListenError(
+                f"cannot listen on {key} {host}:{port}: {exc.strerror or exc}"
+            ) from None
+
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        runners, self._runners = self._runners, []
+        for runner in runners:
+            await runner.cleanup()
 
     async def health(self, request: web.Request) -> web.Response:
         if self.healthy:
             return web.Response(text="ok\n", headers=NO_CACHE)
         return web.Response(status=503, headers=NO_CACHE)
+
+    async def process_alive(self, request: web.Request) -> web.Response:
+        # Gorouter's liveness answer for process monitors: "ok" even while draining.
+        return web.Response(text="ok\n")
 
     async def routes(self, request: web.Request) -> web.StreamResponse:
         with_ttl_left = request.query.get("ttl_left", "") in ("1", "true")

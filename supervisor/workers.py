@@ -157,6 +157,8 @@ class WorkerPool:
         ]
         self._stopping = False
         self._watchdog: asyncio.Task[None] | None = None
+        # What workers answer health checks on the router's ports (see set_healthy).
+        self.healthy = False
 
     def __repr__(self) -> str:
         return f"WorkerPool({self.workers!r})"
@@ -228,6 +230,7 @@ class WorkerPool:
                 config=encode_config(self.config).decode(),
                 table=self.table_path,
                 counters=self.counters_path,
+                healthy=self.healthy,
             )
         )
         loop = asyncio.get_running_loop()
@@ -388,6 +391,12 @@ class WorkerPool:
         self.config = config
         for worker in self.workers:
             worker.send(control.encode(control.RELOAD, config=encode_config(config).decode()))
+
+    def set_healthy(self, healthy: bool) -> None:
+        """Tell every worker, and every worker started later, whether the router is healthy."""
+        self.healthy = healthy
+        for worker in self.workers:
+            worker.send(control.encode(control.HEALTH, healthy=healthy))
 
     def close_listeners(self) -> None:
         """Close the supervisor's copies, so the kernel stops queueing new connections."""

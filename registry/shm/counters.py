@@ -109,6 +109,8 @@ class Stat:
     access_log_dropped_lines: Final = 68  # access log lines lost to those failures
     # accept() calls that failed with EMFILE/ENFILE; pending connections wait in the backlog.
     accept_fd_exhausted: Final = 69
+    # Load balancers' health checks (`healthcheck_user_agent`) the router answered itself.
+    lb_health_checks: Final = 70
 
 
 # Gorouter's Prometheus `latency` histogram, in ms: the bucket bounds of the sample scrape in

@@ -47,7 +47,7 @@ def status_options(function: F) -> F:
     """Where the status server is: from --config, or given outright."""
     for option in reversed(
         [
-            click.option("--url", metavar="URL", help="status server, e.g. http://127.0.0.1:8082"),
+            click.option("--url", metavar="URL", help="status server, e.g. http://127.0.0.1:8080"),
             click.option("--user", envvar="ROUTERCTL_USER", help="status user (status.user)"),
             click.option(
                 "--password", envvar="ROUTERCTL_PASSWORD", help="status password (status.pass)"

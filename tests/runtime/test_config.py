@@ -132,7 +132,11 @@ def test_gorouter_defaults(text: str) -> None:
     config = load_config_text(text)
     assert config == Config()
     assert config.port == 8081
-    assert (config.status.host, config.status.port) == ("0.0.0.0", 8082)
+    assert (config.status.host, config.status.port) == ("0.0.0.0", 8080)
+    assert config.status.routes.port == 8082
+    assert config.status.enable_deprecated_varz_healthz_endpoints is False
+    assert config.healthcheck_user_agent == "HTTP-Monitor/1.1"
+    assert config.load_balancer_healthy_threshold == 20.0
     assert (config.status.user, config.status.pass_) == ("", "")
     assert [(host.hostname, host.port) for host in config.nats.hosts] == [("127.0.0.1", 4222)]
     assert config.droplet_stale_threshold == 120.0
@@ -303,6 +307,28 @@ BAD_CONFIGS = {
         "static_routes[0]: expected a valid registration: "
         "host '10.0.0.1:8080' is not an IP address or a DNS name",
     ),
+    "routes listener on the status port": (
+        "status:\n  port: 9000\n  routes:\n    port: 9000\n",
+        "status.routes.port: expected a port other than status.port 9000",
+    ),
+    "routes listener on the router's loopback port": (
+        "port: 9001\nbind_address: 127.0.0.1\nstatus:\n  routes:\n    port: 9001\n",
+        "status.routes.port: expected a port other than port 9001",
+    ),
+    "status.tls without a key": (
+        "status:\n  tls:\n    port: 9443\n",
+        "status.tls.key: expected a PEM private key when status.tls is set",
+    ),
+    "status.tls with a key that is not PEM": (
+        "status:\n  tls:\n    certificate: nope\n    key: nope\n",
+        "status.tls.certificate: expected a PEM certificate chain and the private key in "
+        "status.tls.key",
+    ),
+    "no health listener at all": (
+        "status:\n  enable_nontls_health_checks: false\n",
+        "status.enable_nontls_health_checks: expected true unless status.tls serves /health: "
+        "a load balancer needs one of them",
+    ),
     "static route without a port": (
         "static_routes:\n  - host: 10.0.0.1\n    uris: [app.example.com]\n",
         "static_routes[0]: expected a valid registration: port or tls_port is required",
@@ -341,7 +367,8 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 def test_shipped_example_config_is_valid() -> None:
     config = load_config(str(REPO / "etc" / "router.yml"))
     assert config.port == 8081
-    assert config.status.port == 8082
+    assert config.status.port == 8080
+    assert config.status.routes.port == 8082
     assert (config.backends.max_conns, config.backends.max_attempts) == (500, 3)
     assert config.drain_wait == 20.0
 

@@ -21,9 +21,6 @@ MUST_BE_NAMED = {
     "index",
     "go_max_procs",
     "trace_key",
-    "status.tls",
-    "status.routes",
-    "status.enable_nontls_health_checks",
     "logging.format",
     "logging.syslog",
     "logging.redact_query_params",
@@ -35,7 +32,6 @@ MUST_BE_NAMED = {
     "routing_api",
     "oauth",
     "html_error_template_file",
-    "healthcheck_user_agent",
     "max_response_header_bytes",
     "verify_client_certificate_metadata",
 }
@@ -45,6 +41,12 @@ IMPLEMENTED = {
     "status",
     "status.port",
     "status.user",
+    "status.routes",
+    "status.enable_deprecated_varz_healthz_endpoints",
+    "status.enable_nontls_health_checks",
+    "status.tls",
+    "healthcheck_user_agent",
+    "load_balancer_healthy_threshold",
     "nats",
     "logging",
     "logging.level",
@@ -59,6 +61,8 @@ IMPLEMENTED = {
     "max_header_bytes",
     "drain_timeout",
     "route_services_secret",
+    "zone",
+    "balancing_algorithm_az_preference",
 }
 
 
@@ -91,6 +95,10 @@ def test_the_bosh_files_implemented_values_take_effect() -> None:
     config = read_config(str(FIXTURE)).config
     assert config.port == 80
     assert (config.status.port, config.status.user) == (8080, "router-status")
+    assert config.status.routes.port == 8082
+    assert (config.status.tls.is_enabled, config.status.tls.port) == (True, 8443)
+    assert config.healthcheck_user_agent == "HTTP-Monitor/1.1"
+    assert config.load_balancer_healthy_threshold == 20.0
     assert [(host.hostname, host.port) for host in config.nats.hosts] == [
         ("nats.service.cf.internal", 4224)
     ]
@@ -121,7 +129,7 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
         {
             "workers": 1,
             "index": 1,
-            "status": {"routes": {"port": 8082}},
+            "go_max_procs": 2,
             "logging": {"format": {"timestamp": "rfc3339"}},
             "read_header_timeout": "0s",
         },
@@ -132,7 +140,7 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
         warnings = router.events_named("config-keys-not-implemented")
         assert len(warnings) == 1
         assert warnings[0]["log_level"] == 2  # warn
-        assert sorted(warnings[0]["data"]["keys"]) == ["index", "logging.format", "status.routes"]
+        assert sorted(warnings[0]["data"]["keys"]) == ["go_max_procs", "index", "logging.format"]
         assert warnings[0]["data"]["config"] == str(router.config_path)
     finally:
         router.stop()

@@ -99,7 +99,7 @@ NOT_IMPLEMENTED = {
         "status:\n  port: 8080\n  tls:\n    port: 8443\n  routes:\n    port: 8082\n"
         "logging:\n  level: info\n  format:\n    timestamp: rfc3339\n  syslog: vcap.gorouter\n"
         "tracing:\n  enable_zipkin: true\n  enable_w3c: true\n",
-        ("status.tls", "status.routes", "logging.format", "logging.syslog", "tracing.enable_w3c"),
+        ("logging.format", "logging.syslog", "tracing.enable_w3c"),
     ),
     "whole blocks": (
         "prometheus:\n  port: 9090\nhttp_rewrite:\n  responses:\n    remove_headers:\n"

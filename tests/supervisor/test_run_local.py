@@ -64,7 +64,7 @@ def test_ctrl_c_under_make_run_stops_everything_gracefully(tmp_path: Path) -> No
     port, status_port, nats_port = free_port(), free_port(), free_port()
     config = yaml.safe_load((REPO / "etc" / "router.yml").read_text())
     config.update(port=port, bind_address="127.0.0.1", workers=2, start_response_delay_interval=0)
-    config["status"].update(host="127.0.0.1", port=status_port)
+    config["status"].update(host="127.0.0.1", port=status_port, routes={"port": free_port()})
     config["nats"]["hosts"] = [{"hostname": "127.0.0.1", "port": nats_port}]
     config.pop("access_log", None)
     (tmp_path / "router.yml").write_text(yaml.safe_dump(config))

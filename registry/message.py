@@ -47,7 +47,16 @@ QUOTE_LENGTH: Final = 64
 # The parsed types are not tracked by the garbage collector (`gc=False`): they hold no cycles,
 # and the supervisor keeps one parsed registration per endpoint for its heartbeats.
 class RegistryOptions(msgspec.Struct, frozen=True, gc=False):
+    """Gorouter's `RegistryMessageOpts`. A key it does not know is ignored, as Gorouter ignores
+    it (with a caveat, below); a known key with a value of the wrong JSON type fails the whole
+    message, as Go's json.Unmarshal fails it."""
+
     loadbalancing: str = ""
+    hash_header: str = ""
+    hash_balance: float = 0.0
+
+
+OPTION_KEYS: Final = frozenset(RegistryOptions.__struct_fields__)
 
 
 class RegistryMessage(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
@@ -71,6 +80,14 @@ class RegistryMessage(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     options: RegistryOptions = RegistryOptions()
 
 
+class Caveat(msgspec.Struct, frozen=True, gc=False):
+    """Something in an accepted message that Gorouter tolerates but an operator should hear of:
+    `event` is the kebab-case log event, `reason` says what was made of it."""
+
+    event: str
+    reason: str
+
+
 class Registration(msgspec.Struct, frozen=True, gc=False):
     """A validated message: what the registry acts on."""
 
@@ -81,16 +98,38 @@ class Registration(msgspec.Struct, frozen=True, gc=False):
     tls: bool
     stale_threshold: int
     load_balancing: str
+    # Hash-based balancing's request header and balance factor: set only with
+    # load_balancing "hash" and a header, as Gorouter's route.NewEndpoint keeps them.
+    hash_header: str = ""
+    hash_balance: float = 0.0
+    caveats: tuple[Caveat, ...] = ()
 
     @property
     def address(self) -> str:
         return host_port(self.host, self.port)
 
 
-LOAD_BALANCING_ALGORITHMS: Final = frozenset({"round-robin", "least-connection"})
+HASH_BASED: Final = "hash"
+LOAD_BALANCING_ALGORITHMS: Final = frozenset({"round-robin", "least-connection", HASH_BASED})
 PROTOCOLS: Final = frozenset({"http1", "http2"})
+UNKNOWN_LOAD_BALANCING: Final = (
+    "invalid-endpoint-load-balancing-algorithm-provided-keeping-pool-lb-algo"
+)
+TLS_WITHOUT_SAN: Final = "tls-endpoint-without-server-cert-domain-san"
+UNKNOWN_OPTIONS: Final = "registration-options-unknown"
+HASH_HEADER_MISSING: Final = "hash-routing-properties-missing"
+# How many unknown option keys a caveat names.
+NAMED_OPTION_KEYS: Final = 8
+
+
+class _OptionKeys(msgspec.Struct, gc=False):
+    """Only the key names of `options`, to find the ones Gorouter ignores."""
+
+    options: dict[str, msgspec.Raw] = {}
+
 
 _decoder = msgspec.json.Decoder(RegistryMessage)
+_option_keys_decoder = msgspec.json.Decoder(_OptionKeys)
 
 
 def decode_message(data: bytes) -> RegistryMessage | Rejection:
@@ -119,7 +158,31 @@ def parse_registration(
     message = decode_message(data)
     if isinstance(message, Rejection):
         return message
-    return validate_message(message, router_stale_threshold, for_unregister)
+    reg = validate_message(message, router_stale_threshold, for_unregister)
+    # Only a message that carries options pays for the second look at their keys.
+    if isinstance(reg, Registration) and not for_unregister and b'"options"' in data:
+        unknown = unknown_option_keys(data)
+        if unknown:
+            return msgspec.structs.replace(reg, caveats=(*reg.caveats, unknown_options(unknown)))
+    return reg
+
+
+def unknown_option_keys(data: bytes) -> list[str]:
+    """The keys of `options` that Gorouter does not read, in message order."""
+    try:
+        keys = _option_keys_decoder.decode(data).options
+    except (msgspec.DecodeError, UnicodeDecodeError):  # the full decode already accepted it
+        return []
+    return [key for key in keys if key not in OPTION_KEYS]
+
+
+def unknown_options(keys: list[str]) -> Caveat:
+    named = ", ".join(repr(quote(key)) for key in keys[:NAMED_OPTION_KEYS])
+    more = f" and {len(keys) - NAMED_OPTION_KEYS} more" if len(keys) > NAMED_OPTION_KEYS else ""
+    return Caveat(
+        UNKNOWN_OPTIONS,
+        f"options {named}{more} ignored: Gorouter reads only {sorted(OPTION_KEYS)}",
+    )
 
 
 def oversized_field(message: RegistryMessage) -> Rejection | None:
@@ -183,16 +246,48 @@ def validate_message(
     port = message.tls_port if tls else message.port
     if port == 0:
         return Rejection("port or tls_port is required", "port_missing")
+    caveats: list[Caveat] = []
     if tls and not message.server_cert_domain_san and not for_unregister:
-        return Rejection(
-            "server_cert_domain_san is required with tls_port", "server_cert_domain_san_missing"
+        # Gorouter registers it: its backend TLS config then has an empty ServerName, and Go's
+        # transport verifies the certificate against the host it dials (`host`, an IP address
+        # as a rule, so the certificate needs that IP among its SANs). The worker does the
+        # same: it verifies against `host` when there is no SAN (router/upstream_pool.py).
+        caveats.append(
+            Caveat(
+                TLS_WITHOUT_SAN,
+                f"tls_port without server_cert_domain_san: the certificate is verified "
+                f"against the host {quote(message.host)!r}",
+            )
         )
     lb = message.options.loadbalancing
     if lb and lb not in LOAD_BALANCING_ALGORITHMS:
-        return Rejection(
-            f"options.loadbalancing must be one of {sorted(LOAD_BALANCING_ALGORITHMS)}",
-            "loadbalancing_invalid",
-        )
+        # Gorouter registers the endpoint and its pool keeps the algorithm it has (the
+        # router's balancing_algorithm, or the last valid one a registration gave it):
+        # route/pool.go setPoolLoadBalancingAlgorithm logs this event and changes nothing.
+        if not for_unregister:
+            caveats.append(
+                Caveat(
+                    UNKNOWN_LOAD_BALANCING,
+                    f"options.loadbalancing {quote(lb)!r} is not one of "
+                    f"{sorted(LOAD_BALANCING_ALGORITHMS)}: the route keeps its algorithm",
+                )
+            )
+        lb = ""
+    hash_header, hash_balance = "", 0.0
+    if lb == HASH_BASED:
+        hash_header = message.options.hash_header
+        if hash_header:
+            hash_balance = message.options.hash_balance
+        elif not for_unregister:
+            # Gorouter takes the algorithm but, with no header to hash, balances every request
+            # of the route with the router's balancing_algorithm (and logs this per request).
+            caveats.append(
+                Caveat(
+                    HASH_HEADER_MISSING,
+                    "options.loadbalancing 'hash' without options.hash_header: requests are "
+                    "balanced with the router's balancing_algorithm",
+                )
+            )
     routes = []
     for uri in message.uris:
         if not uri or len(uri) > MAX_URI_LENGTH:
@@ -215,4 +310,7 @@ def validate_message(
         tls=tls,
         stale_threshold=threshold,
         load_balancing=lb,
+        hash_header=hash_header,
+        hash_balance=hash_balance,
+        caveats=tuple(caveats),
     )

@@ -40,15 +40,20 @@ class EndpointRecord(msgspec.Struct, frozen=True, array_like=True, omit_defaults
 
 
 class PoolRecord(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
-    """A route's pool as workers see it. `cursor` is worker-local round-robin state, never encoded
-    with a value (the writer always leaves it at its default)."""
+    """A route's pool as workers see it. `cursor` (round-robin) and `hash_table` (hash-based
+    balancing's lookup table) are worker-local state, never encoded with a value (the writer
+    always leaves them at their defaults)."""
 
     host: str
     path: str
     endpoints: tuple[EndpointRecord, ...]
     load_balancing: str = ""
     route_service_url: str = ""
+    # Pool-level, as in Gorouter: from the last registration that chose "hash".
+    hash_header: str = ""
+    hash_balance: float = 0.0
     cursor: int = -1
+    hash_table: tuple[int, ...] = ()
 
     @property
     def uri(self) -> str:

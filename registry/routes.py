@@ -53,12 +53,23 @@ class EndpointState:
 
 
 class PoolState:
-    __slots__ = ("emptied_at", "encoded", "endpoints", "key", "load_balancing", "route_service_url")
+    __slots__ = (
+        "emptied_at",
+        "encoded",
+        "endpoints",
+        "hash_balance",
+        "hash_header",
+        "key",
+        "load_balancing",
+        "route_service_url",
+    )
 
     def __init__(self, key: RouteKey) -> None:
         self.key = key
         self.endpoints: dict[str, EndpointState] = {}
         self.load_balancing = ""
+        self.hash_header = ""
+        self.hash_balance = 0.0
         self.route_service_url = ""
         self.emptied_at: float | None = None
         self.encoded: bytes | None = None  # this pool's msgpack, until it changes
@@ -78,7 +89,24 @@ class PoolState:
             endpoints=tuple(state.record for state in self.endpoints.values()),
             load_balancing=self.load_balancing,
             route_service_url=self.route_service_url,
+            hash_header=self.hash_header,
+            hash_balance=self.hash_balance,
         )
+
+    def is_balanced_as(self, reg: Registration) -> bool:
+        """Whether applying `reg` leaves the pool's algorithm and hash properties as they are."""
+        return not reg.load_balancing or (
+            self.load_balancing == reg.load_balancing
+            and self.hash_header == reg.hash_header
+            and self.hash_balance == reg.hash_balance
+        )
+
+    def balance_as(self, reg: Registration) -> None:
+        """Gorouter's setPoolLoadBalancingAlgorithm and prepareHashBasedRouting: a registration
+        that names a valid algorithm sets the pool's, and the hash properties with it."""
+        self.load_balancing = reg.load_balancing
+        self.hash_header = reg.hash_header
+        self.hash_balance = reg.hash_balance
 
 
 class RouteTable:
@@ -149,8 +177,8 @@ class RouteTable:
             if pool.route_service_url != route_service_url:
                 pool.route_service_url = route_service_url
                 self._touch(pool)
-            if reg.load_balancing and pool.load_balancing != reg.load_balancing:
-                pool.load_balancing = reg.load_balancing
+            if not pool.is_balanced_as(reg):
+                pool.balance_as(reg)
                 self._touch(pool)
             pool.emptied_at = None
         self.last_update = now
@@ -172,7 +200,7 @@ class RouteTable:
                 state is None
                 or state.source is not reg
                 or pool.route_service_url != route_service_url
-                or (reg.load_balancing and pool.load_balancing != reg.load_balancing)
+                or not pool.is_balanced_as(reg)
             ):
                 return None
             states.append(state)

@@ -46,8 +46,9 @@ from router import errors, settlement
 from router.answers import backend_answer, router_answer
 from router.errors import BackendError, Kind
 from router.exchange import Exchange, Plan, ProxyRequest
-from router.headers import build_head, endpoint_headers
+from router.headers import build_head, endpoint_headers, header_value
 from router.upstream import UpstreamConnection
+from runtime.config import LOCALLY_OPTIMISTIC
 from runtime.logs import EventLog
 
 if TYPE_CHECKING:
@@ -223,6 +224,17 @@ def _choose(
             and not proxy.health.is_failed(sticky)
         ):
             return sticky
+    zone = ""
+    if attempt == 1:  # Gorouter's zone preference applies to the first attempt only
+        config = proxy.config
+        if config.balancing_algorithm_az_preference == LOCALLY_OPTIMISTIC:
+            zone = config.zone
+    if pool.hash_header:  # set only on hash-based pools: the others never pay for the lookup
+        name = pool.hash_header.lower().encode("utf-8", "replace")
+        key = header_value(ex.request.raw_headers, name) or ""
+        return policy.choose(pool, proxy.health, excluded, key, zone)
+    if zone:
+        return policy.choose(pool, proxy.health, excluded, zone=zone)
     return policy.choose(pool, proxy.health, excluded)
 
 

@@ -181,6 +181,8 @@ TlsVersion = Literal["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 ClientCertValidation = Literal["none", "request", "require"]
 ForwardedClientCert = Literal["always_forward", "forward", "sanitize_set"]
 BalancingAlgorithm = Literal["round-robin", "least-connection"]
+AzPreference = Literal["none", "locally-optimistic"]
+LOCALLY_OPTIMISTIC: Final = "locally-optimistic"
 
 
 class Config(_Model, frozen=True):
@@ -212,6 +214,11 @@ class Config(_Model, frozen=True):
     # Gorouter's production default: a NATS outage must not empty the routing table.
     suspend_pruning_if_nats_unavailable: bool = True
     balancing_algorithm: BalancingAlgorithm = "round-robin"
+    # Gorouter's defaults: the router's availability zone is unset and no zone is preferred.
+    # With locally-optimistic, a request's first attempt goes to an endpoint whose
+    # `availability_zone` is `zone` when one can take it; retries may go anywhere.
+    zone: str = ""
+    balancing_algorithm_az_preference: AzPreference = "none"
 
     # Gorouter's defaults for a whole backend round trip and for connecting.
     endpoint_timeout: Duration = Duration(60)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 
@@ -125,7 +125,6 @@ class GorouterKeys(_Keys, frozen=True):
     tracing: TracingKeys | None = None
     prometheus: PrometheusKeys | None = None
     index: Uint | None = None
-    zone: str | None = None
     go_max_procs: int | None = None
     trace_key: str | None = None
     debug_addr: str | None = None
@@ -153,7 +152,6 @@ class GorouterKeys(_Keys, frozen=True):
     token_fetcher_retry_interval: Duration | None = None
     token_fetcher_expiration_buffer_time: int | None = None
     pid_file: str | None = None
-    balancing_algorithm_az_preference: Literal["none", "locally-optimistic"] | None = None
     disable_keep_alives: bool | None = None
     max_idle_conns: int | None = None
     max_idle_conns_per_host: int | None = None

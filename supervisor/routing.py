@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from registry.message import Registration, parse_registration, validate_message
+from registry.message import Caveat, Registration, parse_registration, validate_message
 from registry.prune import plan_prune
 from registry.rejection import Rejection
 from registry.routes import ENDPOINT_UNREGISTERED, Change, RouteTable
@@ -59,6 +59,7 @@ class Routing:
         self.messages: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
         self.rejection_reasons: Counter[tuple[str, str]] = Counter()  # (subject, code)
+        self.caveats: Counter[str] = Counter()  # registrations accepted with a warning, by event
         # A flood of bad messages costs a few log lines per interval, not one per message.
         self._rejection_log = LogSampler(
             config.logging.error_samples_per_interval, float(config.logging.error_sample_interval)
@@ -175,17 +176,14 @@ class Routing:
             reg.message.isolation_segment, self.config.routing_table_sharding_mode, self._segments
         ):
             return None
+        for caveat in reg.caveats:
+            self._warn(subject, caveat, data)
         return reg
 
     def _reject(self, subject: str, rejection: Rejection, data: bytes) -> None:
         self.rejections[subject] += 1
         self.rejection_reasons[subject, rejection.code] += 1
-        now = self.clock()
-        sampler = self._rejection_log
-        admitted, due = sampler.admit(now)
-        if due is not None:
-            self._log_suppressed(due)
-        if admitted:
+        if self._admit_log_line(rejection.code):
             subscriber_log.error(
                 "validation-error",
                 error=rejection.reason[:_PAYLOAD_PREVIEW],
@@ -193,8 +191,30 @@ class Routing:
                 subject=subject,
                 payload=data[:_PAYLOAD_PREVIEW].decode("utf-8", "replace"),
             )
-            return
-        self._suppressed_reasons[rejection.code] += 1
+
+    def _warn(self, subject: str, caveat: Caveat, data: bytes) -> None:
+        """A registration accepted as Gorouter accepts it, with something the operator should
+        hear of; sampled with the rejections, so a flood costs the same few lines."""
+        self.caveats[caveat.event] += 1
+        if self._admit_log_line(caveat.event):
+            subscriber_log.warn(
+                caveat.event,
+                reason=caveat.reason,
+                subject=subject,
+                payload=data[:_PAYLOAD_PREVIEW].decode("utf-8", "replace"),
+            )
+
+    def _admit_log_line(self, code: str) -> bool:
+        """Whether this rejection or caveat is logged whole; if not, it is counted by `code`
+        for the window's summary."""
+        now = self.clock()
+        sampler = self._rejection_log
+        admitted, due = sampler.admit(now)
+        if due is not None:
+            self._log_suppressed(due)
+        if admitted:
+            return True
+        self._suppressed_reasons[code] += 1
         if sampler.suppressed == 1:
             # The summary is due when the window ends, whether or not more rejections come.
             window = sampler.window_started_at
@@ -202,6 +222,7 @@ class Routing:
                 max(sampler.window_ends_at - now, 0.0),
                 lambda: self.report_suppressed_rejections(window),
             )
+        return False
 
     def report_suppressed_rejections(self, window: float) -> None:
         """Log the summary of the window that started at `window`, unless already logged."""

@@ -34,12 +34,25 @@ class BalancingPolicy(Protocol):
     remaining endpoint is marked failed it MUST clear those marks and choose among them, so a pool
     whose endpoints all failed once is retried rather than abandoned (Gorouter's rule). It MUST
     return None only when no endpoint is left after overload and `exclude`.
+
+    `key` is the value of the request header the pool hashes on (`pool.hash_header`), "" when
+    the pool names none or the request lacks it; policies that do not hash MUST ignore it. A
+    hashing policy MAY keep choosing an endpoint marked failed (affinity; Gorouter's rule).
+
+    `zone`, when not "", is the router's availability zone under the locally-optimistic
+    preference: a policy that does not hash MUST choose an endpoint whose `availability_zone`
+    is `zone` if one is usable and not marked failed, and otherwise choose as if `zone` were "".
     """
 
     name: str
 
     def choose(
-        self, pool: PoolRecord, health: EndpointHealth, exclude: Container[int]
+        self,
+        pool: PoolRecord,
+        health: EndpointHealth,
+        exclude: Container[int],
+        key: str = "",
+        zone: str = "",
     ) -> EndpointRecord | None: ...
 
 

@@ -16,7 +16,12 @@ class LeastConnection:
         return "LeastConnection()"
 
     def choose(
-        self, pool: PoolRecord, health: EndpointHealth, exclude: Container[int]
+        self,
+        pool: PoolRecord,
+        health: EndpointHealth,
+        exclude: Container[int],
+        key: str = "",
+        zone: str = "",
     ) -> EndpointRecord | None:
         endpoints = pool.endpoints
         if not endpoints:
@@ -25,6 +30,14 @@ class LeastConnection:
         usable = candidates(endpoints, random.randrange(len(endpoints)), health, exclude)
         if not usable:
             return None
+        if zone:
+            local = [
+                endpoint
+                for endpoint in usable
+                if endpoint.availability_zone == zone and not health.is_failed(endpoint)
+            ]
+            if local:
+                return min(local, key=health.in_flight)
         healthy = [endpoint for endpoint in usable if not health.is_failed(endpoint)]
         if not healthy:
             health.clear_failures(endpoints)

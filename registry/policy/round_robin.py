@@ -17,7 +17,12 @@ class RoundRobin:
         return "RoundRobin()"
 
     def choose(
-        self, pool: PoolRecord, health: EndpointHealth, exclude: Container[int]
+        self,
+        pool: PoolRecord,
+        health: EndpointHealth,
+        exclude: Container[int],
+        key: str = "",
+        zone: str = "",
     ) -> EndpointRecord | None:
         endpoints = pool.endpoints
         count = len(endpoints)
@@ -37,6 +42,18 @@ class RoundRobin:
             pool.cursor = random.randrange(count)
         start = pool.cursor % count
         pool.cursor = start + 1
+        if zone:
+            # Gorouter's first pass under locally-optimistic: the next endpoint in the zone.
+            for step in range(count):
+                endpoint = endpoints[(start + step) % count]
+                if (
+                    endpoint.availability_zone == zone
+                    and endpoint.slot not in exclude
+                    and not health.is_overloaded(endpoint)
+                    and not health.is_failed(endpoint)
+                ):
+                    pool.cursor = start + step + 1
+                    return endpoint
         fallback: EndpointRecord | None = None
         fallback_step = 0
         for step in range(count):

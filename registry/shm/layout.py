@@ -61,7 +61,8 @@ if sys.byteorder != "little":  # pragma: no cover - the layout is native, but on
     raise ImportError("the shared route table supports little-endian machines only")
 
 MAGIC: Final = int.from_bytes(b"RTRTBL01", sys.byteorder)
-LAYOUT_VERSION: Final = 1
+# 2: pools carry hash-based balancing's header and balance factor (registry/records.py).
+LAYOUT_VERSION: Final = 2
 PAGE: Final = 4096
 WORD: Final = 8
 

@@ -191,6 +191,39 @@ def test_pool_carries_route_service_and_algorithm(shared: SharedTable) -> None:
     )
 
 
+def test_unknown_algorithm_joins_the_pool_and_keeps_its_algorithm(shared: SharedTable) -> None:
+    # Gorouter's setPoolLoadBalancingAlgorithm: an invalid algorithm changes nothing.
+    shared.register("app.example.com", address=A, options={"loadbalancing": "least-connection"})
+    shared.register("app.example.com", address=B, options={"loadbalancing": "magic"})
+    shared.publish()
+    pool = shared.find("app.example.com")
+    assert pool is not None
+    assert pool.load_balancing == "least-connection"
+    assert shared.addresses("app.example.com") == {A, B}
+
+
+def test_hash_properties_reach_workers_and_leave_with_the_algorithm(shared: SharedTable) -> None:
+    hashed = {"loadbalancing": "hash", "hash_header": "X-Tenant", "hash_balance": 1.5}
+    shared.register("app.example.com", address=A, options=hashed)
+    shared.publish()
+    pool = shared.find("app.example.com")
+    assert pool is not None
+    assert (pool.load_balancing, pool.hash_header, pool.hash_balance) == ("hash", "X-Tenant", 1.5)
+    # An endpoint without options leaves the pool as it is; a new header is taken at once.
+    shared.register("app.example.com", address=B)
+    shared.register("app.example.com", address=A, options={**hashed, "hash_header": "X-User"})
+    shared.publish()
+    pool = shared.find("app.example.com")
+    assert pool is not None
+    assert (pool.load_balancing, pool.hash_header) == ("hash", "X-User")
+    # Gorouter clears the hash properties when the pool switches algorithm.
+    shared.register("app.example.com", address=B, options={"loadbalancing": "round-robin"})
+    shared.publish()
+    pool = shared.find("app.example.com")
+    assert pool is not None
+    assert (pool.load_balancing, pool.hash_header, pool.hash_balance) == ("round-robin", "", 0.0)
+
+
 def test_unchanged_shards_are_not_decoded_again(shared: SharedTable) -> None:
     shared.register("app.example.com", address=A)
     shared.publish()

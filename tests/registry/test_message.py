@@ -16,6 +16,10 @@ from registry.message import (
     MAX_TAGS,
     MAX_URI_LENGTH,
     MAX_URIS,
+    TLS_WITHOUT_SAN,
+    UNKNOWN_LOAD_BALANCING,
+    UNKNOWN_OPTIONS,
+    Caveat,
     Registration,
     RegistryMessage,
     parse_registration,
@@ -138,14 +142,10 @@ INVALID = {
         _fields(route_service_url="http://rs.example.com"),
         "route_service_url must be https",
     ),
-    "tls_port without server_cert_domain_san": (
-        _fields(tls_port=8443),
-        "server_cert_domain_san is required with tls_port",
-    ),
-    "unknown options.loadbalancing": (
-        _fields(options={"loadbalancing": "random"}),
-        "options.loadbalancing must be one of ['least-connection', 'round-robin']",
-    ),
+    # A known option of the wrong JSON type fails Go's json.Unmarshal, so Gorouter drops it too.
+    "options.loadbalancing not a string": (_fields(options={"loadbalancing": 5}), "$.options"),
+    "options.hash_balance not a number": (_fields(options={"hash_balance": "2"}), "$.options"),
+    "options not an object": (_fields(options="round-robin"), "$.options"),
     "uri with a scheme": (_fields(uris=["https://app.example.com"]), "must not have a scheme"),
     "uri with an invalid host": (_fields(uris=["app_!.example.com"]), "has an invalid host"),
     "wildcard not leftmost": (_fields(uris=["app.*.example.com"]), "has an invalid host"),
@@ -270,10 +270,74 @@ def test_tls_port_alone_is_enough() -> None:
 
 
 def test_unregister_needs_no_server_cert_domain_san() -> None:
-    assert isinstance(parse(_fields(tls_port=8443)), Rejection)
     reg = parse(_fields(tls_port=8443), for_unregister=True)
     assert isinstance(reg, Registration)
-    assert reg.address == "10.0.0.1:8443"
+    assert (reg.address, reg.caveats) == ("10.0.0.1:8443", ())
+
+
+def events(reg: Registration) -> list[str]:
+    return [caveat.event for caveat in reg.caveats]
+
+
+def test_tls_port_without_san_is_registered_with_a_caveat_as_gorouter_does() -> None:
+    reg = accepted(_fields(port=None, tls_port=8443))
+    assert (reg.address, reg.tls, reg.message.server_cert_domain_san) == ("10.0.0.1:8443", True, "")
+    assert reg.caveats == (
+        Caveat(
+            TLS_WITHOUT_SAN,
+            "tls_port without server_cert_domain_san: the certificate is verified against "
+            "the host '10.0.0.1'",
+        ),
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["random", "ROUND-ROBIN", "hash-ring", " "])
+def test_unknown_loadbalancing_is_registered_keeping_the_pool_algorithm(algorithm: str) -> None:
+    reg = accepted(_fields(options={"loadbalancing": algorithm}))
+    assert reg.routes == (RouteKey("app.example.com"),)
+    assert reg.load_balancing == ""  # the pool's algorithm stays what it is
+    assert events(reg) == [UNKNOWN_LOAD_BALANCING]
+    assert repr(algorithm) in reg.caveats[0].reason
+
+
+def test_unknown_loadbalancing_does_not_stop_an_unregister() -> None:
+    reg = parse(_fields(options={"loadbalancing": "random"}), for_unregister=True)
+    assert isinstance(reg, Registration)
+    assert (reg.load_balancing, reg.caveats) == ("", ())
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"weight": 3}, "'weight'"),
+        ({"loadbalancing": "least-connection", "sticky": True, "zone": "z1"}, "'sticky', 'zone'"),
+        (
+            {f"k{i}": i for i in range(10)},
+            "'k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7' and 2 more",
+        ),
+    ],
+)
+def test_unknown_option_keys_are_ignored_with_a_caveat(
+    options: dict[str, object], named: str
+) -> None:
+    reg = accepted(_fields(options=options))
+    assert reg.routes == (RouteKey("app.example.com"),)
+    assert reg.load_balancing == options.get("loadbalancing", "")
+    assert events(reg) == [UNKNOWN_OPTIONS]
+    assert reg.caveats[0].reason.startswith(f"options {named} ignored")
+
+
+def test_known_options_and_no_options_carry_no_caveat() -> None:
+    assert accepted(_fields()).caveats == ()
+    known = {"loadbalancing": "round-robin", "hash_header": "X-Tenant", "hash_balance": 1.5}
+    assert accepted(_fields(options=known)).caveats == ()
+    # "options" only as a value, not a key: the second look finds no options object.
+    assert accepted(_fields(app="options", tags={"k": '"options"'})).caveats == ()
+
+
+def test_every_caveat_is_listed_once() -> None:
+    reg = accepted(_fields(port=None, tls_port=8443, options={"loadbalancing": "x", "y": 1}))
+    assert events(reg) == [TLS_WITHOUT_SAN, UNKNOWN_LOAD_BALANCING, UNKNOWN_OPTIONS]
 
 
 @pytest.mark.parametrize(
@@ -291,7 +355,7 @@ def test_uris_are_normalised_and_deduplicated() -> None:
     assert reg.routes == (RouteKey("app.example.com"), RouteKey("a.com", "/x"))
 
 
-@pytest.mark.parametrize("algorithm", ["round-robin", "least-connection"])
+@pytest.mark.parametrize("algorithm", ["round-robin", "least-connection", "hash"])
 def test_options_loadbalancing_is_carried(algorithm: str) -> None:
     assert accepted(_fields(options={"loadbalancing": algorithm})).load_balancing == algorithm
 
@@ -324,3 +388,24 @@ def test_any_bytes_are_rejected_never_raised(data: bytes) -> None:
     result = parse(README_EXAMPLE[: len(README_EXAMPLE) // 2] + data)
     assert isinstance(result, Registration | Rejection)
     assert isinstance(parse(data), Registration | Rejection)
+
+
+def test_hash_options_are_carried_with_the_hash_algorithm() -> None:
+    options = {"loadbalancing": "hash", "hash_header": "X-Tenant", "hash_balance": 1.5}
+    reg = accepted(_fields(options=options))
+    assert (reg.load_balancing, reg.hash_header, reg.hash_balance) == ("hash", "X-Tenant", 1.5)
+    assert reg.caveats == ()
+
+
+@pytest.mark.parametrize("algorithm", ["", "round-robin", "least-connection"])
+def test_hash_options_without_the_hash_algorithm_are_dropped(algorithm: str) -> None:
+    # Gorouter's route.NewEndpoint keeps them only with loadbalancing "hash".
+    options = {"loadbalancing": algorithm, "hash_header": "X-Tenant", "hash_balance": 2}
+    reg = accepted(_fields(options=options))
+    assert (reg.load_balancing, reg.hash_header, reg.hash_balance) == (algorithm, "", 0.0)
+
+
+def test_hash_without_a_header_is_registered_with_a_caveat() -> None:
+    reg = accepted(_fields(options={"loadbalancing": "hash", "hash_balance": 2}))
+    assert (reg.load_balancing, reg.hash_header, reg.hash_balance) == ("hash", "", 0.0)
+    assert events(reg) == ["hash-routing-properties-missing"]

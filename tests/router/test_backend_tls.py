@@ -128,3 +128,26 @@ def test_client_certificate_from_config_is_presented(
     )
     route_tls(nats_client, router, backend.port, "tls-mtls-ok.example.com")
     assert router.get("/", host="tls-mtls-ok.example.com").status == 200
+
+
+def test_tls_port_without_san_is_verified_against_the_host(
+    tls_router, nats_client, backend_factory, pki, tmp_path
+):
+    # As Gorouter (Go's transport verifies against the dialled host when ServerName is empty).
+    cert, key = pki["ca"].issue("127.0.0.1").write(tmp_path, "ip")
+    by_ip = backend_factory("--cert", str(cert), "--key", str(key), name="tls-ip")
+    route_tls(nats_client, tls_router, by_ip.port, "tls-nosan.example.com", san="")
+    named_cert, named_key = pki["good"]
+    by_name = backend_factory("--cert", str(named_cert), "--key", str(named_key), name="tls-name")
+    route_tls(nats_client, tls_router, by_name.port, "tls-nosan-name.example.com", san="")
+
+    response = tls_router.get("/", host="tls-nosan.example.com")
+    assert (response.status, response.header("X-Backend")) == (200, "tls-ip")
+    # A certificate without the host's IP is refused, never served in plaintext. (Gorouter
+    # answers 503, a hostname mismatch; OpenSSL's IP mismatch is classified as untrusted: 526.)
+    mismatch = tls_router.get("/", host="tls-nosan-name.example.com")
+    assert mismatch.status in (503, 526)
+    assert by_name.requests_seen() == []
+    warnings = tls_router.events_named("tls-endpoint-without-server-cert-domain-san")
+    assert len(warnings) == 2
+    assert "'127.0.0.1'" in warnings[0]["data"]["reason"]

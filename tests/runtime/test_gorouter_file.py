@@ -19,7 +19,6 @@ WARNING = "warning: Gorouter keys accepted but not implemented (they have no eff
 # Among what the file sets and routerd does not act on: each must be named.
 MUST_BE_NAMED = {
     "index",
-    "zone",
     "go_max_procs",
     "trace_key",
     "logging.loggregator_enabled",
@@ -72,6 +71,8 @@ IMPLEMENTED = {
     "max_header_bytes",
     "drain_timeout",
     "route_services_secret",
+    "zone",
+    "balancing_algorithm_az_preference",
 }
 
 
@@ -119,6 +120,7 @@ def test_the_bosh_files_implemented_values_take_effect() -> None:
     assert config.max_request_headers == 0
     assert config.max_request_header_bytes == 1 << 20
     assert config.suspend_pruning_if_nats_unavailable is False
+    assert (config.zone, config.balancing_algorithm_az_preference) == ("z1", "none")
     assert (config.backends.max_conns, config.backends.max_attempts) == (500, 3)
 
 
@@ -136,7 +138,7 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
         nats_server.port,
         {
             "workers": 1,
-            "zone": "z1",
+            "index": 1,
             "go_max_procs": 2,
             "tracing": {"enable_w3c": True},
             "read_header_timeout": "0s",
@@ -148,7 +150,11 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
         warnings = router.events_named("config-keys-not-implemented")
         assert len(warnings) == 1
         assert warnings[0]["log_level"] == 2  # warn
-        assert sorted(warnings[0]["data"]["keys"]) == ["go_max_procs", "tracing.enable_w3c", "zone"]
+        assert sorted(warnings[0]["data"]["keys"]) == [
+            "go_max_procs",
+            "index",
+            "tracing.enable_w3c",
+        ]
         assert warnings[0]["data"]["config"] == str(router.config_path)
     finally:
         router.stop()

@@ -91,7 +91,10 @@ def test_zero_header_timeout_never_arms_a_header_deadline() -> None:
 
 
 NOT_IMPLEMENTED = {
-    "top-level keys": ("index: 2\nzone: z1\ntrace_key: '22'\n", ("index", "zone", "trace_key")),
+    "top-level keys": (
+        "index: 2\ngo_max_procs: 4\ntrace_key: '22'\n",
+        ("index", "go_max_procs", "trace_key"),
+    ),
     "nested keys beside implemented ones": (
         "status:\n  port: 8080\n  tls:\n    port: 8443\n  routes:\n    port: 8082\n"
         "logging:\n  level: info\n  format:\n    timestamp: rfc3339\n  metron_address: x:3457\n"

@@ -100,9 +100,8 @@ BAD_PAYLOADS = [
     b'{"host":"127.0.0.1","port":8080,"uris":[42]}',
     b'{"host":"127.0.0.1","port":8080,"uris":["bad.example.com"],'
     b'"route_service_url":"http://insecure.example.com"}',
-    b'{"host":"127.0.0.1","tls_port":8443,"uris":["bad.example.com"]}',
     b'{"host":"127.0.0.1","port":8080,"uris":["bad.example.com"],"tags":["x"]}',
-    b'{"host":"127.0.0.1","port":8080,"uris":["bad.example.com"],"options":{"loadbalancing":"magic"}}',
+    b'{"host":"127.0.0.1","port":8080,"uris":["bad.example.com"],"options":{"loadbalancing":5}}',
     b'{"port":8080,"uris":["bad.example.com"]}',
     b'{"host":"127.0.0.1","port":8080,"uris":["http://bad.example.com"]}',
     b'{"host":"127.0.0.1","port":8080,"uris":["bad example.com"]}',
@@ -187,6 +186,25 @@ def test_per_route_load_balancing_option(routerd_factory, nats_client, backend_f
     wait_routed(router, "lc.example.com")
     entry = router.status_json("/routes")["lc.example.com"][0]
     assert entry["load_balancing_algorithm"] == "least-connection"
+
+
+def test_unknown_load_balancing_is_served_with_a_warning(
+    routerd_factory, nats_client, backend_factory
+):
+    backend = backend_factory()
+    router = routerd_factory({"balancing_algorithm": "least-connection"})
+    register(nats_client, backend.port, ["magic.example.com"], options={"loadbalancing": "magic"})
+    wait_routed(router, "magic.example.com")
+
+    assert router.get("/", host="magic.example.com").status == 200
+    (entry,) = router.status_json("/routes")["magic.example.com"]
+    assert "load_balancing_algorithm" not in entry  # the router's own algorithm applies
+    (warning,) = router.events_named(
+        "invalid-endpoint-load-balancing-algorithm-provided-keeping-pool-lb-algo"
+    )
+    assert warning["log_level"] == 2  # warn
+    assert "'magic'" in warning["data"]["reason"]
+    assert router.status_json("/varz")["nats"]["rejected"].get("router.register", 0) == 0
 
 
 def test_connects_to_nats_with_user_and_password(backend_factory):

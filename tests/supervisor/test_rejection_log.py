@@ -104,3 +104,39 @@ def test_the_summary_also_comes_with_the_next_rejection(component_log: io.BytesI
         routing.handle_register(b"{")
     assert len(events(component_log, "validation-errors-suppressed")) == 1
     assert len(events(component_log, "validation-error")) == 2 * REJECTIONS_LOGGED_PER_INTERVAL
+
+
+def test_accepted_registrations_with_caveats_are_routed_and_warned_in_samples(
+    component_log: io.BytesIO,
+) -> None:
+    clock = Clock()
+    routing, timers = new_routing(clock)
+    for index in range(50):
+        magic = json.dumps(
+            {
+                "host": "10.0.0.1",
+                "port": 8080 + index,
+                "uris": [f"m{index}.example.com"],
+                "options": {"loadbalancing": "magic"},
+            }
+        ).encode()
+        assert routing.handle_register(magic) is True
+        clock.now += 0.001
+    assert routing.rejections == {}
+    assert len(routing.table.pools) == 50
+    assert routing.caveats == {
+        "invalid-endpoint-load-balancing-algorithm-provided-keeping-pool-lb-algo": 50
+    }
+    warned = events(
+        component_log, "invalid-endpoint-load-balancing-algorithm-provided-keeping-pool-lb-algo"
+    )
+    assert len(warned) == REJECTIONS_LOGGED_PER_INTERVAL
+    assert "'magic'" in warned[0]["reason"]
+    clock.now += REJECTION_LOG_INTERVAL
+    timers[0][1]()
+    (summary,) = events(component_log, "validation-errors-suppressed")
+    assert summary["reasons"] == {
+        "invalid-endpoint-load-balancing-algorithm-provided-keeping-pool-lb-algo": (
+            50 - REJECTIONS_LOGGED_PER_INTERVAL
+        )
+    }

@@ -24,7 +24,8 @@ def classify_tls_error(exc: ssl.SSLError) -> BackendError:
     """Map OpenSSL's verdicts onto Gorouter's TLS classifiers."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         message = exc.verify_message or str(exc)
-        if exc.verify_code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
+        # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH: both Go's HostnameError.
+        if exc.verify_code in (62, 64):
             return BackendError(
                 Kind.TLS_HOSTNAME, f"x509: certificate is not valid for the SAN: {message}"
             )

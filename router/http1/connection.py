@@ -29,12 +29,13 @@ from registry.shm.counters import Stat
 from router.answers import refusal_answer
 from router.client_deadlines import HEADER, NONE
 from router.forwarded import Forwarding, tls_forwarding
-from router.http1.exchange import Http1Exchange, TunnelSink
+from router.http1.exchange import Http1Exchange
 from router.http1.flow import FlowControlled
 from router.http1.intake import DISARM, HOLD_HEADER, Intake
 from router.http1.rules import Refusal, parser_refusal
 from router.http1.server import Http1Server
 from router.http1.states import TRANSITIONS, IllegalTransition, State
+from router.http1.streams import TunnelSink
 from router.http1.writer import answer_bytes
 from runtime.logs import EventLog
 

@@ -19,6 +19,7 @@ from router.errors import BackendError
 from router.exchange import Exchange, Plan, ProxyRequest
 from router.forwarded import Forwarding
 from router.http1.server import Http1Server
+from router.http1.streams import StreamBody, TunnelSink
 from router.http1.writer import (
     CONTINUE,
     answer_bytes,
@@ -43,47 +44,6 @@ log = EventLog("vcap.gorouter.proxy")
 
 # Bodies up to this size are read before the first attempt, which makes them replayable.
 BUFFER_LIMIT: Final = 64 * 1024
-
-
-class StreamBody:
-    """The client's body as the proxy reads it: once, counting bytes."""
-
-    __slots__ = ("bytes_read", "consumed", "payload")
-
-    def __init__(self, payload: Any) -> None:
-        self.payload = payload
-        self.consumed = False
-        self.bytes_read = 0
-
-    def __repr__(self) -> str:
-        return f"StreamBody(read={self.bytes_read})"
-
-    async def read(self) -> bytes:
-        self.consumed = True
-        data: bytes = await self.payload.readany()
-        self.bytes_read += len(data)
-        return data
-
-
-class TunnelSink:
-    """Where a tunnel's client bytes go: the backend connection, counted."""
-
-    __slots__ = ("bytes", "upstream")
-
-    def __init__(self, upstream: UpstreamConnection) -> None:
-        self.upstream = upstream
-        self.bytes = 0
-
-    def __repr__(self) -> str:
-        return f"TunnelSink({self.upstream!r}, bytes={self.bytes})"
-
-    def write(self, data: bytes) -> None:
-        self.bytes += len(data)
-        if not self.upstream.closed:
-            self.upstream.write(data)
-
-    def close(self) -> None:
-        self.upstream.close()
 
 
 class Client(Protocol):
@@ -411,4 +371,4 @@ class Http1Exchange:
         self.conn.abort()
 
 
-__all__ = ["BUFFER_LIMIT", "Http1Exchange", "StreamBody", "TunnelSink"]
+__all__ = ["BUFFER_LIMIT", "Client", "Http1Exchange"]

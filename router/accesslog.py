@@ -324,8 +324,8 @@ class AccessLog:
 
     @property
     def _has_losses_held_back(self) -> bool:
-        return (self._file is not None and self._file.has_losses_held_back) or (
-            self._syslog is not None and self._syslog.has_losses_held_back
+        return (self._file is not None and self._file.losses.has_held_back) or (
+            self._syslog is not None and self._syslog.losses.has_held_back
         )
 
     def _write_held(self) -> None:
@@ -346,9 +346,9 @@ class AccessLog:
     def _report_due(self) -> None:
         self._report_handle = None
         if self._file is not None:
-            self._file.report_due()
+            self._file.losses.report_due()
         if self._syslog is not None:
-            self._syslog.report_due()
+            self._syslog.losses.report_due()
         if self._has_losses_held_back:
             self._report_handle = asyncio.get_running_loop().call_later(
                 self._report_interval, self._report_due

@@ -32,9 +32,8 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from registry.shm.counters import Stat
+from router.accesslog_losses import LineLosses
 from runtime import logs
-from runtime.log_rates import LossReport, LossTally
 
 # Errors that go away when space is freed; reopening the file would not help with them.
 SPACE_ERRORS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -108,9 +107,10 @@ class AccessLogFile:
     ) -> None:
         self.path = path
         self.report_interval = report_interval
-        self._stats = stats
         self._clock = clock
-        self._tally = LossTally(report_interval)
+        self.losses = LineLosses(
+            "access-log-write", {"path": path}, report_interval, stats, clock, count_failures=True
+        )
         self._fd = -1
         self._open_error = ""
         self._reopen_due = False
@@ -118,12 +118,7 @@ class AccessLogFile:
         self.reopen()
 
     def __repr__(self) -> str:
-        return f"AccessLogFile({self.path!r}, fd={self._fd}, {self._tally!r})"
-
-    @property
-    def has_losses_held_back(self) -> bool:
-        """Lines were lost since the last report, which `report_due` will log in time."""
-        return self._tally.lost > 0
+        return f"AccessLogFile({self.path!r}, fd={self._fd}, {self.losses!r})"
 
     def fileno(self) -> int:
         """The descriptor lines go to now; -1 while the path cannot be opened."""
@@ -145,10 +140,7 @@ class AccessLogFile:
         self._reopen_due = False
 
     def close(self) -> None:
-        # Whatever was held back is reported now: nobody will report it later.
-        report = self._tally.due(self._clock() + self.report_interval)
-        if report is not None:
-            self._log(report)
+        self.losses.report_now()
         self._close_fd()
 
     def write(self, batch: bytes) -> None:
@@ -156,53 +148,16 @@ class AccessLogFile:
         if self._reopen_due and now - self._reopen_tried_at >= self.report_interval:
             self.reopen()
         if self._fd < 0:
-            self.lose(batch.count(b"\n"), self._open_error or "not open")
+            self.losses.lose(batch.count(b"\n"), self._open_error or "not open")
             return
         try:
             append_whole_lines(self._fd, batch)
         except WriteFailed as failure:
-            self.lose(batch.count(b"\n", failure.written), failure.error)
+            self.losses.lose(batch.count(b"\n", failure.written), failure.error)
             if failure.code not in SPACE_ERRORS:
                 self._reopen_due = True
             return
-        if self._tally.is_failing:
-            report = self._tally.written(self._clock())
-            if report is not None:
-                self._log(report)
-
-    def lose(self, lines: int, error: str) -> None:
-        """Count lines that will never be written; log when a report is due."""
-        report = self._tally.lose(lines, error, self._clock())
-        if self._stats is not None:
-            self._stats[Stat.access_log_write_errors] += 1
-            self._stats[Stat.access_log_dropped_lines] += lines
-        if report is not None:
-            self._log(report)
-
-    def report_due(self) -> None:
-        """Log the losses held back since the last report, if its interval is over."""
-        report = self._tally.due(self._clock())
-        if report is not None:
-            self._log(report)
-
-    def _log(self, report: LossReport) -> None:
-        if report.resumed:
-            log.info(
-                "access-log-write-resumed",
-                path=self.path,
-                lost_lines=report.lost,
-                total_lost_lines=report.total,
-                last_error=report.error,
-            )
-        else:
-            log.error(
-                "access-log-write-failed",
-                path=self.path,
-                lost_lines=report.lost,
-                total_lost_lines=report.total,
-                error=report.error,
-                report_interval=self.report_interval,
-            )
+        self.losses.went_through()
 
     def _close_fd(self) -> None:
         if self._fd >= 0:

@@ -27,10 +27,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from registry.shm.counters import Stat
 from router.accesslog_file import describe
+from router.accesslog_losses import LineLosses
 from runtime import logs
-from runtime.log_rates import LossReport, LossTally
 
 # Where Go's log/syslog looks for the local syslog socket, in order.
 LOCAL_SOCKETS: Final = ("/dev/log", "/var/run/syslog", "/var/run/log")
@@ -133,9 +132,11 @@ class SyslogStream:
         self.tag = tag or DEFAULT_TAG
         self.truncate = truncate
         self.report_interval = report_interval
-        self._stats = stats
         self._clock = clock
-        self._tally = LossTally(report_interval)
+        where = {"syslog": f"{network or 'local'} {address}".rstrip()}
+        self.losses = LineLosses(
+            "access-log-syslog", where, report_interval, stats, clock, count_failures=False
+        )
         self._pid = os.getpid()
         self._hostname = socket.gethostname() or "-"
         self._sock: socket.socket | None = None
@@ -147,7 +148,7 @@ class SyslogStream:
     def __repr__(self) -> str:
         where = self.address or "local"
         state = "open" if self._sock is not None else "closed"
-        return f"SyslogStream({self.network or 'local'} {where}, {state}, {self._tally!r})"
+        return f"SyslogStream({self.network or 'local'} {where}, {state}, {self.losses!r})"
 
     def send(self, lines: list[bytes]) -> None:
         """Send each line (without its newline) as one message."""
@@ -172,24 +173,10 @@ class SyslogStream:
                 if not isinstance(exc, BlockingIOError):
                     self._close()  # opened again at the next batch due
                 return
-        if self._tally.is_failing:
-            report = self._tally.written(now)
-            if report is not None:
-                self._log(report)
-
-    def report_due(self) -> None:
-        report = self._tally.due(self._clock())
-        if report is not None:
-            self._log(report)
-
-    @property
-    def has_losses_held_back(self) -> bool:
-        return self._tally.lost > 0
+        self.losses.went_through()
 
     def close(self) -> None:
-        report = self._tally.due(self._clock() + self.report_interval)
-        if report is not None:
-            self._log(report)
+        self.losses.report_now()
         self._close()
 
     def _open(self) -> None:
@@ -208,28 +195,4 @@ class SyslogStream:
 
     def _lose(self, lines: int, error: str) -> None:
         self._error = error
-        report = self._tally.lose(lines, error, self._clock())
-        if self._stats is not None:
-            self._stats[Stat.access_log_dropped_lines] += lines
-        if report is not None:
-            self._log(report)
-
-    def _log(self, report: LossReport) -> None:
-        where = f"{self.network or 'local'} {self.address}".rstrip()
-        if report.resumed:
-            log.info(
-                "access-log-syslog-resumed",
-                syslog=where,
-                lost_lines=report.lost,
-                total_lost_lines=report.total,
-                last_error=report.error,
-            )
-        else:
-            log.error(
-                "access-log-syslog-failed",
-                syslog=where,
-                lost_lines=report.lost,
-                total_lost_lines=report.total,
-                error=report.error,
-                report_interval=self.report_interval,
-            )
+        self.losses.lose(lines, error)

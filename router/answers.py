@@ -39,6 +39,16 @@ class Answer(NamedTuple):
     close: bool = False  # the connection closes after it (Connection: close)
 
 
+def count_answer(stats: memoryview | list[int], answer: Answer) -> None:
+    """The counters one of the router's own answers adds to: its own, and the 400 and 502
+    totals (which a refusal's own counter may already be)."""
+    stats[answer.stat] += 1
+    if answer.status == 400 and answer.stat != Stat.bad_requests:
+        stats[Stat.bad_requests] += 1
+    elif answer.status == 502:
+        stats[Stat.bad_gateways] += 1
+
+
 def router_answer(error: RouterError) -> Answer:
     """Gorouter's error writer."""
     body = f"{error.status} {STATUS_TEXT.get(error.status, '')}: {error.message}\n".encode()

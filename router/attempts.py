@@ -81,9 +81,7 @@ def first_attempt(proxy: Proxy, ex: Exchange, plan: Plan) -> EndpointRecord | No
     ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
     if ex.request.body is not None:
         return endpoint
-    cached = proxy.instance_cache.get(endpoint.slot)
-    if cached is None or cached[0] is not endpoint:
-        cached = _cache_instance(proxy, endpoint)
+    cached = _instance_strings(proxy, endpoint)
     conn = proxy.upstream.take_idle(cached[2])
     if conn is None:
         return endpoint
@@ -147,10 +145,7 @@ async def attempts(
                     break
                 inflight[endpoint.slot] += 1
                 ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
-            slot = endpoint.slot
-            cached = proxy.instance_cache.get(slot)
-            if cached is None or cached[0] is not endpoint:
-                cached = _cache_instance(proxy, endpoint)
+            cached = _instance_strings(proxy, endpoint)
             conn = None if fresh else proxy.upstream.take_idle(cached[2])
             try:
                 await attempt(proxy, ex, endpoint, common, conn, cached[1], cached[2])
@@ -238,11 +233,14 @@ def _choose(
     return policy.choose(pool, proxy.health, excluded)
 
 
-def _cache_instance(
+def _instance_strings(
     proxy: Proxy, endpoint: EndpointRecord
 ) -> tuple[EndpointRecord, bytes, str, str]:
     """Per-endpoint strings every request needs: X-CF-* lines, pool key and address. Kept
     until the endpoint's record changes (a new shard decode makes a new record)."""
+    cached = proxy.instance_cache.get(endpoint.slot)
+    if cached is not None and cached[0] is endpoint:
+        return cached
     if len(proxy.instance_cache) > 65536:
         proxy.instance_cache.clear()
     address = endpoint.address

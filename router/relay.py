@@ -93,6 +93,13 @@ class ResponseHead:
         return f"ResponseHead(length={self.content_length}, chunked={self.chunked})"
 
 
+def is_sticky(ex: Exchange, proxy: Proxy) -> bool:
+    """Sticky sessions apply to this response: its endpoint has an instance id and the router
+    has session cookie names to pin it by."""
+    endpoint = ex.endpoint
+    return endpoint is not None and bool(endpoint.instance_id) and bool(proxy.sticky_names)
+
+
 def response_extras(ex: Exchange, proxy: Proxy, head: ResponseHead) -> list[bytes]:
     """The header lines the router adds to a streamed response: X-Vcap-Request-Id when the
     backend sent none, and a `__VCAP_ID__` cookie when sticky sessions apply."""
@@ -100,7 +107,7 @@ def response_extras(ex: Exchange, proxy: Proxy, head: ResponseHead) -> list[byte
     if not head.has_request_id:
         extra.append(b"X-Vcap-Request-Id: %s\r\n" % ex.request_id.encode())
     endpoint = ex.endpoint
-    if endpoint is not None and endpoint.instance_id and proxy.sticky_names:
+    if endpoint is not None and is_sticky(ex, proxy):
         cookie = vcap_id_cookie(
             head.set_cookies,
             proxy.sticky_names,
@@ -142,7 +149,7 @@ def whole_response(
     ):
         return None
     endpoint = ex.endpoint
-    sticky = endpoint is not None and bool(endpoint.instance_id) and bool(proxy.sticky_names)
+    sticky = is_sticky(ex, proxy)
     if sticky and endpoint is not None and ex.sticky_requested not in ("", endpoint.instance_id):
         return None  # the client asked for another instance: re-issue __VCAP_ID__
     whole = whole_buffer(conn, ex.request_id, sticky, keep_alive)

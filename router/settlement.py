@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from registry.shm.counters import LATENCY_BOUNDS_US, Stat
-from router.answers import Answer
+from router.answers import Answer, count_answer
 from router.errors import BackendError, Kind
 from router.exchange import Exchange
 
@@ -21,12 +21,7 @@ def answer(proxy: Proxy, ex: Exchange, answer: Answer) -> None:
     """The router answers this exchange itself."""
     ex.answer = answer
     ex.router_error = answer.router_error
-    stats = proxy.row.stats
-    stats[answer.stat] += 1
-    if answer.status == 400:
-        stats[Stat.bad_requests] += 1
-    elif answer.status == 502:
-        stats[Stat.bad_gateways] += 1
+    count_answer(proxy.row.stats, answer)
 
 
 def client_gone(proxy: Proxy, ex: Exchange) -> None:

@@ -26,7 +26,7 @@ from aiohttp.http import HttpRequestParser
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from registry.shm.counters import Stat
-from router.answers import refusal_answer
+from router.answers import count_answer, refusal_answer
 from router.client_deadlines import HEADER, NONE
 from router.forwarded import Forwarding, tls_forwarding
 from router.http1.exchange import Http1Exchange
@@ -202,8 +202,7 @@ class ClientConnection(FlowControlled):
         else:
             self._to(State.IDLE)
             self._idle()
-        if not self.dispatching:
-            self._dispatch()
+        self._serve_queued()
 
     def start_tunnel(self, sink: TunnelSink) -> int:
         """The backend said 101: from now on client bytes go to `sink` as they come. Returns
@@ -275,8 +274,7 @@ class ClientConnection(FlowControlled):
         self._set_deadline(verdict.deadline)
         if len(self.queue) >= PIPELINE_DEPTH:
             self.pause_transport()
-        if not self.dispatching and (self.state is State.IDLE or self.state is State.READING):
-            self._dispatch()
+        self._serve_queued()
 
     def _partial(self, data: bytes) -> None:
         """A read that completed no request head: part of a head, or of a body."""
@@ -315,10 +313,14 @@ class ClientConnection(FlowControlled):
             self.server.deadlines.disarm(self)
         self.queue.append(problem)
         self.pause_transport()
-        if not self.dispatching and (self.state is State.IDLE or self.state is State.READING):
-            self._dispatch()
+        self._serve_queued()
 
     # -- serving -------------------------------------------------------------------------------
+
+    def _serve_queued(self) -> None:
+        """Serve what is queued, unless that is already under way or a request is in flight."""
+        if not self.dispatching and (self.state is State.IDLE or self.state is State.READING):
+            self._dispatch()
 
     def _dispatch(self) -> None:
         """Serve queued requests in order until one has to wait (or the connection closes)."""
@@ -343,9 +345,7 @@ class ClientConnection(FlowControlled):
         answer = refusal_answer(problem.status, problem.reason)
         stats = self.server.stats
         stats[Stat.requests] += 1
-        stats[answer.stat] += 1
-        if answer.status == 400 and answer.stat != Stat.bad_requests:
-            stats[Stat.bad_requests] += 1  # as settlement.answer counts the router's 400s
+        count_answer(stats, answer)
         stats[Stat.responses_4xx if answer.status < 500 else Stat.responses_5xx] += 1
         reason = problem.reason.strip().split("\n", 1)[0][:200]
         log.info(

@@ -32,6 +32,7 @@ from router.http1.writer import (
 from router.relay import (
     NO_BODY_STATUS,
     ResponseHead,
+    is_sticky,
     response_extras,
     upgrade_lines,
     whole_response,
@@ -184,12 +185,11 @@ class Http1Exchange:
                 self._carry_on()  # attempt 1 failed: the retries go on in a task
                 return
             keep_alive = self.conn.is_keep_alive(self.msg)
-            whole = whole_response(ex, proxy, self.msg.method, not self.http10, keep_alive)
-            if whole is None:
+            sent = self._write_whole(keep_alive)
+            if sent is None:
                 self._carry_on(responded=True)  # a response to stream
                 return
-            self.conn.write(whole.data)
-            self._settle(keep_alive, whole.body_size)
+            self._settle(keep_alive, sent)
         except Exception as exc:  # see start()
             self._abandon(exc)
 
@@ -212,12 +212,14 @@ class Http1Exchange:
                 if ex.request.expect_continue:
                     self.conn.write(CONTINUE)
                 ex.request.buffered_body = await self.payload.read()
-            if not responded:
+            if responded:  # the head is here, and it is not one to write whole
+                keep_alive, sent = await self._stream(self.conn.is_keep_alive(self.msg))
+            else:
                 if plan.via_route_service:
                     await send_to_route_service(proxy, ex, plan.common, plan.pool.route_service_url)
                 else:
                     await attempts.attempts(proxy, ex, plan, self.first)
-            keep_alive, sent = await self._respond()
+                keep_alive, sent = await self._respond()
         except asyncio.CancelledError:
             self._gone()
             raise
@@ -234,12 +236,22 @@ class Http1Exchange:
         if ex.answer is not None:
             return self._write_answer()
         keep_alive = self.conn.is_keep_alive(self.msg)
+        sent = self._write_whole(keep_alive)
+        if sent is not None:
+            return keep_alive, sent
+        return await self._stream(keep_alive)
+
+    def _write_whole(self, keep_alive: bool) -> int | None:
+        """Write a complete response in one buffer; its body's size, or None when it has to
+        be streamed."""
+        ex = self.ex
+        assert ex is not None
         proxy = self.conn.server.proxy
         whole = whole_response(ex, proxy, self.msg.method, not self.http10, keep_alive)
-        if whole is not None:
-            self.conn.write(whole.data)
-            return keep_alive, whole.body_size
-        return await self._stream(keep_alive)
+        if whole is None:
+            return None
+        self.conn.write(whole.data)
+        return whole.body_size
 
     async def _stream(self, keep_alive: bool) -> tuple[bool, int]:
         ex = self.ex
@@ -249,9 +261,7 @@ class Http1Exchange:
         status = ex.status = upstream.status
         if status == 101:
             return await self._tunnel(upstream)
-        endpoint = ex.endpoint
-        sticky = endpoint is not None and bool(endpoint.instance_id) and bool(proxy.sticky_names)
-        head = ResponseHead(upstream.headers, sticky)
+        head = ResponseHead(upstream.headers, is_sticky(ex, proxy))
         http10 = self.http10
         parts = [status_line(http10, status, upstream.reason.decode("latin-1", "replace"))]
         parts.extend(head.lines)

@@ -41,18 +41,21 @@ system-deps:
 	@command -v openssl >/dev/null 2>&1 || scripts/apt-install openssl
 	@command -v curl >/dev/null 2>&1 || scripts/apt-install curl
 
-# wrk, nginx and HAProxy: the load generator and the proxies routerd is compared with. `make test`
-# needs them too: tests/benchmarks runs the harness in its tiny mode.
+# wrk, nginx and HAProxy: the load generator and the proxies routerd is compared with; h2load
+# (nghttp2-client) loads HTTP/2. `make test` needs them too: tests/benchmarks runs the harness in
+# its tiny mode.
 bench-deps:
 	@for tool in wrk nginx haproxy; do \
 		command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || scripts/apt-install $$tool; \
 	done
+	@command -v h2load >/dev/null 2>&1 || scripts/apt-install nghttp2-client
 
 # What the tests check the shipped service files with: logrotate runs etc/logrotate.d/routerd
 # against a live routerd, and systemd-analyze verifies the unit.
 test-deps:
 	@command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || scripts/apt-install logrotate
 	@command -v systemd-analyze >/dev/null 2>&1 || scripts/apt-install systemd
+	@command -v nghttp >/dev/null 2>&1 || scripts/apt-install nghttp2-client
 
 # A C compiler builds the open-loop load generator (benchmarks/loadgen.c); without one the
 # harness falls back to a Python generator that cannot pace as fast or as finely.

@@ -302,10 +302,16 @@ class Config(_Model, frozen=True):
     tls_handshake_timeout: Duration = Duration(10)
     # Gorouter's default: X-Forwarded-Client-Cert passes through untouched.
     forwarded_client_cert: ForwardedClientCert = "always_forward"
-    # PROXY protocol (v1 and v2) in front of HTTP and TLS; off as in Gorouter.
+    # PROXY protocol (v1 and v2) in front of HTTP and TLS; off as in Gorouter. As in Gorouter
+    # the header is optional: a connection without one is served with its own address.
     enable_proxy: bool = False
-    # Project-specific: a load balancer sends the PROXY header at once; a client that does
-    # not is closed after this long rather than holding a connection.
+    # Project-specific (Gorouter has no such key): true closes, without an answer, every
+    # connection that does not open with a PROXY header, so that no client can reach the
+    # router around the load balancer and be logged under its own address.
+    proxy_protocol_required: bool = False
+    # Project-specific: a load balancer sends the PROXY header at once. A header begun and not
+    # finished within this long closes the connection; a connection silent this long is served
+    # as it came (or closed, when the header is required).
     proxy_protocol_timeout: Duration = Duration(5)
     # Gorouter's default: a client's X-Forwarded-Proto is kept (set only when absent).
     sanitize_forwarded_proto: bool = False

@@ -61,6 +61,7 @@ RESTART_ONLY_KEYS: Final = frozenset(
         "only_trust_client_ca_certs",
         "tls_handshake_timeout",
         "enable_proxy",
+        "proxy_protocol_required",
         "proxy_protocol_timeout",
         # Waited once, between turning healthy and READY=1.
         "load_balancer_healthy_threshold",

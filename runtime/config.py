@@ -65,6 +65,25 @@ class StatusConfig(_Model, frozen=True):
     tls: StatusTlsConfig = StatusTlsConfig()
 
 
+class PrometheusConfig(_Model, frozen=True):
+    """Gorouter's Prometheus endpoint: /metrics alone, over mutual TLS, on a port of its own."""
+
+    # Current Gorouter serves it when `enabled`; v0.317, which has no such key, whenever `port`
+    # is set. Absent (None), v0.317's rule holds, so files rendered for either release work.
+    enabled: bool | None = None
+    # Gorouter's default: no port, nothing served.
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    # Files, as in Gorouter: the server's certificate and key, and the CA that signs the
+    # scrapers' client certificates (a scraper without one is refused in the handshake).
+    cert_path: str = ""
+    key_path: str = ""
+    ca_path: str = ""
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.port != 0 if self.enabled is None else self.enabled
+
+
 class NatsHost(_Model, frozen=True):
     hostname: str
     # NATS's well-known client port.
@@ -201,6 +220,7 @@ class Config(_Model, frozen=True):
     # inbox, and nats-py's PINGs); a silent link suspends pruning and moves to the next server.
     nats_client_ping_interval: Duration = Duration(20)
     logging: LoggingConfig = LoggingConfig()
+    prometheus: PrometheusConfig = PrometheusConfig()
     backends: BackendsConfig = BackendsConfig()
     tracing: TracingConfig = TracingConfig()
     access_log: AccessLogConfig = AccessLogConfig()
@@ -528,6 +548,14 @@ def validate(config: Config, source: str = "config") -> None:
             "status.enable_nontls_health_checks",
             "expected true unless status.tls serves /health: a load balancer needs one of them",
         )
+    prometheus = config.prometheus
+    if prometheus.is_enabled:
+        if prometheus.port == 0:
+            fail("prometheus.port", "expected a port when prometheus.enabled is true")
+        # Gorouter's endpoint is mutual TLS only; it does not start without these.
+        for key in ("cert_path", "key_path", "ca_path"):
+            if not getattr(prometheus, key).strip():
+                fail(f"prometheus.{key}", "expected a file path when prometheus is enabled")
     clash = _listener_clash(config)
     if clash is not None:
         fail(*clash)
@@ -557,6 +585,8 @@ def _listener_clash(config: Config) -> tuple[str, str] | None:
     listeners.append(("status.routes.port", config.status.routes.port, "127.0.0.1"))
     if config.status.tls.is_enabled:
         listeners.append(("status.tls.port", config.status.tls.port, config.status.host))
+    if config.prometheus.is_enabled:
+        listeners.append(("prometheus.port", config.prometheus.port, config.status.host))
     for index, (key, port, address) in enumerate(listeners):
         for other, other_port, other_address in listeners[:index]:
             if port == other_port and _same_interface(address, other_address):

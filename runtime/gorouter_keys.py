@@ -54,11 +54,7 @@ class MetersKeys(_Keys, frozen=True):
 
 
 class PrometheusKeys(_Keys, frozen=True):
-    enabled: bool | None = None
-    port: Uint16 | None = None
-    cert_path: str | None = None
-    key_path: str | None = None
-    ca_path: str | None = None
+    # routerd's latency histograms count into fixed buckets in shared memory.
     meters: MetersKeys | None = None
 
 

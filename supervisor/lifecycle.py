@@ -46,6 +46,7 @@ RESTART_ONLY_KEYS: Final = frozenset(
         "workers",
         "run_dir",
         "status",
+        "prometheus",
         "nats",
         "nats_client_ping_interval",
         "route_table",

@@ -24,7 +24,7 @@ MUST_BE_NAMED = {
     "logging.loggregator_enabled",
     "logging.metron_address",
     "tracing.enable_w3c",
-    "prometheus",
+    "prometheus.meters",
     "http_rewrite",
     "route_services",
     "routing_api",
@@ -73,6 +73,12 @@ IMPLEMENTED = {
     "route_services_secret",
     "zone",
     "balancing_algorithm_az_preference",
+    "prometheus",
+    "prometheus.enabled",
+    "prometheus.port",
+    "prometheus.cert_path",
+    "prometheus.key_path",
+    "prometheus.ca_path",
 }
 
 
@@ -122,6 +128,8 @@ def test_the_bosh_files_implemented_values_take_effect() -> None:
     assert config.suspend_pruning_if_nats_unavailable is False
     assert (config.zone, config.balancing_algorithm_az_preference) == ("z1", "none")
     assert (config.backends.max_conns, config.backends.max_attempts) == (500, 3)
+    assert (config.prometheus.is_enabled, config.prometheus.port) == (True, 53035)
+    assert config.prometheus.ca_path.endswith("/prometheus_ca.crt")
 
 
 def test_a_typo_in_the_bosh_file_is_still_refused(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import uvloop
 from setproctitle import setproctitle
 
 from registry.routes import RouteTable
-from registry.shm.counters import STAT_WORDS, CounterTable, counters_size
+from registry.shm.counters import LOG_LINE_STATS, STAT_WORDS, CounterTable, counters_size
 from registry.shm.region import FileRegion
 from registry.shm.writer import TableWriter, initial_size
 from registry.slots import SlotAllocator
@@ -432,7 +432,9 @@ class Supervisor:
                 routed=routing.counters.routed_totals(routing.table.slots.high_water),
                 apps_of=routing.apps_of,
                 registry=routing.registry_counts,
-                log_counts=logs.line_counts(),
+                log_counts=logs.line_counts(
+                    {name: totals[stat] for name, stat in LOG_LINE_STATS.items()}
+                ),
             ),
         )
 

@@ -188,6 +188,29 @@ def test_per_route_load_balancing_option(routerd_factory, nats_client, backend_f
     assert entry["load_balancing_algorithm"] == "least-connection"
 
 
+def test_gorouter_v0317_lb_algo_option_sets_the_routes_algorithm(
+    routerd_factory, nats_client, backend_factory
+):
+    backend = backend_factory()
+    router = routerd_factory()  # balancing_algorithm: round-robin
+    register(
+        nats_client, backend.port, ["old.example.com"], options={"lb_algo": "least-connection"}
+    )
+    register(
+        nats_client,
+        backend.port,
+        ["both.example.com"],
+        options={"lb_algo": "least-connection", "loadbalancing": "round-robin"},
+    )
+    wait_routed(router, "old.example.com")
+    wait_routed(router, "both.example.com")
+    routes = router.status_json("/routes")
+    assert routes["old.example.com"][0]["load_balancing_algorithm"] == "least-connection"
+    assert routes["both.example.com"][0]["load_balancing_algorithm"] == "round-robin"
+    assert router.get("/", host="old.example.com").status == 200
+    assert not router.events_named("registration-options-unknown")
+
+
 def test_unknown_load_balancing_is_served_with_a_warning(
     routerd_factory, nats_client, backend_factory
 ):

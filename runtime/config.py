@@ -207,6 +207,10 @@ LOCALLY_OPTIMISTIC: Final = "locally-optimistic"
 class Config(_Model, frozen=True):
     # Gorouter's binary default port; production puts a load balancer in front.
     port: Port = 8081
+    # Gorouter's key and default: this router's number among its peers (BOSH's instance
+    # index), shown as /varz `index` and as the first part of /varz `uuid` and of the `id` in
+    # router.start and router.greet replies.
+    index: NonNegativeInt = 0
     # Project-specific: listen on every interface, as Gorouter does.
     bind_address: str = "0.0.0.0"
     # Project-specific: one worker per CPU; 0 means "the CPU count".

@@ -120,7 +120,6 @@ class GorouterKeys(_Keys, frozen=True):
     logging: LoggingKeys | None = None
     tracing: TracingKeys | None = None
     prometheus: PrometheusKeys | None = None
-    index: Uint | None = None
     go_max_procs: int | None = None
     trace_key: str | None = None
     debug_addr: str | None = None

@@ -42,6 +42,8 @@ def transition(current: RouterState, target: RouterState) -> RouterState:
 RESTART_ONLY_KEYS: Final = frozenset(
     {
         "port",
+        # In the uuid and router.start id made at start.
+        "index",
         "bind_address",
         "workers",
         "run_dir",

@@ -67,7 +67,7 @@ class Supervisor:
         self.config_path = config_path
         self.started_at = time.time()
         # Gorouter's varz uuid: "<index>-<uuid4>", new at every start.
-        self.gorouter = GorouterState(time.monotonic(), f"0-{uuid.uuid4()}")
+        self.gorouter = GorouterState(time.monotonic(), f"{config.index}-{uuid.uuid4()}")
         self.state = RouterState.STARTING
         self.exit_code = 0
         self.events: asyncio.Queue[str] = asyncio.Queue()
@@ -436,6 +436,7 @@ class Supervisor:
                     {name: totals[stat] for name, stat in LOG_LINE_STATS.items()}
                 ),
             ),
+            index=self.config.index,
         )
 
     async def routes_body(self, with_ttl_left: bool) -> list[bytes]:

@@ -18,7 +18,6 @@ WARNING = "warning: Gorouter keys accepted but not implemented (they have no eff
 
 # Among what the file sets and routerd does not act on: each must be named.
 MUST_BE_NAMED = {
-    "index",
     "go_max_procs",
     "trace_key",
     "logging.loggregator_enabled",
@@ -73,6 +72,7 @@ IMPLEMENTED = {
     "route_services_secret",
     "zone",
     "balancing_algorithm_az_preference",
+    "index",
     "prometheus",
     "prometheus.enabled",
     "prometheus.port",
@@ -148,6 +148,7 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
             "workers": 1,
             "index": 1,
             "go_max_procs": 2,
+            "debug_addr": "127.0.0.1:17002",
             "tracing": {"enable_w3c": True},
             "read_header_timeout": "0s",
         },
@@ -159,8 +160,8 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
         assert len(warnings) == 1
         assert warnings[0]["log_level"] == 2  # warn
         assert sorted(warnings[0]["data"]["keys"]) == [
+            "debug_addr",
             "go_max_procs",
-            "index",
             "tracing.enable_w3c",
         ]
         assert warnings[0]["data"]["config"] == str(router.config_path)

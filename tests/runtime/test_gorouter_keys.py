@@ -92,8 +92,8 @@ def test_zero_header_timeout_never_arms_a_header_deadline() -> None:
 
 NOT_IMPLEMENTED = {
     "top-level keys": (
-        "index: 2\ngo_max_procs: 4\ntrace_key: '22'\n",
-        ("index", "go_max_procs", "trace_key"),
+        "go_max_procs: 4\ntrace_key: '22'\n",
+        ("go_max_procs", "trace_key"),
     ),
     "nested keys beside implemented ones": (
         "status:\n  port: 8080\n  tls:\n    port: 8443\n  routes:\n    port: 8082\n"

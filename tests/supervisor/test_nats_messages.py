@@ -83,6 +83,16 @@ def test_router_start_on_connect_and_after_nats_restart(routerd_factory, nats_se
         assert router.status_json("/varz")["nats"]["connected"] is True
 
 
+def test_index_leads_the_router_id_and_the_varz_uuid(routerd_factory, nats_client):
+    starts = nats_client.subscribe("router.start")
+    router = routerd_factory({"index": 3})
+    assert starts.get(timeout=10).json()["id"].startswith("3-")
+    assert nats_client.request("router.greet", b"").json()["id"].startswith("3-")
+    varz = router.status_json("/varz")
+    assert varz["index"] == 3
+    assert varz["uuid"].startswith("3-")
+
+
 BAD_PAYLOADS = [
     b"",
     b"not json",

@@ -35,6 +35,7 @@ started it, is `attempt()`: dial when no pooled connection is given, write the h
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -258,12 +259,19 @@ async def attempt(
     conn: UpstreamConnection | None,
     instance_lines: bytes,
     key: str,
+    tls_context: ssl.SSLContext | None = None,
 ) -> None:
-    """One attempt on `conn`, or on a new connection when it is None."""
+    """One attempt on `conn`, or on a new connection when it is None (over TLS with
+    `tls_context`, the backends' one when None)."""
     reused = conn is not None
     if conn is None:
         conn = await proxy.upstream.dial(
-            key, endpoint.host, endpoint.port, endpoint.tls, endpoint.server_cert_domain_san
+            key,
+            endpoint.host,
+            endpoint.port,
+            endpoint.tls,
+            endpoint.server_cert_domain_san,
+            tls_context,
         )
     send_head(proxy, ex, conn, reused, common, instance_lines)
     req = ex.request

@@ -207,3 +207,23 @@ def route_service_signature(reason: str, expired: bool) -> RouterError:
         None,
         Stat.route_service_failures,
     )
+
+
+def stray_signature(reason: str, expired: bool) -> RouterError:
+    """A route-service signature on a route without a route service, refused under
+    route_services.strict_signature_validation (Gorouter's texts: only an expired one says why)."""
+    if expired:
+        return RouterError(
+            504,
+            f"Failed to validate Route Service Signature: {reason}",
+            "expired_route_service_signature",
+            None,
+            Stat.route_service_failures,
+        )
+    return RouterError(
+        400,
+        "invalid route service signature detected",
+        "invalid_route_service_signature",
+        None,
+        Stat.route_service_failures,
+    )

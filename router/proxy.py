@@ -13,9 +13,10 @@ from registry.lookup import RouteLookup
 from registry.records import EndpointRecord
 from registry.shm.counters import CounterRow
 from router.accesslog import AccessLog
+from router.backend_tls import route_service_tls_context
 from router.forwarded import forwarding_for
 from router.health import WorkerHealth
-from router.route_services import RouteServiceKeys
+from router.route_services import HairpinAllowlist, RouteServiceKeys
 from router.upstream_pool import UpstreamPool
 from runtime.config import Config
 
@@ -62,6 +63,11 @@ class Proxy:
         self.healthcheck_user_agent = agent.encode() if agent else None
         self.health.max_conns = config.backends.max_conns
         self.route_service_scheme = "https" if config.route_services_recommend_https else "http"
+        self.route_service_attempts = config.route_services.max_attempts
+        self.route_service_tls = route_service_tls_context(config)
+        self.strict_signatures = config.route_services.strict_signature_validation
+        self.hairpinning = config.route_services_hairpinning
+        self.hairpin_allowlist = HairpinAllowlist(config.route_services_hairpinning_allowlist)
         if config.route_services_secret:
             self.route_services = RouteServiceKeys(
                 config.route_services_secret,

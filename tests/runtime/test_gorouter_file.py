@@ -26,7 +26,7 @@ MUST_BE_NAMED = {
     "tracing.enable_w3c",
     "prometheus",
     "http_rewrite",
-    "route_services",
+    "route_services_internal_server_port",
     "routing_api",
     "oauth",
     "html_error_template_file",
@@ -71,6 +71,9 @@ IMPLEMENTED = {
     "max_header_bytes",
     "drain_timeout",
     "route_services_secret",
+    "route_services_hairpinning",
+    "route_services_hairpinning_allowlist",
+    "route_services",
     "zone",
     "balancing_algorithm_az_preference",
 }

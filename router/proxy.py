@@ -9,7 +9,10 @@ they leave; they know nothing of HTTP/1 framing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from registry.lookup import RouteLookup
+from registry.pruned import PrunedEndpoints
 from registry.records import EndpointRecord
 from registry.shm.counters import CounterRow
 from router.accesslog import AccessLog
@@ -41,6 +44,11 @@ class Proxy:
         # The router's own health, as the supervisor says (control.HEALTH): what a load
         # balancer's health check on the router's ports is answered.
         self.healthy = False
+        # TLS endpoints this worker pruned, hidden until the supervisor's table drops them
+        # (as long as a failure mark would last, for one the supervisor keeps).
+        self.pruned = PrunedEndpoints(health.marks.retry_after)
+        # Sends a control message to the supervisor (the worker sets it once connected).
+        self.tell_supervisor: Callable[[bytes], None] = lambda _message: None
         self.apply_config(config)
 
     def __repr__(self) -> str:

@@ -152,7 +152,7 @@ def hairpin_pool(proxy: Proxy, authority: str, path: str) -> PoolRecord | None:
         return None
     if not proxy.hairpin_allowlist.allows(pool.host):
         return None
-    return pool
+    return proxy.pruned.visible(pool) if proxy.pruned else pool
 
 
 async def _hairpin(proxy: Proxy, ex: Exchange, lines: list[bytes], pool: PoolRecord) -> None:

@@ -108,6 +108,8 @@ def _route(proxy: Proxy, ex: Exchange, host: str, path: str) -> PoolRecord | Non
         log.error("route-table-read-failed", error=pool.reason)
         settlement.answer(proxy, ex, backend_answer(BackendError(Kind.BAD_RESPONSE, pool.reason)))
         return None
+    if pool is not None and proxy.pruned:
+        pool = proxy.pruned.visible(pool)
     if wanted is not None:
         target = find_app_instance(pool, wanted) if pool is not None else None
         if pool is None or target is None:

@@ -112,6 +112,7 @@ class Worker:
         self.proxy = Proxy(
             config, RouteLookup(reader), counters.row(self.index), health, upstream, self.access_log
         )
+        self.proxy.tell_supervisor = self._send
         deadlines = ClientDeadlines(
             float(config.read_header_timeout),
             float(config.request_body_timeout),

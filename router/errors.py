@@ -62,7 +62,7 @@ _TLS_SETUP: Final = frozenset(
 RETRIABLE: Final = frozenset({Kind.DIAL, Kind.SEND, Kind.IDEMPOTENT_EOF} | _TLS_SETUP)
 # The endpoint itself is at fault: skip it for a while.
 FAILABLE: Final = frozenset({Kind.DIAL, Kind.RESET, Kind.CLOSED} | _TLS_SETUP)
-# TLS endpoints failing these are removed from this worker's view at once.
+# TLS endpoints failing these leave the route's pool, for every worker (Gorouter's prunable).
 PRUNABLE: Final = frozenset({Kind.DIAL} | _TLS_SETUP)
 
 

@@ -113,6 +113,7 @@ class Worker:
             config, RouteLookup(reader), counters.row(self.index), health, upstream, self.access_log
         )
         logs.count_into(self.proxy.row.stats, LOG_LINE_STATS)
+        self.proxy.tell_supervisor = self._send
         deadlines = ClientDeadlines(
             float(config.read_header_timeout),
             float(config.request_body_timeout),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
+import ssl
 from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import msgspec
@@ -17,6 +19,7 @@ from registry.message import RegistryMessage, validate_message
 from registry.rejection import Rejection
 from runtime import gorouter_keys, tls_listener
 from runtime.durations import Duration, parse_duration
+from runtime.pem import load_cert_chain_from_pem
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 # Gorouter's cap on a request head: Go's http.Server reads no more.
@@ -176,6 +179,21 @@ class LoggingConfig(_Model, frozen=True):
     extra_access_log_fields: tuple[ExtraAccessLogField, ...] = ()
 
 
+class RouteServicesConfig(_Model, frozen=True):
+    """Gorouter's `route_services` block: how the router talks to route services."""
+
+    # Gorouter's production default: a route-service request is tried this many times (dial
+    # and TLS-setup failures, and idempotent requests lost before any response byte).
+    max_attempts: PositiveInt = 3
+    # Gorouter's default: a signature on a request for a route without a route service is
+    # passed on unchecked; true checks it (decrypts, not expired) and refuses a bad one.
+    strict_signature_validation: bool = False
+    # PEM text, as in Gorouter: the client certificate presented to route services that ask
+    # for one (backends.cert_chain is for apps only).
+    cert_chain: str = ""
+    private_key: str = ""
+
+
 class RouteTableConfig(_Model, frozen=True):
     """Project-specific: sizing of the shared-memory route table."""
 
@@ -301,6 +319,13 @@ class Config(_Model, frozen=True):
     route_services_timeout: Duration = Duration(60)
     # Gorouter's production default: tell route services the app was asked for over https.
     route_services_recommend_https: bool = True
+    # Gorouter's production default: a route service that is itself a route in the table is
+    # reached through the router's own routing, not over the network (router/hairpin.py).
+    route_services_hairpinning: bool = True
+    # Gorouter's default: empty, every route service in the table is hairpinned; otherwise
+    # only those whose route's host is listed (`host.domain` or `*.domain`).
+    route_services_hairpinning_allowlist: tuple[str, ...] = ()
+    route_services: RouteServicesConfig = RouteServicesConfig()
 
     # TLS termination is off unless asked for, as in Gorouter; 443 is Gorouter's ssl_port.
     enable_ssl: bool = False
@@ -526,6 +551,23 @@ def validate(config: Config, source: str = "config") -> None:
             "route_services_secret",
             "expected a secret when route_services_secret_decrypt_only is set",
         )
+    for index, entry in enumerate(config.route_services_hairpinning_allowlist):
+        if not is_allowlist_entry(entry):
+            fail(
+                f"route_services_hairpinning_allowlist[{index}]",
+                f"expected a host name (host.domain.com) or a wildcard (*.domain.com), "
+                f"got {entry!r}",
+            )
+    route_services = config.route_services
+    if bool(route_services.cert_chain) != bool(route_services.private_key):
+        fail(
+            "route_services.private_key",
+            "expected cert_chain and private_key to be set together",
+        )
+    if route_services.cert_chain:
+        unusable = _key_pair_problem(route_services.cert_chain, route_services.private_key)
+        if unusable is not None:
+            fail("route_services.cert_chain", unusable)
     for index, pem in enumerate(config.ca_certs):
         if "-----BEGIN CERTIFICATE-----" not in pem:
             fail(f"ca_certs[{index}]", "expected a PEM certificate")
@@ -575,6 +617,26 @@ def validate(config: Config, source: str = "config") -> None:
             fail("logging.syslog_addr", f"expected host:port for syslog over {network}")
         if network == "unixgram" and not address:
             fail("logging.syslog_addr", "expected the syslog socket's path")
+
+
+def _key_pair_problem(cert_chain: str, private_key: str) -> str | None:
+    """Why a PEM certificate chain and key cannot be presented (Gorouter refuses to start)."""
+    try:
+        load_cert_chain_from_pem(ssl.create_default_context(), cert_chain, private_key)
+    except ssl.SSLError as exc:
+        # OpenSSL names no reason when the text is no PEM at all.
+        why = exc.reason or "not readable as PEM"
+        return f"expected a PEM certificate chain and its private key: {why}"
+    return None
+
+
+# Gorouter's check of a hairpinning allowlist entry (case-insensitive): a DNS name of two
+# labels or more, optionally behind one leading "*." wildcard label.
+_ALLOWLIST_ENTRY: Final = re.compile(r"(?i)^(\*\.)?[a-z\d-]+(\.[a-z\d-]+)+$")
+
+
+def is_allowlist_entry(entry: str) -> bool:
+    return _ALLOWLIST_ENTRY.fullmatch(entry) is not None
 
 
 def _listener_clash(config: Config) -> tuple[str, str] | None:

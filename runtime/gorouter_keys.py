@@ -76,13 +76,6 @@ class RoutingApiKeys(_Keys, frozen=True):
     private_key: str | None = None
 
 
-class RouteServicesKeys(_Keys, frozen=True):
-    max_attempts: int | None = None
-    strict_signature_validation: bool | None = None
-    cert_chain: str | None = None
-    private_key: str | None = None
-
-
 class HeaderNameValue(_Keys, frozen=True):
     name: str
     value: str | None = None
@@ -138,10 +131,9 @@ class GorouterKeys(_Keys, frozen=True):
     sticky_sessions_for_auth_negotiate: bool | None = None
     oauth: OAuthKeys | None = None
     routing_api: RoutingApiKeys | None = None
-    route_services_hairpinning: bool | None = None
-    route_services_hairpinning_allowlist: Strings | None = None
+    # routerd hairpins route services within the worker (router/hairpin.py): no internal
+    # listener to put on a port.
     route_services_internal_server_port: Uint16 | None = None
-    route_services: RouteServicesKeys | None = None
     http_rewrite: HttpRewriteKeys | None = None
     token_fetcher_max_retries: Uint32 | None = None
     token_fetcher_retry_interval: Duration | None = None

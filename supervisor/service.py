@@ -153,6 +153,7 @@ class Supervisor:
             self.counters_path,
             tls_listeners=tls_listeners,
         )
+        self.workers.on_prune = self.routing.prune_failed_endpoint
         await self.workers.start()
         if self.state is not RouterState.STARTING:
             # A stop came while the workers started (Python 3.11's wait_for can swallow the

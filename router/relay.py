@@ -187,7 +187,8 @@ def whole_response(
     sticky = is_sticky(ex, proxy)
     if sticky and endpoint is not None and ex.sticky_requested not in ("", endpoint.instance_id):
         return None  # the client asked for another instance: re-issue __VCAP_ID__
-    whole = whole_buffer(conn, ex.request_id, sticky, keep_alive, trace_key_lines(ex, proxy))
+    debug = trace_key_lines(ex, proxy) if proxy.trace_key is not None else b""
+    whole = whole_buffer(conn, ex.request_id, sticky, keep_alive, debug)
     if whole is not None:
         ex.status = status
     return whole

@@ -119,6 +119,7 @@ class RequestFacts:
         "is_negotiate",
         "process_instance",
         "referer",
+        "traced",
         "user_agent",
         "vcap_trace",
     )
@@ -134,6 +135,8 @@ class RequestFacts:
         self.vcap_trace: bytes | None = None  # X-Vcap-Trace, if sent
         self.has_idempotency_key = False
         self.is_negotiate = False  # Authorization: Negotiate ... (SPNEGO)
+        # The trace headers the router set (lower-case name -> value), when tracing is on.
+        self.traced: dict[bytes, bytes] | None = None
 
     def __repr__(self) -> str:
         return f"RequestFacts(xff={self.forwarded_for!r}, proto={self.forwarded_proto!r})"
@@ -264,6 +267,7 @@ def build_common_headers(
     if rules.is_tracing:
         traces = trace_headers(rules.tracing, traced or {}, request_id)
         request_id = traces.request_id
+        facts.traced = traces.values
         if traced and traced.keys() & traces.names:  # the router's replace the client's
             lines = [line for line in lines if line.split(b":", 1)[0].lower() not in traces.names]
             append = lines.append

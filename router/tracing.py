@@ -33,6 +33,9 @@ TRACE_HEADERS: Final = frozenset(
         b"tracestate",
     }
 )
+# The headers Gorouter adds to the access log's extra headers when tracing is on, in its order.
+ZIPKIN_LOGGED: Final = ("X-B3-TraceId", "X-B3-SpanId", "X-B3-ParentSpanId", "b3")
+W3C_LOGGED: Final = ("traceparent", "tracestate")
 VENDOR: Final = "gorouter"
 # Gorouter ignores a longer tracestate (and starts a new one) rather than parse it.
 MAX_TRACESTATE: Final = 2048
@@ -63,6 +66,7 @@ class TraceHeaders(NamedTuple):
     lines: bytes
     names: frozenset[bytes]  # lower case: the client's headers of these names are dropped
     request_id: str
+    values: dict[bytes, bytes]  # lower-case name -> value, for the access log
 
 
 def trace_headers(tracing: Tracing, sent: dict[bytes, bytes], new_request_id: str) -> TraceHeaders:
@@ -75,7 +79,25 @@ def trace_headers(tracing: Tracing, sent: dict[bytes, bytes], new_request_id: st
         trace, span = _w3c(tracing.key, sent, trace, span, new_request_id, out)
     request_id = request_id_for(trace) or new_request_id
     lines = "".join(f"{name}: {value}\r\n" for name, value in out).encode("latin-1")
-    return TraceHeaders(lines, frozenset(name.lower().encode() for name, _ in out), request_id)
+    values = {name.lower().encode(): value.encode("latin-1") for name, value in out}
+    return TraceHeaders(lines, frozenset(values), request_id, values)
+
+
+def logged_headers(extra_headers_to_log: tuple[str, ...], tracing: Tracing) -> tuple[str, ...]:
+    """The access log's extra headers: the configured ones, then tracing's, each name once
+    (compared without case), as Gorouter collects them."""
+    names = list(extra_headers_to_log)
+    if tracing.zipkin:
+        names.extend(ZIPKIN_LOGGED)
+    if tracing.w3c:
+        names.extend(W3C_LOGGED)
+    seen: set[str] = set()
+    kept = []
+    for name in names:
+        if name.lower() not in seen:
+            seen.add(name.lower())
+            kept.append(name)
+    return tuple(kept)
 
 
 def _zipkin(
@@ -262,6 +284,7 @@ __all__ = [
     "B3Context",
     "TraceHeaders",
     "Tracing",
+    "logged_headers",
     "next_tracestate",
     "parse_b3_headers",
     "parse_b3_single",

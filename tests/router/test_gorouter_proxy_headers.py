@@ -6,6 +6,7 @@ v0.317 answers to the same request (X-Cf-Process-Instance: current Gorouter's, n
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from tests.support.nats import NatsClient
 from tests.support.routerd import Routerd, new_routerd
 from tests.support.routes import register, wait_routed
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +26,12 @@ INSTANCE_OF = {"web0": "web-0", "web1": "web-1", "canary": "canary-0"}
 
 
 @pytest.fixture(scope="module")
-def router(module_nats, module_backends):
+def access_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("access") / "access.log"
+
+
+@pytest.fixture(scope="module")
+def router(module_nats, module_backends, access_log):
     backends = [module_backends(name=f"web{index}") for index in range(2)]
     canary = module_backends(name="canary")
     router = new_routerd(
@@ -35,6 +42,8 @@ def router(module_nats, module_backends):
             "hop_by_hop_headers_to_filter": ["X-Keep-Me"],
             "secure_cookies": True,
             "sticky_sessions_for_auth_negotiate": True,
+            "access_log": {"file": str(access_log)},
+            "extra_headers_to_log": ["X-Foo", "traceparent"],
         },
     )
     router.start()
@@ -83,7 +92,8 @@ def test_process_instance_header_routes_to_that_instance(router):
         assert backend_of(router, {"X-CF-Process-Instance": f"{PROCESS}:1"}) == "web1"
         assert backend_of(router, {"X-CF-Process-Instance": f"{CANARY}:0"}) == "canary"
     # The process alone: any of its instances, never the other process's.
-    seen = {backend_of(router, {"X-CF-Process-Instance": PROCESS}) for _ in range(8)}
+    # (Each request starts the two instances' round-robin at random, as Gorouter does.)
+    seen = {backend_of(router, {"X-CF-Process-Instance": PROCESS}) for _ in range(40)}
     assert seen == {"web0", "web1"}
 
 
@@ -232,3 +242,23 @@ def test_negotiate_request_for_a_gone_instance_is_502(router):
     assert response.header("X-Cf-RouterError") == "endpoint_failure (No endpoints available)"
     # Without Negotiate the same cookie is only a preference.
     assert router.get("/", host=HOST, headers={"Cookie": "__VCAP_ID__=gone-7"}).status == 200
+
+
+def test_access_log_gets_the_trace_headers_the_backend_got(router, access_log):
+    response = router.get("/logged", host=HOST, headers={"X-Foo": "bar", "X-B3-TraceId": "1"})
+    request_id = response.header("X-Vcap-Request-Id")
+    trace = (request_id or "").replace("-", "")
+    line = wait_until(
+        lambda: next(
+            (line for line in access_log.read_text().splitlines() if "/logged" in line), None
+        ),
+        what="the access log line",
+    )
+    # Gorouter's order: the configured headers, then Zipkin's, then W3C's, each once.
+    tail = line.split(' x_cf_routererror:"-"', 1)[1]
+    assert re.fullmatch(
+        f' x_foo:"bar" traceparent:"00-{trace}-{trace[16:]}-01" x_b3_traceid:"{trace}"'
+        f' x_b3_spanid:"{trace[16:]}" x_b3_parentspanid:"-" b3:"{trace}-{trace[16:]}"'
+        f' tracestate:"t1@gorouter={trace[16:]}"',
+        tail,
+    ), tail

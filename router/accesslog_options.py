@@ -16,7 +16,9 @@ What each does to the line, as Gorouter v0.317 writes it (compared line for line
 - `extra_access_log_fields: [local_address]` (Gorouter after v0.317): `local_address:"ip:port"`,
   the router's end of the backend connection, before `x_cf_routererror`.
 - `extra_headers_to_log`: after `x_cf_routererror`, ` x_foo_bar:"value"` per configured header
-  (the name lower-cased, "-" as "_"; the request's first value, `"-"` when absent).
+  (the name lower-cased, "-" as "_"; the request's first value, `"-"` when absent). With
+  `tracing.enable_zipkin` X-B3-TraceId, X-B3-SpanId, X-B3-ParentSpanId and b3 follow, with
+  `enable_w3c` traceparent and tracestate (each name once), valued as the backend got them.
 
 With none set, `line_format` gives the plain functions of router.accesslog, which pay nothing
 for any of this.
@@ -39,6 +41,7 @@ from router.accesslog import (
 )
 from router.accesslog_syslog import SyslogStream
 from router.headers import RequestFacts
+from router.tracing import logged_headers, tracing_for
 
 if TYPE_CHECKING:
     from router.exchange import Exchange
@@ -70,7 +73,14 @@ class LineOptions(NamedTuple):
             hide_forwarded_for=logging.disable_log_forwarded_for,
             attempts_details=logging.enable_attempts_details,
             local_address="local_address" in logging.extra_access_log_fields,
-            extra_headers=config.extra_headers_to_log,
+            extra_headers=logged_headers(
+                config.extra_headers_to_log,
+                tracing_for(
+                    config.tracing.enable_zipkin,
+                    config.tracing.enable_w3c,
+                    config.tracing.w3c_tenant_id,
+                ),
+            ),
         )
 
     @property
@@ -164,6 +174,9 @@ class OptionedLines:
                 key = name.lower()
                 if key in wanted and key not in found:
                     found[key] = value
+            traced = ex.facts.traced if ex.facts is not None else None
+            if traced:
+                found.update((key, value) for key, value in traced.items() if key in wanted)
             headers = tuple(found.get(key, b"") for key in wanted)
         local = local_address(ex) if self.options.local_address else ""
         return line_values(ex, received, sent, elapsed), headers, local

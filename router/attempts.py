@@ -140,7 +140,7 @@ async def attempts(
             else:
                 endpoint = _choose(proxy, ex, pool, policy, excluded, number)
                 if endpoint is None:
-                    if number == 1:
+                    if number == 1 and (not ex.must_be_sticky or _all_overloaded(proxy, pool)):
                         # Nothing excluded yet, so every endpoint is at max_conns (Gorouter's
                         # pool.IsOverloaded): the route has reached its connection limit.
                         limit = errors.connection_limit(req.host_header)
@@ -234,6 +234,11 @@ def _choose(
     excluded: set[int],
     attempt: int,
 ) -> EndpointRecord | None:
+    if ex.must_be_sticky:
+        # Gorouter: a Negotiate request pinned by __VCAP_ID__ goes to that instance on every
+        # attempt, failed or not, or nowhere (502) when it is gone or full.
+        pinned = find_sticky(pool, ex.sticky_requested)
+        return None if pinned is None or proxy.health.is_overloaded(pinned) else pinned
     endpoints = pool.endpoints
     if len(endpoints) == 1 and not excluded:
         # Any policy's only choice (the contract's): the endpoint, unless it is full.
@@ -259,6 +264,12 @@ def _choose(
     if zone:
         return policy.choose(pool, proxy.health, excluded, zone=zone)
     return policy.choose(pool, proxy.health, excluded)
+
+
+def _all_overloaded(proxy: Proxy, pool: PoolRecord) -> bool:
+    """Every endpoint is at max_conns (Gorouter's pool.IsOverloaded): the route's connection
+    limit, which Gorouter answers before a pinned Negotiate request finds its instance gone."""
+    return all(proxy.health.is_overloaded(endpoint) for endpoint in pool.endpoints)
 
 
 def _instance_strings(

@@ -138,6 +138,16 @@ def invalid_app_instance() -> RouterError:
     )
 
 
+def invalid_process_instance() -> RouterError:
+    return RouterError(
+        400,
+        "Invalid X-CF-Process-Instance Header",
+        "invalid_cf_process_instance_header",
+        "no-cache, no-store",
+        Stat.invalid_app_instance,
+    )
+
+
 def unknown_route(host: str) -> RouterError:
     return RouterError(
         404,
@@ -152,6 +162,17 @@ def unknown_instance(index: str, guid: str, host: str) -> RouterError:
     return RouterError(
         400,
         f"Requested instance ('{index}') with guid ('{guid}') does not exist for route ('{host}')",
+        "unknown_route",
+        "no-cache, no-store",
+        Stat.invalid_app_instance,
+    )
+
+
+def unknown_process_instance(index: str, guid: str, host: str) -> RouterError:
+    return RouterError(
+        400,
+        f"Requested instance ('{index}') with process guid ('{guid}') does not exist for route "
+        f"('{host}')",
         "unknown_route",
         "no-cache, no-store",
         Stat.invalid_app_instance,

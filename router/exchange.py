@@ -116,6 +116,7 @@ class Exchange:
         "facts",
         "failed_attempts",
         "first_error",
+        "must_be_sticky",
         "pool",
         "request",
         "request_id",
@@ -139,6 +140,8 @@ class Exchange:
         self.request_id = ""
         self.backend_started = 0.0
         self.sticky_requested = ""
+        # Gorouter's Negotiate pinning: only the sticky instance may serve (attempts.py).
+        self.must_be_sticky = False
         self.upstream_target = request.target
         self.upstream_host = request.host_header
         self.status = 0

@@ -1,12 +1,13 @@
 """Header rules, on plain values: what the backend receives, and what the client gets back.
 
 Requests: hop-by-hop headers are dropped, including those a client names in `Connection`, but a
-client can never use `Connection` to strip the router's own headers (Gorouter's
-`hop_by_hop_headers_to_filter`). The router appends the client to `X-Forwarded-For`, sets
-`X-Forwarded-Proto` and `X-Forwarded-Client-Cert` by the connection's rules (forwarded.py),
-always sets a fresh `X-Vcap-Request-Id`, sets
-`X-Request-Start` when absent, B3 headers when tracing is on, and per attempt the
-`X-CF-ApplicationID` / `X-CF-InstanceID` / `X-CF-InstanceIndex` of the chosen endpoint.
+client can never use `Connection` to strip the router's own headers, nor those the operator lists
+in `hop_by_hop_headers_to_filter` (Gorouter's key: the names it takes out of `Connection`). The
+router appends the client to `X-Forwarded-For`, sets `X-Forwarded-Proto` and
+`X-Forwarded-Client-Cert` by the connection's rules (forwarded.py), always sets a fresh
+`X-Vcap-Request-Id`, sets `X-Request-Start` when absent, B3 and W3C trace headers when tracing is
+on (tracing.py), and per attempt the `X-CF-ApplicationID` / `X-CF-InstanceID` /
+`X-CF-InstanceIndex` of the chosen endpoint.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Final, NamedTuple
 
 from registry.records import EndpointRecord
 from router.forwarded import Forwarding
+from router.tracing import TRACE_HEADERS, Tracing, trace_headers
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
 
@@ -72,6 +74,7 @@ RESPONSE_DROP: Final = HOP_BY_HOP | {b"content-length", b"x-cf-proxy-signature"}
 _INSPECTED: Final = (
     HOP_BY_HOP
     | ROUTER_SET
+    | TRACE_HEADERS
     | {
         b"x-forwarded-for",
         b"x-forwarded-proto",
@@ -82,11 +85,25 @@ _INSPECTED: Final = (
         b"cookie",
         b"idempotency-key",
         b"x-idempotency-key",
-        b"b3",
-        b"x-b3-traceid",
-        b"x-b3-spanid",
+        b"authorization",
+        b"x-cf-process-instance",
+        b"x-vcap-trace",
     }
 )
+
+
+class HeaderRules(NamedTuple):
+    """The config's request header rules, built once per config (Proxy.apply_config)."""
+
+    tracing: Tracing
+    is_tracing: bool  # tracing.is_on, read once per request
+    # Names a client's Connection header cannot strip: the router's own and the operator's.
+    protected: frozenset[bytes]
+
+
+def header_rules(tracing: Tracing, hop_by_hop_headers_to_filter: Iterable[str]) -> HeaderRules:
+    names = {name.strip().lower().encode("latin-1") for name in hop_by_hop_headers_to_filter}
+    return HeaderRules(tracing, tracing.is_on, PROTECTED | names)
 
 
 class RequestFacts:
@@ -95,14 +112,16 @@ class RequestFacts:
 
     __slots__ = (
         "app_instance",
-        "b3",
         "cookie",
         "forwarded_for",
         "forwarded_proto",
         "has_idempotency_key",
+        "is_negotiate",
+        "process_instance",
         "referer",
-        "trace_id",
+        "traced",
         "user_agent",
+        "vcap_trace",
     )
 
     def __init__(self) -> None:
@@ -112,9 +131,12 @@ class RequestFacts:
         self.user_agent = b""
         self.cookie = ""
         self.app_instance: str | None = None  # X-CF-App-Instance, if sent
+        self.process_instance: str | None = None  # X-CF-Process-Instance, if sent
+        self.vcap_trace: bytes | None = None  # X-Vcap-Trace, if sent
         self.has_idempotency_key = False
-        self.b3 = False
-        self.trace_id = ""
+        self.is_negotiate = False  # Authorization: Negotiate ... (SPNEGO)
+        # The trace headers the router set (lower-case name -> value), when tracing is on.
+        self.traced: dict[bytes, bytes] | None = None
 
     def __repr__(self) -> str:
         return f"RequestFacts(xff={self.forwarded_for!r}, proto={self.forwarded_proto!r})"
@@ -149,17 +171,11 @@ def new_request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
-def request_id_from_trace(trace_id: str) -> str:
-    """Gorouter builds X-Vcap-Request-Id from an incoming trace id of at least 32 hex chars."""
-    t = trace_id.lower()
-    return f"{t[0:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:32]}"
-
-
 def build_common_headers(
     raw_headers: RawHeaders,
     client_ip: str,
     forwarding: Forwarding,
-    zipkin: bool,
+    rules: HeaderRules,
     upgrade: bool,
 ) -> tuple[list[bytes], RequestFacts, str]:
     """Header lines for every attempt, the facts gathered, and the request id.
@@ -171,8 +187,7 @@ def build_common_headers(
     xff_parts: list[bytes] = []
     proto = b""
     has_request_start = False
-    b3_trace = b""
-    b3_span = b""
+    traced: dict[bytes, bytes] | None = None  # the client's trace headers, when it sent any
     lines: list[bytes] = []
     append = lines.append
     for name, value in raw_headers:
@@ -185,7 +200,11 @@ def build_common_headers(
                 # Headers named here are dropped too, except the router's own.
                 for raw_token in value.split(b","):
                     token = raw_token.strip().lower()
-                    if token and token not in PROTECTED and not (upgrade and token == b"upgrade"):
+                    if (
+                        token
+                        and token not in rules.protected
+                        and not (upgrade and token == b"upgrade")
+                    ):
                         strip.add(token)
             elif upgrade and lower == b"upgrade":
                 append(b"%s: %s\r\n" % (name, value))
@@ -215,13 +234,16 @@ def build_common_headers(
             facts.cookie = (facts.cookie + "; " if facts.cookie else "") + value.decode("latin-1")
         elif lower in (b"idempotency-key", b"x-idempotency-key"):
             facts.has_idempotency_key = facts.has_idempotency_key or bool(value.strip())
-        elif lower == b"b3":
-            facts.b3 = True
-            b3_trace = value.split(b"-", 1)[0]
-        elif lower == b"x-b3-traceid":
-            b3_trace = value
-        elif lower == b"x-b3-spanid":
-            b3_span = value
+        elif lower in TRACE_HEADERS:
+            if traced is None:
+                traced = {}
+            traced.setdefault(lower, value)  # the first, as Go's Header.Get reads it
+        elif lower == b"authorization":
+            facts.is_negotiate = value[:9].lower() == b"negotiate"
+        elif lower == b"x-cf-process-instance" and facts.process_instance is None:
+            facts.process_instance = value.decode("latin-1")
+        elif lower == b"x-vcap-trace" and facts.vcap_trace is None:
+            facts.vcap_trace = value
         append(b"%s: %s\r\n" % (name, value))
     if strip:
         # Rare: the client named extra headers in Connection (they may come before it).
@@ -242,19 +264,14 @@ def build_common_headers(
         append(b"X-Forwarded-Client-Cert: %s\r\n" % forwarding.xfcc)
 
     request_id = new_request_id()
-    if zipkin:
-        trace = b3_trace.decode("latin-1") if b3_trace else ""
-        if trace and len(trace) >= 32 and _is_hex(trace):
-            request_id = request_id_from_trace(trace)
-            facts.trace_id = trace
-        elif not facts.b3 and not (b3_trace and b3_span):
-            generated = request_id.replace("-", "")
-            span = os.urandom(8).hex()
-            facts.trace_id = generated
-            append(f"X-B3-TraceId: {generated}\r\nX-B3-SpanId: {span}\r\n".encode())
-            append(f"b3: {generated}-{span}\r\n".encode())
-        elif b3_trace and b3_span and not facts.b3:
-            append(b"b3: %s-%s\r\n" % (b3_trace, b3_span))
+    if rules.is_tracing:
+        traces = trace_headers(rules.tracing, traced or {}, request_id)
+        request_id = traces.request_id
+        facts.traced = traces.values
+        if traced and traced.keys() & traces.names:  # the router's replace the client's
+            lines = [line for line in lines if line.split(b":", 1)[0].lower() not in traces.names]
+            append = lines.append
+        append(traces.lines)
     # The router's own headers in one formatting step.
     if has_request_start:
         append(_ROUTER_LINES % (xff, proto, request_id.encode()))
@@ -277,14 +294,6 @@ def header_value(raw: RawHeaders, name: bytes) -> str | None:
         if key.lower() == name:
             return value.decode("latin-1")
     return None
-
-
-def _is_hex(text: str) -> bool:
-    try:
-        int(text, 16)
-    except ValueError:
-        return False
-    return True
 
 
 def endpoint_headers(endpoint: EndpointRecord) -> bytes:

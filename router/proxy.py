@@ -18,10 +18,14 @@ from registry.shm.counters import CounterRow
 from router.accesslog import AccessLog
 from router.backend_tls import route_service_tls_context
 from router.forwarded import forwarding_for
+from router.headers import header_rules
 from router.health import WorkerHealth
 from router.route_services import HairpinAllowlist, RouteServiceKeys
+from router.sticky import StickyRules
+from router.tracing import tracing_for
 from router.upstream_pool import UpstreamPool
 from runtime.config import Config
+from runtime.router_ip import router_ip
 
 
 class Proxy:
@@ -64,8 +68,20 @@ class Proxy:
         # Plain-HTTP connections share one set of rules; TLS ones without a client cert another.
         self.plain_forwarding = forwarding_for(config, tls=False)
         self.tls_forwarding = forwarding_for(config, tls=True)
-        self.zipkin = config.tracing.enable_zipkin
+        tracing = config.tracing
+        self.header_rules = header_rules(
+            tracing_for(tracing.enable_zipkin, tracing.enable_w3c, tracing.w3c_tenant_id),
+            config.hop_by_hop_headers_to_filter,
+        )
         self.sticky_names = frozenset(config.sticky_session_cookie_names)
+        self.negotiate_sticky = config.sticky_sessions_for_auth_negotiate
+        self.sticky_rules = StickyRules(
+            self.sticky_names, config.secure_cookies, config.sticky_sessions_for_auth_negotiate
+        )
+        self.is_sticky_on = bool(self.sticky_names) or self.negotiate_sticky
+        # Bytes as Go compares them; None when off: no header value equals it.
+        self.trace_key = config.trace_key.encode() if config.trace_key else None
+        self.router_ip = router_ip(config).encode() if config.trace_key else b""
         # Bytes as Go compares them (UTF-8, exact); None when off: no header value equals it.
         agent = config.healthcheck_user_agent
         self.healthcheck_user_agent = agent.encode() if agent else None

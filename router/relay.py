@@ -28,8 +28,10 @@ NO_BODY_STATUS: Final = frozenset({204, 304})
 _SPECIAL: Final = re.compile(
     rb"\r\n(content-length|x-vcap-request-id|connection|keep-alive|set-cookie|transfer-encoding|"
     rb"proxy-connection|proxy-authenticate|proxy-authorization|te|trailer|upgrade|date|"
-    rb"x-cf-proxy-signature)[ \t]*:([^\r]*)"
+    rb"x-cf-proxy-signature|www-authenticate)[ \t]*:([^\r]*)"
 )
+# Response headers that matter only when sticky sessions apply (the sticky cookie reads them).
+_STICKY_INPUTS: Final = (b"set-cookie", b"www-authenticate")
 _RELAYABLE_CACHE: Final = 512
 _PLAIN_CONNECTION: Final = frozenset({b"", b"keep-alive", b"close"})
 
@@ -55,7 +57,15 @@ _relayable: dict[tuple[bytes, bool], RelayableHead | None] = {}
 class ResponseHead:
     """The backend's header lines, sorted once into what a streamed relay needs."""
 
-    __slots__ = ("chunked", "content_length", "has_date", "has_request_id", "lines", "set_cookies")
+    __slots__ = (
+        "chunked",
+        "content_length",
+        "has_date",
+        "has_request_id",
+        "lines",
+        "set_cookies",
+        "www_authenticate",
+    )
 
     def __init__(self, raw: list[tuple[bytes, bytes]], want_cookies: bool) -> None:
         self.lines: list[bytes] = []
@@ -64,6 +74,7 @@ class ResponseHead:
         self.has_request_id = False
         self.has_date = False
         self.set_cookies: list[str] = []
+        self.www_authenticate: str | None = None  # the first, when sticky sessions apply
         append = self.lines.append
         named = connection_named(raw)
         for name, value in raw:
@@ -87,6 +98,8 @@ class ResponseHead:
                 self.has_date = True
             elif lower == b"set-cookie" and want_cookies:
                 self.set_cookies.append(value.decode("latin-1"))
+            elif lower == b"www-authenticate" and want_cookies and self.www_authenticate is None:
+                self.www_authenticate = value.decode("latin-1")
             append(b"%s: %s\r\n" % (name, value))
 
     def __repr__(self) -> str:
@@ -95,14 +108,15 @@ class ResponseHead:
 
 def is_sticky(ex: Exchange, proxy: Proxy) -> bool:
     """Sticky sessions apply to this response: its endpoint has an instance id and the router
-    has session cookie names to pin it by."""
+    has session cookie names (or Negotiate answers) to pin it by."""
     endpoint = ex.endpoint
-    return endpoint is not None and bool(endpoint.instance_id) and bool(proxy.sticky_names)
+    return endpoint is not None and bool(endpoint.instance_id) and proxy.is_sticky_on
 
 
 def response_extras(ex: Exchange, proxy: Proxy, head: ResponseHead) -> list[bytes]:
     """The header lines the router adds to a streamed response: X-Vcap-Request-Id when the
-    backend sent none, and a `__VCAP_ID__` cookie when sticky sessions apply."""
+    backend sent none, a `__VCAP_ID__` cookie when sticky sessions apply, and the `trace_key`
+    debug headers when asked for."""
     extra: list[bytes] = []
     if not head.has_request_id:
         extra.append(b"X-Vcap-Request-Id: %s\r\n" % ex.request_id.encode())
@@ -110,14 +124,35 @@ def response_extras(ex: Exchange, proxy: Proxy, head: ResponseHead) -> list[byte
     if endpoint is not None and is_sticky(ex, proxy):
         cookie = vcap_id_cookie(
             head.set_cookies,
-            proxy.sticky_names,
+            proxy.sticky_rules,
             endpoint.instance_id,
             ex.pool.path if ex.pool else "",
             ex.sticky_requested,
+            head.www_authenticate or "",
         )
         if cookie is not None:
             extra.append(b"Set-Cookie: %s\r\n" % cookie.encode("latin-1"))
+    debug = trace_key_lines(ex, proxy)
+    if debug:
+        extra.append(debug)
     return extra
+
+
+def trace_key_lines(ex: Exchange, proxy: Proxy) -> bytes:
+    """Gorouter's debug headers for a request whose X-Vcap-Trace is the `trace_key`: this
+    router's IP and the instance that answered; b"" for any other request."""
+    facts = ex.facts
+    endpoint = ex.endpoint
+    if proxy.trace_key is None or facts is None or facts.vcap_trace != proxy.trace_key:
+        return b""
+    if endpoint is None:
+        return b""
+    address = endpoint.address.encode("latin-1", "replace")
+    return b"X-Vcap-Router: %s\r\nX-Vcap-Backend: %s\r\nX-Cf-RouteEndpoint: %s\r\n" % (
+        proxy.router_ip,
+        address,
+        address,
+    )
 
 
 def upgrade_lines(raw: list[tuple[bytes, bytes]]) -> list[bytes]:
@@ -152,7 +187,8 @@ def whole_response(
     sticky = is_sticky(ex, proxy)
     if sticky and endpoint is not None and ex.sticky_requested not in ("", endpoint.instance_id):
         return None  # the client asked for another instance: re-issue __VCAP_ID__
-    whole = whole_buffer(conn, ex.request_id, sticky, keep_alive)
+    debug = trace_key_lines(ex, proxy) if proxy.trace_key is not None else b""
+    whole = whole_buffer(conn, ex.request_id, sticky, keep_alive, debug)
     if whole is not None:
         ex.status = status
     return whole
@@ -164,7 +200,8 @@ def relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
 
     Connection and Keep-Alive lines are dropped (the router speaks for its own connection). A
     response without Content-Length, chunked, naming extra hop-by-hop headers, carrying rarer
-    hop-by-hop ones, or setting cookies while sticky sessions apply, takes the slow path.
+    hop-by-hop ones, or setting cookies or a WWW-Authenticate challenge while sticky sessions
+    apply, takes the slow path.
     Results are cached by head: backends repeat the same heads (within a Date's second) often.
     """
     key = (head, sticky)
@@ -196,7 +233,7 @@ def _relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
             cuts.append(match.span())
         elif name == b"keep-alive":
             cuts.append(match.span())
-        elif name != b"set-cookie" or sticky:
+        elif name not in _STICKY_INPUTS or sticky:
             return None
     if not has_length:
         return None
@@ -213,9 +250,10 @@ def _relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
 
 
 def whole_buffer(
-    conn: UpstreamConnection, request_id: str, sticky: bool, keep_alive: bool
+    conn: UpstreamConnection, request_id: str, sticky: bool, keep_alive: bool, debug: bytes = b""
 ) -> WholeResponse | None:
-    """A complete Content-Length response as one buffer; None when it needs the slow path."""
+    """A complete Content-Length response as one buffer; None when it needs the slow path.
+    `debug`: the trace_key header lines, if any."""
     relayable = relayable_head(conn.head, sticky)
     if relayable is None:
         return None
@@ -225,6 +263,8 @@ def whole_buffer(
         parts.append(b"X-Vcap-Request-Id: %s\r\n" % request_id.encode())
     if not relayable.has_date:
         parts.append(date_line.now())
+    if debug:
+        parts.append(debug)
     parts.append(b"\r\n" if keep_alive else b"Connection: close\r\n\r\n")
     parts.append(body)
     return WholeResponse(b"".join(parts), len(body))

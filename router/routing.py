@@ -11,8 +11,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from registry.instances import AppInstance, find_app_instance, parse_app_instance
-from registry.records import PoolRecord
+from registry.instances import (
+    find_app_instance,
+    find_process_instances,
+    parse_app_instance,
+    parse_process_instance,
+)
+from registry.records import EndpointRecord, PoolRecord
 from registry.rejection import Rejection
 from registry.shm.counters import Stat
 from registry.shm.reader import ShardReadError
@@ -23,7 +28,7 @@ from router.exchange import Exchange, Plan, ProxyRequest
 from router.headers import build_common_headers
 from router.hosts import authority_of, lookup_host_and_path, origin_form
 from router.route_service_hop import arrived_from_route_service, check_stray_signature
-from router.sticky import sticky_instance_from_cookies
+from router.sticky import sticky_instance_from_cookies, vcap_id_from_cookies
 from runtime.logs import EventLog
 
 if TYPE_CHECKING:
@@ -50,7 +55,7 @@ def plan(proxy: Proxy, ex: Exchange) -> Plan | None:
         return None
     forwarding = req.forwarding or proxy.plain_forwarding
     lines, facts, request_id = build_common_headers(
-        req.raw_headers, req.client_ip, forwarding, proxy.zipkin, req.upgrade
+        req.raw_headers, req.client_ip, forwarding, proxy.header_rules, req.upgrade
     )
     ex.facts = facts
     ex.request_id = request_id
@@ -82,27 +87,39 @@ def plan(proxy: Proxy, ex: Exchange) -> Plan | None:
                 req.raw_headers,
                 req.client_ip,
                 forwarding.from_route_service,
-                proxy.zipkin,
+                proxy.header_rules,
                 req.upgrade,
             )
             ex.facts = facts
             ex.request_id = request_id
-    if facts.cookie and proxy.sticky_names:
-        ex.sticky_requested = sticky_instance_from_cookies(facts.cookie, proxy.sticky_names)
+    if facts.cookie:
+        if facts.is_negotiate and proxy.negotiate_sticky:
+            # Gorouter: a Negotiate handshake stays on its instance, session cookie or not.
+            ex.sticky_requested = vcap_id_from_cookies(facts.cookie)
+            ex.must_be_sticky = bool(ex.sticky_requested)
+        if not ex.must_be_sticky and proxy.sticky_names:
+            ex.sticky_requested = sticky_instance_from_cookies(facts.cookie, proxy.sticky_names)
     return Plan(lines, pool, via_route_service=False)
 
 
 def _route(proxy: Proxy, ex: Exchange, host: str, path: str) -> PoolRecord | None:
     """The pool to use, or None after answering (unknown route, no endpoints, limits)."""
     req = ex.request
-    wanted: AppInstance | None = None
-    app_instance = ex.facts.app_instance if ex.facts is not None else None
-    if app_instance is not None:
-        parsed = parse_app_instance(app_instance)
+    facts = ex.facts
+    wanted = wanted_process = None
+    if facts is not None and facts.app_instance is not None:
+        # Gorouter reads X-Cf-App-Instance first; X-Cf-Process-Instance only without it.
+        parsed = parse_app_instance(facts.app_instance)
         if isinstance(parsed, Rejection):
             settlement.answer(proxy, ex, router_answer(errors.invalid_app_instance()))
             return None
         wanted = parsed
+    elif facts is not None and facts.process_instance is not None:
+        parsed = parse_process_instance(facts.process_instance)
+        if isinstance(parsed, Rejection):
+            settlement.answer(proxy, ex, router_answer(errors.invalid_process_instance()))
+            return None
+        wanted_process = parsed
     pool = proxy.lookup.find(host, path)
     if isinstance(pool, ShardReadError):
         log.error("route-table-read-failed", error=pool.reason)
@@ -110,14 +127,18 @@ def _route(proxy: Proxy, ex: Exchange, host: str, path: str) -> PoolRecord | Non
         return None
     if pool is not None and proxy.pruned:
         pool = proxy.pruned.visible(pool)
-    if wanted is not None:
-        target = find_app_instance(pool, wanted) if pool is not None else None
-        if pool is None or target is None:
-            error = errors.unknown_instance(wanted.index, wanted.app_id, req.host_header)
-            settlement.answer(proxy, ex, router_answer(error))
+    if wanted is not None or wanted_process is not None:
+        targets: tuple[EndpointRecord, ...] = ()
+        if pool is not None and wanted is not None:
+            target = find_app_instance(pool, wanted)
+            targets = () if target is None else (target,)
+        elif pool is not None and wanted_process is not None:
+            targets = find_process_instances(pool, wanted_process)
+        if pool is None or not targets:
+            settlement.answer(proxy, ex, router_answer(_unknown_instance(ex)))
             return None
         pool = PoolRecord(
-            pool.host, pool.path, (target,), pool.load_balancing, pool.route_service_url
+            pool.host, pool.path, targets, pool.load_balancing, pool.route_service_url
         )
     if pool is None:
         settlement.answer(proxy, ex, router_answer(errors.unknown_route(req.host_header)))
@@ -131,6 +152,20 @@ def _route(proxy: Proxy, ex: Exchange, host: str, path: str) -> PoolRecord | Non
         settlement.answer(proxy, ex, router_answer(error))
         return None
     return pool
+
+
+def _unknown_instance(ex: Exchange) -> errors.RouterError:
+    """Gorouter's answer when the instance asked for is not in the route; with both headers
+    sent it names the process instance, as Gorouter does."""
+    facts = ex.facts
+    host = ex.request.host_header
+    assert facts is not None
+    if facts.process_instance is not None:
+        guid, _, index = facts.process_instance.strip().partition(":")
+        return errors.unknown_process_instance(index, guid, host)
+    assert facts.app_instance is not None
+    guid, _, index = facts.app_instance.strip().partition(":")
+    return errors.unknown_instance(index, guid, host)
 
 
 __all__ = ["begin", "plan"]

@@ -124,6 +124,10 @@ class BackendsConfig(_Model, frozen=True):
 class TracingConfig(_Model, frozen=True):
     # B3 headers only when asked for, as in Gorouter.
     enable_zipkin: bool = False
+    # W3C trace context (`traceparent`, `tracestate`) only when asked for, as in Gorouter. The
+    # tenant id, when set, names the router's tracestate entry `<tenant>@gorouter`.
+    enable_w3c: bool = False
+    w3c_tenant_id: str = ""
 
 
 class AccessLogConfig(_Model, frozen=True):
@@ -378,6 +382,19 @@ class Config(_Model, frozen=True):
     static_routes: tuple[RegistryMessage, ...] = ()
     # Gorouter's default sticky-session trigger cookie.
     sticky_session_cookie_names: tuple[str, ...] = ("JSESSIONID",)
+    # Gorouter's default: __VCAP_ID__ is Secure only when the app's session cookie is.
+    secure_cookies: bool = False
+    # Gorouter's default: a `WWW-Authenticate: Negotiate` answer (SPNEGO, Kerberos) does not pin
+    # the client; true pins it for 60 s, and a request with `Authorization: Negotiate` and a
+    # __VCAP_ID__ then goes to that instance only (502 when it is gone).
+    sticky_sessions_for_auth_negotiate: bool = False
+    # Gorouter's default: no debug headers. A request whose X-Vcap-Trace equals this (non-empty)
+    # value gets X-Vcap-Router, X-Vcap-Backend and X-Cf-RouteEndpoint on its response.
+    trace_key: str = ""
+    # Gorouter's default: none. Request headers a client cannot have removed by naming them in
+    # its Connection header; the router's own (X-Forwarded-*, X-Request-Start, B3, ...) never
+    # can be, listed or not.
+    hop_by_hop_headers_to_filter: tuple[str, ...] = ()
     # Gorouter's default: no request headers appended to the access log line.
     extra_headers_to_log: tuple[str, ...] = ()
 

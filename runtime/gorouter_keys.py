@@ -40,11 +40,6 @@ class LoggingKeys(_Keys, frozen=True):
     metron_address: str | None = None
 
 
-class TracingKeys(_Keys, frozen=True):
-    enable_w3c: bool | None = None
-    w3c_tenant_id: str | None = None
-
-
 class MetersKeys(_Keys, frozen=True):
     route_lookup_time_histogram_buckets: Floats | None = None
     gorouter_time_histogram_buckets: Floats | None = None
@@ -111,15 +106,12 @@ class GorouterKeys(_Keys, frozen=True):
     """The top level of gorouter.yml, less what `Config` implements."""
 
     logging: LoggingKeys | None = None
-    tracing: TracingKeys | None = None
     prometheus: PrometheusKeys | None = None
     go_max_procs: int | None = None
-    trace_key: str | None = None
     debug_addr: str | None = None
     disable_http: bool | None = None
     enable_http2: bool | None = None
     enable_http1_concurrent_read_write: bool | None = None
-    hop_by_hop_headers_to_filter: Strings | None = None
     enable_verify_client_certificate_metadata: bool | None = None
     verify_client_certificate_metadata: tuple[ClientCertMetadataRuleKeys, ...] | None = None
     publish_active_apps_interval: Duration | None = None
@@ -127,8 +119,6 @@ class GorouterKeys(_Keys, frozen=True):
     http_2_endpoint_timeout: Duration | None = None
     websocket_dial_timeout: Duration | None = None
     route_latency_metric_muzzle_duration: Duration | None = None
-    secure_cookies: bool | None = None
-    sticky_sessions_for_auth_negotiate: bool | None = None
     oauth: OAuthKeys | None = None
     routing_api: RoutingApiKeys | None = None
     # routerd hairpins route services within the worker (router/hairpin.py): no internal

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import socket
 import ssl
 import time
 import uuid
@@ -31,6 +30,7 @@ from nats.errors import SlowConsumerError
 from runtime.config import Config, NatsConfig
 from runtime.logs import EventLog
 from runtime.pem import load_cert_chain_from_pem
+from runtime.router_ip import router_ip
 from supervisor.nats_liveness import LinkState, Liveness
 from supervisor.routing import Routing
 
@@ -99,16 +99,7 @@ class NatsLink:
         }
 
     def local_ip(self) -> str:
-        if self.config.bind_address not in ("0.0.0.0", "::", ""):
-            return self.config.bind_address
-        first = self.config.nats.hosts[0]
-        # A UDP "connect" sends nothing; it only picks the interface that routes to NATS.
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                probe.connect((first.hostname, first.port))
-                return str(probe.getsockname()[0])
-            except OSError:
-                return "127.0.0.1"
+        return router_ip(self.config)
 
     # -- connecting ----------------------------------------------------------------------------
 

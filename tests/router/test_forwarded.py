@@ -7,11 +7,13 @@ import base64
 import pytest
 
 from router.forwarded import forwarding_for
-from router.headers import build_common_headers
+from router.headers import build_common_headers, header_rules
+from router.tracing import tracing_for
 from runtime.config import Config
 
 CERT = b"\x30\x82\x01\x0a fake DER"
 CLIENT_XFCC = (b"X-Forwarded-Client-Cert", b"from-client")
+PLAIN_RULES = header_rules(tracing_for(False, False, ""), ())
 
 
 def sent(
@@ -19,7 +21,7 @@ def sent(
 ) -> dict[bytes, list[bytes]]:
     """What the backend would receive, as {lower-case name: values}."""
     lines, _, _ = build_common_headers(
-        list(raw), "192.0.2.1", forwarding_for(config, tls, cert), False, False
+        list(raw), "192.0.2.1", forwarding_for(config, tls, cert), PLAIN_RULES, False
     )
     got: dict[bytes, list[bytes]] = {}
     for line in b"".join(lines).split(b"\r\n"):

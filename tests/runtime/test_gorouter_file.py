@@ -19,10 +19,8 @@ WARNING = "warning: Gorouter keys accepted but not implemented (they have no eff
 # Among what the file sets and routerd does not act on: each must be named.
 MUST_BE_NAMED = {
     "go_max_procs",
-    "trace_key",
     "logging.loggregator_enabled",
     "logging.metron_address",
-    "tracing.enable_w3c",
     "prometheus.meters",
     "http_rewrite",
     "route_services_internal_server_port",
@@ -60,6 +58,12 @@ IMPLEMENTED = {
     "access_log.enable_streaming",
     "extra_headers_to_log",
     "tracing.enable_zipkin",
+    "tracing.enable_w3c",
+    "tracing.w3c_tenant_id",
+    "trace_key",
+    "secure_cookies",
+    "sticky_sessions_for_auth_negotiate",
+    "hop_by_hop_headers_to_filter",
     "access_log.file",
     "backends",
     "tls_pem",
@@ -162,11 +166,7 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
         warnings = router.events_named("config-keys-not-implemented")
         assert len(warnings) == 1
         assert warnings[0]["log_level"] == 2  # warn
-        assert sorted(warnings[0]["data"]["keys"]) == [
-            "debug_addr",
-            "go_max_procs",
-            "tracing.enable_w3c",
-        ]
+        assert sorted(warnings[0]["data"]["keys"]) == ["debug_addr", "go_max_procs"]
         assert warnings[0]["data"]["config"] == str(router.config_path)
     finally:
         router.stop()

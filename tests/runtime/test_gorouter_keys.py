@@ -94,14 +94,14 @@ def test_zero_header_timeout_never_arms_a_header_deadline() -> None:
 
 NOT_IMPLEMENTED = {
     "top-level keys": (
-        "go_max_procs: 4\ntrace_key: '22'\n",
-        ("go_max_procs", "trace_key"),
+        "go_max_procs: 4\ndebug_addr: 127.0.0.1:17002\n",
+        ("go_max_procs", "debug_addr"),
     ),
     "nested keys beside implemented ones": (
         "status:\n  port: 8080\n  tls:\n    port: 8443\n  routes:\n    port: 8082\n"
         "logging:\n  level: info\n  format:\n    timestamp: rfc3339\n  metron_address: x:3457\n"
         "tracing:\n  enable_zipkin: true\n  enable_w3c: true\n",
-        ("logging.metron_address", "tracing.enable_w3c"),
+        ("logging.metron_address",),
     ),
     "whole blocks": (
         "prometheus:\n  meters:\n    http_latency_histogram_buckets: [0.1, 1]\n"

@@ -5,6 +5,7 @@ Prints `LISTENING <port>` once it accepts connections. Modes:
 - `http` (default): an aiohttp app. `GET /any/path` answers JSON describing what arrived (method,
   path, headers in order, body length and SHA-256, whether it was chunked). `/bytes/N` streams N
   bytes, `/status/N` answers N, `/slow?seconds=S` waits first, `/ws` is a WebSocket echo.
+  `?echo-cookie=C` sets cookie C; each `?echo-header=Name:Value` adds that response header.
 - `reset-after-body`: reads a request head and its Content-Length body, then resets the connection.
 - `close-before-response`: reads a request head and closes without answering.
 - `close-reused`: answers the first request on each connection and keeps it open, then closes
@@ -94,6 +95,9 @@ def build_app(args: argparse.Namespace, recorder: Recorder) -> web.Application:
             response = web.json_response(body, headers={"X-Backend": args.name})
             if "echo-cookie" in request.query:
                 response.headers["Set-Cookie"] = request.query["echo-cookie"]
+            for line in request.query.getall("echo-header", []):
+                name, _, value = line.partition(":")
+                response.headers.add(name, value.strip())
         if args.close_after and count >= args.close_after:
             response.force_close()
         return response

@@ -21,3 +21,11 @@ def backend_tls_context(config: Config) -> ssl.SSLContext:
     if config.backends.cert_chain:
         load_cert_chain_from_pem(context, config.backends.cert_chain, config.backends.private_key)
     return context
+
+
+def backend_h2_tls_context(config: Config) -> ssl.SSLContext:
+    """As `backend_tls_context`, offering only ALPN `h2`: for backends registered with
+    `protocol: http2`."""
+    context = backend_tls_context(config)
+    context.set_alpn_protocols(["h2"])
+    return context

@@ -126,6 +126,42 @@ def test_large_response_streams_to_the_client(router, nats_client, h2_backends):
     assert len(response.body) == size
 
 
+def test_a_client_that_does_not_read_holds_the_backend_by_flow_control(
+    router, nats_client, h2_backends
+):
+    backend = h2_backends()
+    route(nats_client, router, backend, "h2slowclient.example.com")
+    size = 32 * 1024 * 1024
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.settimeout(20)
+    sock.connect(("127.0.0.1", router.port))
+    with sock:
+        sock.sendall(
+            f"GET /bytes/{size} HTTP/1.1\r\nHost: h2slowclient.example.com\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        # Past its first windows, the backend waits: the router acknowledges only what the
+        # client takes (windows and socket buffers' worth, not the whole body).
+        blocked = wait_until(
+            lambda: [e for e in events(backend, "flow-blocked") if e["sent"] >= 1 << 20],
+            timeout=10,
+            what="the backend to be held by flow control",
+        )
+        assert blocked[0]["sent"] < 16 * 1024 * 1024
+        # A negative check needs a window of time: the backend stays held while nobody reads
+        # (unheld, it sends the rest within a fraction of this).
+        until = time.monotonic() + 1.5
+        while time.monotonic() < until:
+            assert not [e for e in events(backend, "response-sent") if e["size"] == size]
+            time.sleep(0.1)
+        received = 0
+        while chunk := sock.recv(1 << 20):
+            received += len(chunk)
+    assert received > size
+    assert [e["size"] for e in events(backend, "response-sent")][-1] == size
+
+
 def test_trailers_reach_an_http11_client_as_chunked_trailers(router, nats_client, h2_backends):
     backend = h2_backends()
     route(nats_client, router, backend, "h2trailers.example.com")

@@ -3,7 +3,9 @@
 
 Prior-knowledge h2c on a plain port, or TLS with ALPN `h2` (`--cert/--key`). Prints
 `LISTENING <port>`. Every connection, request and RST_STREAM it sees is a JSON line in `--log`
-(`event`: `connection`, `request`, `reset`; `conn` numbers connections from 1).
+(`event`: `connection`, `request`, `reset`; `conn` numbers connections from 1), as is each
+wait of a response for the client's flow-control window (`flow-blocked`, with the bytes `sent`
+so far) and each response sent whole (`response-sent`).
 
 Paths: `/echo` answers the request body; `/bytes/N` streams N bytes in 16 KiB DATA frames, each
 sent as the client's window allows; `/trailers` answers `hello` with trailers `grpc-status: 0`
@@ -212,7 +214,9 @@ class Server(asyncio.Protocol):
         view = memoryview(body)
         while view:
             window = self.conn.local_flow_control_window(stream_id)
-            if window <= 0:
+            if window <= 0:  # the client's window is shut: it takes no more for now
+                sent = len(body) - len(view)
+                self.log.write(event="flow-blocked", stream=stream_id, sent=sent)
                 waiter = asyncio.get_running_loop().create_future()
                 self.window_waiters[stream_id] = waiter
                 await waiter
@@ -226,6 +230,7 @@ class Server(asyncio.Protocol):
         if trailers:
             self.conn.send_headers(stream_id, trailers, end_stream=True)
             self.flush()
+        self.log.write(event="response-sent", stream=stream_id, size=len(body))
 
 
 async def main() -> None:

@@ -42,7 +42,7 @@ import hyperframe.frame
 
 from router.errors import BackendError, Kind
 from router.failures import classify_tls_error, describe_lost
-from router.upstream_h2_stream import H2Stream
+from router.upstream_h2_stream import H2Stream, own_copy
 
 # Per stream, as much as an HTTP/1 connection buffers before pausing (upstream.HIGH_WATER).
 STREAM_WINDOW: Final = 1 << 20
@@ -196,7 +196,7 @@ class H2Upstream(asyncio.Protocol):
     def start(self, stream: H2Stream, fields: list[tuple[bytes, bytes]], end: bool) -> int:
         """Send a stream's HEADERS; its id."""
         if self.closed or self.goaway:
-            raise self.error or BackendError(Kind.CLOSED, "http2: connection closing", True)
+            raise own_copy(self.error or BackendError(Kind.CLOSED, "http2: closing", True))
         stream_id = self.h2.get_next_available_stream_id()
         self.h2.send_headers(stream_id, fields, end_stream=end)
         self.streams[stream_id] = stream

@@ -19,7 +19,7 @@ from typing import Final
 from router.errors import BackendError, Kind
 from router.failures import classify_dial_error
 from router.upstream_h2 import H2Upstream
-from router.upstream_h2_stream import H2Stream
+from router.upstream_h2_stream import H2Stream, own_copy
 
 # A request that finds every freshly dialed connection full dials again at most this often
 # (a backend allowing no streams at all must not make it loop).
@@ -77,7 +77,10 @@ class H2Pool:
                 task = self._loop.create_task(self._dial(key, host, port, tls, server_hostname))
                 self._dialing[key] = task
                 task.add_done_callback(functools.partial(self._dialed, key))
-            conn = await asyncio.shield(task)
+            try:
+                conn = await asyncio.shield(task)
+            except BackendError as error:
+                raise own_copy(error) from None  # every waiter gets the dial's failure
             if conn.can_open:
                 return self._stream(conn)
         raise BackendError(Kind.DIAL, f"http2: no stream available on {host}:{port}")

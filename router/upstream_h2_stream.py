@@ -342,7 +342,7 @@ class H2Stream:
 
     def on_refused(self, error: BackendError) -> None:
         """GOAWAY named a last stream below this one: the backend never processed it."""
-        self._fail(error)
+        self._fail(own_copy(error))
         self._sent_end = True
         self._outgoing.clear()
         self._wake_writer()
@@ -350,7 +350,7 @@ class H2Stream:
     def on_lost(self, error: BackendError) -> None:
         if self.headers_done:
             error = BackendError(Kind.BODY_FAILED, f"{error.detail} (response body)", True)
-        self._fail(error)
+        self._fail(own_copy(error))
         self._wake_writer()
 
     # -- internals ---------------------------------------------------------------------------------
@@ -370,4 +370,10 @@ class H2Stream:
             waiter.set_result(None)
 
 
-__all__ = ["GRPC_DEADLINE_GRACE", "H2Stream"]
+def own_copy(error: BackendError) -> BackendError:
+    """One connection's failure, as each of its streams' own error: the proxy refines an
+    attempt's error for its request (attempts.py), which must not leak into another's."""
+    return BackendError(error.kind, error.detail, error.reused)
+
+
+__all__ = ["GRPC_DEADLINE_GRACE", "H2Stream", "own_copy"]

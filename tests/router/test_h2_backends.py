@@ -3,15 +3,16 @@ backends (h2c with prior knowledge, and TLS with ALPN h2), through the one proxy
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.router.test_accesslog import log_lines
 from tests.support.backends import Backend
 from tests.support.certs import CertificateAuthority
 from tests.support.routerd import Routerd
@@ -39,9 +40,24 @@ def h2_backends() -> Iterator[Callable[..., Backend]]:
 
 
 @pytest.fixture
-def router(routerd_factory: Callable[..., Routerd]) -> Routerd:
+def access_log(tmp_path: Path) -> Path:
+    return tmp_path / "access.log"
+
+
+@pytest.fixture
+def router(routerd_factory: Callable[..., Routerd], access_log: Path) -> Routerd:
     # One worker: every request shares its HTTP/2 connections, so they can be counted.
-    return routerd_factory({"workers": 1, "backends": {"idle_timeout": 5}})
+    return routerd_factory(
+        {"workers": 1, "backends": {"idle_timeout": 5}, "access_log": {"file": str(access_log)}}
+    )
+
+
+def access_line(access_log: Path, request: str) -> Any:
+    return wait_until(
+        lambda: next((m for m in log_lines(access_log) if m["request"] == request), None),
+        timeout=10,
+        what=f"an access log line for {request}",
+    )
 
 
 def route(nats: Any, router: Routerd, backend: Backend, host: str, **fields: Any) -> None:
@@ -79,7 +95,7 @@ def dechunk(body: bytes) -> tuple[bytes, list[bytes]]:
         body = body[size + 2 :]
 
 
-def test_get_is_translated_to_http2(router, nats_client, h2_backends):
+def test_get_is_translated_to_http2(router, nats_client, h2_backends, access_log):
     backend = h2_backends()
     route(nats_client, router, backend, "h2c.example.com")
     response = router.request(
@@ -102,6 +118,10 @@ def test_get_is_translated_to_http2(router, nats_client, h2_backends):
     assert headers["x-keep"] == "kept"
     assert headers["x-forwarded-proto"] == "http"
     assert "x-vcap-request-id" in headers
+    line = access_line(access_log, "GET /some/path?q=1 HTTP/1.1")
+    assert line["status"] == "200"
+    assert line["backend"] == backend.address
+    assert line["id"] == headers["x-vcap-request-id"]
 
 
 def test_post_bodies_reach_the_backend(router, nats_client, h2_backends):
@@ -230,7 +250,7 @@ def test_goaway_mid_load_is_retried_without_502(routerd_factory, nats_client, h2
     assert all(f["data"]["retriable"] for f in failures)
 
 
-def test_client_going_away_resets_the_stream(router, nats_client, h2_backends):
+def test_client_going_away_resets_the_stream(router, nats_client, h2_backends, access_log):
     backend = h2_backends()
     route(nats_client, router, backend, "h2cancel.example.com")
     sock = socket.create_connection(("127.0.0.1", router.port), timeout=10)
@@ -243,6 +263,7 @@ def test_client_going_away_resets_the_stream(router, nats_client, h2_backends):
     sock.close()
     resets = wait_until(lambda: events(backend, "reset"), timeout=10, what="RST_STREAM")
     assert resets[0]["code"] == 8  # CANCEL
+    assert access_line(access_log, "GET /hold HTTP/1.1")["status"] == "499"
     # The connection stays up for others.
     assert router.get("/", host="h2cancel.example.com").status == 200
     assert len(events(backend, "connection")) == 1
@@ -323,11 +344,3 @@ def test_unregistered_protocol_stays_http1(router, nats_client, backend_factory)
     response = router.get("/", host="h1.example.com")
     assert response.status == 200
     assert response.header("X-Backend") == "plain"
-
-
-def wait_for_json(response: Any) -> dict[str, Any]:
-    return dict(json.loads(response.body))
-
-
-def elapsed(since: float) -> float:
-    return time.monotonic() - since

@@ -215,6 +215,19 @@ def test_concurrent_requests_share_one_connection(router, nats_client, h2_backen
     assert len(streams) == 16
 
 
+def test_an_idle_connection_is_closed_after_idle_timeout(routerd_factory, nats_client, h2_backends):
+    router = routerd_factory({"workers": 1, "backends": {"idle_timeout": 0.5}})
+    backend = h2_backends()
+    route(nats_client, router, backend, "h2idle.example.com")
+    assert router.get("/", host="h2idle.example.com").status == 200
+    wait_until(
+        lambda: events(backend, "connection-closed"),
+        timeout=10,
+        what="the idle connection to close",
+    )
+    assert router.get("/", host="h2idle.example.com").json()["conn"] == 2
+
+
 def test_more_than_max_concurrent_streams_opens_another_connection(
     router, nats_client, h2_backends
 ):

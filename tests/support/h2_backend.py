@@ -3,9 +3,9 @@
 
 Prior-knowledge h2c on a plain port, or TLS with ALPN `h2` (`--cert/--key`). Prints
 `LISTENING <port>`. Every connection, request and RST_STREAM it sees is a JSON line in `--log`
-(`event`: `connection`, `request`, `reset`; `conn` numbers connections from 1), as is each
-wait of a response for the client's flow-control window (`flow-blocked`, with the bytes `sent`
-so far) and each response sent whole (`response-sent`).
+(`event`: `connection`, `connection-closed`, `request`, `reset`; `conn` numbers connections
+from 1), as is each wait of a response for the client's flow-control window (`flow-blocked`,
+with the bytes `sent` so far) and each response sent whole (`response-sent`).
 
 Paths: `/echo` answers the request body; `/bytes/N` streams N bytes in 16 KiB DATA frames, each
 sent as the client's window allows; `/trailers` answers `hello` with trailers `grpc-status: 0`
@@ -95,6 +95,7 @@ class Server(asyncio.Protocol):
         self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.log.write(event="connection-closed", conn=self.number)
         for waiter in self.window_waiters.values():
             if not waiter.done():
                 waiter.set_exception(ConnectionError("lost"))

@@ -182,6 +182,36 @@ def test_a_client_that_does_not_read_holds_the_backend_by_flow_control(
     assert [e["size"] for e in events(backend, "response-sent")][-1] == size
 
 
+def test_an_upload_waits_for_the_backends_window(router, nats_client, h2_backends):
+    backend = h2_backends()
+    route(nats_client, router, backend, "h2upload.example.com")
+    size = 64 * 1024 * 1024
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+    sock.settimeout(20)
+    sock.connect(("127.0.0.1", router.port))
+    head = f"POST /stall HTTP/1.1\r\nHost: h2upload.example.com\r\nContent-Length: {size}\r\n\r\n"
+    with ThreadPoolExecutor(1) as pool:
+        upload = pool.submit(sock.sendall, head.encode() + b"u" * size)
+        # The backend's stream window (64 KiB) fills and never reopens.
+        wait_until(
+            lambda: any(e["got"] >= 65535 for e in events(backend, "stall-progress")),
+            timeout=10,
+            what="the backend's window to fill",
+        )
+        # A negative check needs a window of time: the router takes no more than its buffers
+        # hold, so the client cannot finish sending (unheld, 64 MiB go in well under this).
+        until = time.monotonic() + 1.5
+        while time.monotonic() < until:
+            assert not upload.done()
+            time.sleep(0.1)
+        assert max(e["got"] for e in events(backend, "stall-progress")) <= 65535
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        with pytest.raises(OSError):
+            upload.result(timeout=10)
+
+
 def test_trailers_reach_an_http11_client_as_chunked_trailers(router, nats_client, h2_backends):
     backend = h2_backends()
     route(nats_client, router, backend, "h2trailers.example.com")

@@ -10,8 +10,10 @@ with the bytes `sent` so far) and each response sent whole (`response-sent`).
 Paths: `/echo` answers the request body; `/bytes/N` streams N bytes in 16 KiB DATA frames, each
 sent as the client's window allows; `/trailers` answers `hello` with trailers `grpc-status: 0`
 and `grpc-message: all good`; `/slow?seconds=S` waits first; `/hold` never answers (until the
-client resets the stream); anything else answers JSON describing the request (method, path,
-authority, scheme, headers, body length, connection and stream numbers).
+client resets the stream); `/stall` never answers nor reads its request body (no window
+updates: `stall-progress` events say how much arrived); anything else answers JSON describing
+the request (method, path, authority, scheme, headers, body length, connection and stream
+numbers).
 
 Knobs: `--max-streams N` (SETTINGS_MAX_CONCURRENT_STREAMS), `--goaway-after N` (after the N-th
 request on a connection, GOAWAY naming it as the last stream: later streams are never answered;
@@ -117,6 +119,11 @@ class Server(asyncio.Protocol):
             request = self.requests.get(event.stream_id)
             if request is not None:
                 request["body"].extend(event.data)
+                if dict(request["headers"]).get(":path") == "/stall":
+                    # Never read: the sender must wait for a window that does not open.
+                    received = len(request["body"])
+                    self.log.write(event="stall-progress", stream=event.stream_id, got=received)
+                    return
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
             if event.stream_id in self.requests:

@@ -47,10 +47,14 @@ from registry.records import EndpointRecord, PoolRecord
 from registry.shm.counters import Stat
 from router import errors, settlement
 from router.answers import backend_answer, router_answer
+from router.backend_exchange import BackendExchange
 from router.errors import BackendError, Kind
 from router.exchange import Exchange, Plan, ProxyRequest
+from router.h2_fields import has_te_trailers
 from router.headers import build_head, endpoint_headers, header_value
 from router.upstream import UpstreamConnection
+from router.upstream_h2_stream import H2Stream
+from router.upstream_pool import H2_KEY_SUFFIX
 from runtime import control
 from runtime.config import LOCALLY_OPTIMISTIC
 from runtime.logs import EventLog
@@ -284,6 +288,8 @@ def _instance_strings(
         proxy.instance_cache.clear()
     address = endpoint.address
     key = f"{address}/tls" if endpoint.tls else address
+    if endpoint.protocol == "http2":
+        key += H2_KEY_SUFFIX  # the pool speaks HTTP/2 to it
     cached = (endpoint, endpoint_headers(endpoint), key, address)
     proxy.instance_cache[endpoint.slot] = cached
     return cached
@@ -294,7 +300,7 @@ async def attempt(
     ex: Exchange,
     endpoint: EndpointRecord,
     common: list[bytes],
-    conn: UpstreamConnection | None,
+    conn: BackendExchange | None,
     instance_lines: bytes,
     key: str,
     tls_context: ssl.SSLContext | None = None,
@@ -313,7 +319,11 @@ async def attempt(
         )
     send_head(proxy, ex, conn, reused, common, instance_lines)
     req = ex.request
-    if req.body is not None and not conn.headers_done:
+    if isinstance(conn, H2Stream):
+        if req.body is not None:
+            conn.stream_body(req)  # beside the response: gRPC streams both ways at once
+    elif req.body is not None and not conn.headers_done:
+        assert isinstance(conn, UpstreamConnection)
         try:
             await _send_body(req, conn)
         except BackendError as error:
@@ -330,7 +340,7 @@ async def attempt(
 def send_head(
     proxy: Proxy,
     ex: Exchange,
-    conn: UpstreamConnection,
+    conn: BackendExchange,
     reused: bool,
     common: list[bytes],
     instance_lines: bytes,
@@ -358,6 +368,8 @@ def send_head(
         req.method, ex.upstream_target, ex.upstream_host, common, instance_lines, framing
     )
     conn.deadline = started + proxy.endpoint_timeout
+    if isinstance(conn, H2Stream):
+        conn.te_trailers = has_te_trailers(req.raw_headers)
     try:
         conn.begin(head + body if body else head, req.method == "HEAD")
     except BackendError as error:
@@ -367,14 +379,15 @@ def send_head(
         raise
 
 
-def _take_head(conn: UpstreamConnection, reused: bool) -> None:
+def _take_head(conn: BackendExchange, reused: bool) -> None:
     """After the wait: the response head, or the attempt's failure (as a BackendError)."""
     conn.deadline = 0.0
     try:
         conn.check_head()
     except BackendError as error:
         conn.close()
-        error.reused = reused
+        # An HTTP/2 stream on a fresh connection can still meet GOAWAY, the same race.
+        error.reused = reused or error.reused
         raise
 
 

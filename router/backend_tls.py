@@ -32,3 +32,11 @@ def _client_context(config: Config, cert_chain: str, private_key: str) -> ssl.SS
     if cert_chain:
         load_cert_chain_from_pem(context, cert_chain, private_key)
     return context
+
+
+def backend_h2_tls_context(config: Config) -> ssl.SSLContext:
+    """As `backend_tls_context`, offering only ALPN `h2`: for backends registered with
+    `protocol: http2`."""
+    context = backend_tls_context(config)
+    context.set_alpn_protocols(["h2"])
+    return context

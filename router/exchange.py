@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from registry.records import EndpointRecord, PoolRecord
+from router.backend_exchange import BackendExchange
 from router.errors import BackendError
 from router.forwarded import Forwarding
 from router.headers import RawHeaders, RequestFacts
-from router.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
     from router.answers import Answer
@@ -132,7 +132,7 @@ class Exchange:
     def __init__(self, request: ProxyRequest, t0: float) -> None:
         self.request = request
         self.t0 = t0
-        self.conn: UpstreamConnection | None = None
+        self.conn: BackendExchange | None = None
         self.endpoint: EndpointRecord | None = None
         self.pool: PoolRecord | None = None
         self.answer: Answer | None = None

@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+from router.backend_exchange import BackendExchange
 from router.headers import RESPONSE_DROP
 from router.http1.writer import date_line
 from router.sticky import vcap_id_cookie
-from router.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
     from router.exchange import Exchange
@@ -250,7 +250,7 @@ def _relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
 
 
 def whole_buffer(
-    conn: UpstreamConnection, request_id: str, sticky: bool, keep_alive: bool, debug: bytes = b""
+    conn: BackendExchange, request_id: str, sticky: bool, keep_alive: bool, debug: bytes = b""
 ) -> WholeResponse | None:
     """A complete Content-Length response as one buffer; None when it needs the slow path.
     `debug`: the trace_key header lines, if any."""

@@ -37,6 +37,8 @@ class MalformedResponse(Exception):
 class UpstreamConnection(asyncio.Protocol):
     """A keep-alive connection to one endpoint, parsing responses with llhttp."""
 
+    reads_have_deadline = True  # each body read is bounded by endpoint_timeout
+
     def __init__(
         self,
         key: str,

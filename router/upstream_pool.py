@@ -15,15 +15,20 @@ import time
 from collections import deque
 from typing import Final
 
+from router.backend_exchange import BackendExchange
 from router.errors import BackendError, Kind
 from router.failures import classify_dial_error
 from router.upstream import UpstreamConnection
+from router.upstream_h2_pool import H2Pool
+from router.upstream_h2_stream import H2Stream
 from router.write_batch import WriteBatch
 
 # How late an endpoint_timeout may fire: deadlines are checked this often.
 DEADLINE_TICK: Final = 0.05
 # endpoint_keep_alive_probe_interval 0 is Gorouter's (Go's net.Dialer) "probes every 15 s".
 GO_KEEPALIVE_PROBE_INTERVAL: Final = 15
+# Pool keys of endpoints registered with `protocol: http2` end so (attempts.py makes the keys).
+H2_KEY_SUFFIX: Final = "/h2"
 
 
 class UpstreamPool:
@@ -36,6 +41,7 @@ class UpstreamPool:
         max_idle_per_endpoint: int,
         keepalive_interval: float,
         tls_context: ssl.SSLContext | None,
+        h2_tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.dial_timeout = dial_timeout
         self.idle_timeout = idle_timeout
@@ -48,17 +54,32 @@ class UpstreamPool:
         self.connects = 0
         self.reuses = 0
         self._sweeper: asyncio.TimerHandle | None = None
-        # Every open connection; one timer checks their response-head deadlines (a timer, or
-        # even a dict entry, per request would cost more than the rest of the bookkeeping).
-        self._open: set[UpstreamConnection] = set()
+        # Every open connection and HTTP/2 stream; one timer checks their response-head
+        # deadlines (a timer, or even a dict entry, per request would cost more than the rest of
+        # the bookkeeping).
+        self._open: set[BackendExchange] = set()
         self._deadline_timer: asyncio.TimerHandle | None = None
+        self.h2 = H2Pool(
+            dial_timeout,
+            idle_timeout,
+            h2_tls_context,
+            self._set_keepalive,
+            self._watch,
+            self._open.discard,
+        )
 
     def __repr__(self) -> str:
         idle = sum(len(q) for q in self._idle.values())
         return f"UpstreamPool(idle={idle}, connects={self.connects}, reuses={self.reuses})"
 
-    def take_idle(self, key: str) -> UpstreamConnection | None:
-        """A pooled connection that is still fresh, or None."""
+    def take_idle(self, key: str) -> BackendExchange | None:
+        """A pooled connection that is still fresh (for HTTP/2, a stream on an open connection
+        with room), or None."""
+        if key.endswith(H2_KEY_SUFFIX):
+            stream = self.h2.take_stream(key)
+            if stream is not None:
+                self.reuses += 1
+            return stream
         queue = self._idle.get(key)
         if not queue:
             return None
@@ -79,8 +100,10 @@ class UpstreamPool:
         tls: bool,
         server_hostname: str,
         tls_context: ssl.SSLContext | None = None,
-    ) -> UpstreamConnection:
+    ) -> BackendExchange:
         """A new connection; over TLS with `tls_context`, or the backends' when None."""
+        if key.endswith(H2_KEY_SUFFIX):
+            return await self.h2.open_stream(key, host, port, tls, server_hostname)
         address = f"{host}:{port}"
         context = (tls_context or self.tls_context) if tls else None
         if tls and context is None:
@@ -100,14 +123,17 @@ class UpstreamPool:
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             raise classify_dial_error(exc, address) from None
         self.connects += 1
-        self._set_keepalive(conn)
+        self._set_keepalive(conn.transport)
+        self._watch(conn)
+        return conn
+
+    def _watch(self, conn: BackendExchange) -> None:
+        """Enforce `conn.deadline` from now on."""
         self._open.add(conn)
         if self._deadline_timer is None:
             self._deadline_timer = self._loop.call_later(DEADLINE_TICK, self._check_deadlines)
-        return conn
 
-    def _set_keepalive(self, conn: UpstreamConnection) -> None:
-        transport = conn.transport
+    def _set_keepalive(self, transport: asyncio.BaseTransport | None) -> None:
         sock: socket.socket | None = transport.get_extra_info("socket") if transport else None
         if sock is None:
             return
@@ -133,8 +159,13 @@ class UpstreamPool:
         if self._open:
             self._deadline_timer = self._loop.call_later(DEADLINE_TICK, self._check_deadlines)
 
-    def release(self, conn: UpstreamConnection) -> None:
-        """Return a connection after an exchange: pooled if it can serve another one."""
+    def release(self, conn: BackendExchange) -> None:
+        """Return a connection after an exchange: pooled if it can serve another one (an
+        HTTP/2 stream is ended, its connection left to other streams)."""
+        if isinstance(conn, H2Stream):
+            conn.release()
+            return
+        assert isinstance(conn, UpstreamConnection)
         conn.active = False
         if not conn.is_reusable:
             conn.close()
@@ -173,6 +204,7 @@ class UpstreamPool:
             self._sweeper = self._loop.call_later(max(self.idle_timeout / 2, 0.05), self._sweep)
 
     def close_all(self) -> None:
+        self.h2.close_all()
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
             self._deadline_timer = None

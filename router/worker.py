@@ -28,7 +28,7 @@ from registry.shm.reader import TableReader
 from registry.shm.region import FileRegion
 from router.accesslog import AccessLog
 from router.accesslog_options import LineOptions, line_format, open_access_log
-from router.backend_tls import backend_tls_context
+from router.backend_tls import backend_h2_tls_context, backend_tls_context
 from router.client_deadlines import ClientDeadlines
 from router.health import WorkerHealth
 from router.http1.rules import Limits
@@ -106,6 +106,7 @@ class Worker:
             max_idle_per_endpoint=config.backends.max_idle_conns_per_endpoint,
             keepalive_interval=float(config.endpoint_keep_alive_probe_interval),
             tls_context=backend_tls_context(config),
+            h2_tls_context=backend_h2_tls_context(config),
         )
         if config.access_log.file or config.access_log.enable_streaming:
             self.access_log = open_access_log(config, counters.row(self.index).stats)

@@ -259,7 +259,7 @@ class Http1Exchange:
         upstream = ex.conn
         proxy = self.conn.server.proxy
         status = ex.status = upstream.status
-        if status == 101:
+        if status == 101 and isinstance(upstream, UpstreamConnection):
             return await self._tunnel(upstream)
         head = ResponseHead(upstream.headers, is_sticky(ex, proxy))
         http10 = self.http10
@@ -284,7 +284,7 @@ class Http1Exchange:
         conn.write(b"".join(parts))
         if bodiless:
             return keep_alive, 0
-        timeout = proxy.endpoint_timeout
+        timeout = proxy.endpoint_timeout if upstream.reads_have_deadline else None
         try:
             while True:
                 async with asyncio.timeout(timeout):

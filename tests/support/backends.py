@@ -22,12 +22,14 @@ ANNOUNCED = re.compile(r"^LISTENING (\d+)$", re.MULTILINE)
 class Backend:
     """A backend process; `log` holds one JSON line per request it saw."""
 
-    def __init__(self, *args: str, name: str = "backend") -> None:
+    def __init__(
+        self, *args: str, name: str = "backend", module: str = "tests.support.backend"
+    ) -> None:
         self.name = name
         self._dir = Path(tempfile.mkdtemp(prefix="backend-"))
         self.log_path = self._dir / "requests.jsonl"
         self.group = ProcessGroup(self._dir)
-        argv = [sys.executable, "-m", "tests.support.backend", "--name", name]
+        argv = [sys.executable, "-m", module, "--name", name]
         argv += ["--log", str(self.log_path), *args]
         self.process = self.group.start(name, argv, cwd=str(REPO_ROOT))
 

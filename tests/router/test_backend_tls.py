@@ -8,7 +8,8 @@ import pytest
 
 from tests.support.certs import CertificateAuthority
 from tests.support.ports import free_port, is_listening
-from tests.support.routes import register, wait_routed
+from tests.support.routerd import Response
+from tests.support.routes import register
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -32,9 +33,16 @@ def tls_router(routerd_factory, pki):
     return routerd_factory({"ca_certs": [pki["ca"].cert_pem]})
 
 
-def route_tls(nats_client, router, port, host, san=SAN):
+def route_tls(nats_client, router, port, host, san=SAN) -> Response:
+    """Register a TLS endpoint; the first response routed to it. A TLS failure prunes the
+    endpoint (as Gorouter does), so the first response is the one that shows the failure."""
     register(nats_client, 0, [host], tls_port=port, server_cert_domain_san=san)
-    wait_routed(router, host)
+
+    def routed() -> Response | None:
+        response = router.get("/", host=host)
+        return None if response.header("X-Cf-RouterError") == "unknown_route" else response
+
+    return wait_until(routed, what=f"route {host} to be served")
 
 
 def test_good_san_is_served(tls_router, nats_client, backend_factory, pki):
@@ -49,8 +57,9 @@ def test_good_san_is_served(tls_router, nats_client, backend_factory, pki):
 def test_wrong_san_is_503_and_never_plaintext(tls_router, nats_client, backend_factory, pki):
     cert, key = pki["good"]
     backend = backend_factory("--cert", str(cert), "--key", str(key), name="tls-badsan")
-    route_tls(nats_client, tls_router, backend.port, "tls-badsan.example.com", san="other.internal")
-    response = tls_router.get("/", host="tls-badsan.example.com")
+    response = route_tls(
+        nats_client, tls_router, backend.port, "tls-badsan.example.com", san="other.internal"
+    )
     assert response.status == 503
     assert response.text == "503 Service Unavailable\n"
     assert response.header("X-Cf-RouterError").startswith("endpoint_failure (x509:")
@@ -60,8 +69,7 @@ def test_wrong_san_is_503_and_never_plaintext(tls_router, nats_client, backend_f
 def test_untrusted_certificate_is_526(tls_router, nats_client, backend_factory, pki):
     cert, key = pki["untrusted"]
     backend = backend_factory("--cert", str(cert), "--key", str(key), name="tls-untrusted")
-    route_tls(nats_client, tls_router, backend.port, "tls-untrusted.example.com")
-    response = tls_router.get("/", host="tls-untrusted.example.com")
+    response = route_tls(nats_client, tls_router, backend.port, "tls-untrusted.example.com")
     assert response.status == 526
     assert response.text == "526 Invalid SSL Certificate\n"
     assert backend.requests_seen() == []
@@ -69,8 +77,7 @@ def test_untrusted_certificate_is_526(tls_router, nats_client, backend_factory, 
 
 def test_plaintext_server_on_tls_port_is_525(tls_router, nats_client, backend_factory):
     backend = backend_factory(name="plain-on-tls")
-    route_tls(nats_client, tls_router, backend.port, "tls-plain.example.com")
-    response = tls_router.get("/", host="tls-plain.example.com")
+    response = route_tls(nats_client, tls_router, backend.port, "tls-plain.example.com")
     assert response.status == 525
     assert response.text == "525 SSL Handshake Failed\n"
     assert backend.requests_seen() == []
@@ -103,8 +110,7 @@ def test_backend_requiring_a_client_certificate_is_496(tls_router, nats_client, 
     )
     try:
         wait_until(lambda: is_listening(port), what="openssl s_server")
-        route_tls(nats_client, tls_router, port, "tls-mtls.example.com")
-        response = tls_router.get("/", host="tls-mtls.example.com")
+        response = route_tls(nats_client, tls_router, port, "tls-mtls.example.com")
         assert response.status == 496
         assert response.text == "496 SSL Certificate Required\n"
     finally:
@@ -136,16 +142,15 @@ def test_tls_port_without_san_is_verified_against_the_host(
     # As Gorouter (Go's transport verifies against the dialled host when ServerName is empty).
     cert, key = pki["ca"].issue("127.0.0.1").write(tmp_path, "ip")
     by_ip = backend_factory("--cert", str(cert), "--key", str(key), name="tls-ip")
-    route_tls(nats_client, tls_router, by_ip.port, "tls-nosan.example.com", san="")
+    response = route_tls(nats_client, tls_router, by_ip.port, "tls-nosan.example.com", san="")
+    assert (response.status, response.header("X-Backend")) == (200, "tls-ip")
     named_cert, named_key = pki["good"]
     by_name = backend_factory("--cert", str(named_cert), "--key", str(named_key), name="tls-name")
-    route_tls(nats_client, tls_router, by_name.port, "tls-nosan-name.example.com", san="")
-
-    response = tls_router.get("/", host="tls-nosan.example.com")
-    assert (response.status, response.header("X-Backend")) == (200, "tls-ip")
     # A certificate without the host's IP is refused, never served in plaintext: a hostname
     # mismatch, Gorouter's 503 (OpenSSL says IP address mismatch; Go, HostnameError).
-    mismatch = tls_router.get("/", host="tls-nosan-name.example.com")
+    mismatch = route_tls(
+        nats_client, tls_router, by_name.port, "tls-nosan-name.example.com", san=""
+    )
     assert mismatch.status == 503
     assert by_name.requests_seen() == []
     warnings = tls_router.events_named("tls-endpoint-without-server-cert-domain-san")

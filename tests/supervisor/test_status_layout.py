@@ -6,10 +6,8 @@ load_balancer_healthy_threshold."""
 from __future__ import annotations
 
 import base64
-import datetime
 import signal
 import socket
-from typing import Any
 
 import pytest
 
@@ -21,6 +19,7 @@ from tests.support.routerd import (
     Response,
     Routerd,
     http_request,
+    logged_at,
     new_routerd,
 )
 from tests.support.routes import register, wait_routed
@@ -104,14 +103,6 @@ def test_drain_turns_every_health_answer_unhealthy(routerd_factory):
     )
     # The process is alive all the same: process monitors must not restart a draining router.
     assert router.status_request("GET", ALIVE, auth=None).status == 200
-
-
-def logged_at(event: dict[str, Any]) -> float:
-    """An event's timestamp (RFC 3339 with nanoseconds) in seconds."""
-    stamp = event["timestamp"].rstrip("Z")
-    whole, _, fraction = stamp.partition(".")
-    seconds = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC).timestamp()
-    return seconds + float(f"0.{fraction or 0}")
 
 
 def test_ready_waits_load_balancer_healthy_threshold_after_healthy(nats_server, tmp_path):

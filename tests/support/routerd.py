@@ -8,6 +8,7 @@ through tests/support/launcher.py (its own session; stopping it takes its worker
 from __future__ import annotations
 
 import base64
+import datetime
 import http.client
 import json
 import subprocess
@@ -262,6 +263,14 @@ def http_request(
         return Response(response.status, response.headers, response.read())
     finally:
         connection.close()
+
+
+def logged_at(event: dict[str, Any]) -> float:
+    """An event's timestamp (RFC 3339 with nanoseconds) in seconds."""
+    stamp = event["timestamp"].rstrip("Z")
+    whole, _, fraction = stamp.partition(".")
+    seconds = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC).timestamp()
+    return seconds + float(f"0.{fraction or 0}")
 
 
 def new_routerd(

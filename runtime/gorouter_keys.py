@@ -129,7 +129,6 @@ class GorouterKeys(_Keys, frozen=True):
     trace_key: str | None = None
     debug_addr: str | None = None
     disable_http: bool | None = None
-    enable_http2: bool | None = None
     enable_http1_concurrent_read_write: bool | None = None
     hop_by_hop_headers_to_filter: Strings | None = None
     enable_verify_client_certificate_metadata: bool | None = None

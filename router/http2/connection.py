@@ -1,0 +1,420 @@
+"""One client's HTTP/2 connection: an asyncio protocol around h2's sans-I/O state machine.
+
+Theory of operation
+===================
+
+Bytes go to `h2.connection.H2Connection`, which frames, decodes HPACK, checks the protocol and
+flow control, and yields events; what it has to say back is written after each read. A request
+(`RequestReceived`) starts one exchange (stream.py) in a task; DATA goes to that exchange's
+body, whose window is given back only as the backend takes it. Responses go out as the client's
+windows and the socket allow (`send_data` waits on either), so a client that stops reading
+holds at most its window in the router.
+
+What a client may cost is bounded (limits.py): h2 refuses streams past the advertised
+SETTINGS_MAX_CONCURRENT_STREAMS, header blocks past `max_request_header_bytes` once decoded
+(HPACK bombs), endless CONTINUATION frames and window overflows, each with GOAWAY; the router
+itself closes with GOAWAY ENHANCE_YOUR_CALM a client resetting streams faster than its budget
+(rapid reset) or flooding it with SETTINGS, PING, WINDOW_UPDATE, PRIORITY or empty DATA, and
+cuts one whose unread acknowledgements pile up past OUTBOUND_LIMIT.
+
+Until its first request the connection is held to `read_header_timeout` (the preface and the
+first header block); without streams, to `frontend_idle_timeout`. Draining (the server's
+shutdown) sends GOAWAY: streams in flight finish, and the connection closes with the last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    Event,
+    PingReceived,
+    PriorityUpdated,
+    RemoteSettingsChanged,
+    RequestReceived,
+    StreamEnded,
+    StreamReset,
+    WindowUpdated,
+)
+from h2.exceptions import ProtocolError
+from h2.settings import SettingCodes, Settings
+
+from router.client_deadlines import HEADER
+from router.forwarded import Forwarding, tls_forwarding
+from router.http1.server import Http1Server
+from router.http2 import limits
+from router.http2.fields import Fields, request_head
+from router.http2.limits import Budget
+from router.http2.stream import H2Exchange
+from runtime.logs import EventLog
+
+log = EventLog("vcap.gorouter.router")
+
+_CONTROL_EVENTS = (PingReceived, RemoteSettingsChanged, WindowUpdated, PriorityUpdated)
+
+
+class H2ClientConnection(asyncio.Protocol):
+    """A client's HTTP/2 connection to a worker (see the module docstring)."""
+
+    # `deadline`/`deadline_kind`: for the per-worker deadline scanner.
+    __slots__ = (
+        "closed",
+        "control_budget",
+        "deadline",
+        "deadline_kind",
+        "exchanges",
+        "forwarding",
+        "goaway_sent",
+        "h2",
+        "idle_handle",
+        "idle_since",
+        "local",
+        "peer",
+        "reset_budget",
+        "server",
+        "transport",
+        "waiters",
+        "writing_paused",
+    )
+
+    def __init__(self, server: Http1Server, peer: tuple[str, int] | None = None) -> None:
+        self.server = server
+        self.peer = peer  # from a PROXY header, else the socket's
+        self.local: tuple[str, int] = ("", 0)
+        self.forwarding: Forwarding | None = None
+        self.transport: asyncio.Transport | None = None
+        header_bytes = server.limits.max_head_bytes
+        h2 = self.h2 = H2Connection(
+            H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=True)
+        )
+        h2.local_settings = Settings(
+            client=False,
+            initial_values={
+                SettingCodes.MAX_CONCURRENT_STREAMS: limits.MAX_CONCURRENT_STREAMS,
+                SettingCodes.MAX_HEADER_LIST_SIZE: header_bytes,
+                SettingCodes.INITIAL_WINDOW_SIZE: limits.STREAM_WINDOW,
+            },
+        )
+        # The advertised limit binds from the first header block, before the client's ACK.
+        h2.decoder.max_header_list_size = header_bytes
+        self.exchanges: dict[int, H2Exchange] = {}
+        self.waiters: list[asyncio.Future[None]] = []
+        self.writing_paused = False
+        self.closed = False
+        self.goaway_sent = False
+        now = server.loop.time()
+        self.reset_budget = Budget(limits.RESET_BURST, limits.RESET_RATE, now)
+        self.control_budget = Budget(limits.CONTROL_BURST, limits.CONTROL_RATE, now)
+        self.deadline = 0.0
+        self.deadline_kind = 0
+        self.idle_handle: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0
+
+    def __repr__(self) -> str:
+        peer = f"{self.peer[0]}:{self.peer[1]}" if self.peer else "?"
+        return f"H2ClientConnection({peer}, streams={len(self.exchanges)}, closed={self.closed})"
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        extra = transport.get_extra_info
+        if self.peer is None:
+            self.peer = extra("peername") or ("", 0)
+        self.local = extra("sockname") or ("", 0)
+        proxy = self.server.proxy
+        self.forwarding = tls_forwarding(proxy.config, extra("ssl_object"), proxy.tls_forwarding)
+        self.server.connections.add(self)
+        h2 = self.h2
+        h2.initiate_connection()
+        h2.increment_flow_control_window(limits.CONNECTION_WINDOW - h2.inbound_flow_control_window)
+        self.flush()
+        # The preface and the first request's head are due within read_header_timeout.
+        self.server.deadlines.arm(self, HEADER)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            events = self.h2.receive_data(data)
+        except ProtocolError as exc:
+            # h2 has queued a GOAWAY naming the error; send it and close.
+            log.info("http2-protocol-error", error=str(exc), remote=self._remote())
+            self.flush()
+            self._close()
+            return
+        for event in events:
+            self._handle(event)
+            if self.closed:
+                return
+        self.flush()
+
+    def eof_received(self) -> bool | None:
+        return None  # the client is gone: close (streams in flight become 499s)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._wake()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        self.transport = None
+        self.server.forget(self)
+        if self.deadline_kind:
+            self.server.deadlines.disarm(self)
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+            self.idle_handle = None
+        for exchange in list(self.exchanges.values()):
+            exchange.client_gone()
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionResetError("client connection lost"))
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            self._request(event)
+        elif isinstance(event, DataReceived):
+            self._data(event)
+        elif isinstance(event, StreamEnded):
+            exchange = self.exchanges.get(event.stream_id)
+            if exchange is not None:
+                exchange.body.end()
+        elif isinstance(event, StreamReset):
+            exchange = self.exchanges.get(event.stream_id)
+            if exchange is not None:
+                exchange.client_gone()
+            if event.remote_reset and not self.reset_budget.take(self.server.loop.time()):
+                self._calm_down("stream resets")
+        elif isinstance(event, ConnectionTerminated):
+            # The client is done: what is in flight finishes, then the connection closes.
+            self.goaway_sent = True
+            if not self.exchanges:
+                self._close()
+        elif isinstance(event, _CONTROL_EVENTS):
+            if isinstance(event, WindowUpdated | RemoteSettingsChanged):
+                self._wake()
+            if not self.control_budget.take(self.server.loop.time()):
+                self._calm_down("control frames")
+
+    def _request(self, event: RequestReceived) -> None:
+        stream_id = event.stream_id
+        assert stream_id is not None and event.headers is not None
+        if self.deadline_kind:
+            self.server.deadlines.disarm(self)
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+            self.idle_handle = None
+        head = request_head(event.headers)
+        if head.method == "CONNECT" or not head.target:
+            # Tunnels over HTTP/2 (RFC 8441 and CONNECT) are not offered.
+            self.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            self._idle_if_unused()
+            return
+        exchange = H2Exchange(self, stream_id, head, has_body=event.stream_ended is None)
+        self.exchanges[stream_id] = exchange
+        exchange.start()
+
+    def _data(self, event: DataReceived) -> None:
+        stream_id = event.stream_id
+        assert stream_id is not None
+        data = event.data or b""
+        flow = event.flow_controlled_length or 0
+        empty = not data and event.stream_ended is None
+        if empty and not self.control_budget.take(self.server.loop.time()):
+            self._calm_down("empty DATA frames")
+            return
+        exchange = self.exchanges.get(stream_id)
+        if exchange is None:
+            self.acknowledge(stream_id, flow)  # nobody reads it: the window goes back at once
+            return
+        exchange.body.push(data, flow)
+
+    # -- for the streams ---------------------------------------------------------------------
+
+    def send_headers(self, stream_id: int, fields: Fields, end_stream: bool) -> None:
+        try:
+            self.h2.send_headers(stream_id, fields, end_stream=end_stream)
+        except ProtocolError:
+            raise ConnectionResetError("stream closed") from None
+        self.flush()
+
+    async def send_data(self, stream_id: int, data: bytes) -> None:
+        """Send `data` as the client's windows and the socket allow."""
+        offset = 0
+        total = len(data)
+        h2 = self.h2
+        while offset < total:
+            room = await self._room(stream_id)
+            size = min(room, total - offset, h2.max_outbound_frame_size)
+            try:
+                h2.send_data(stream_id, data[offset : offset + size])
+            except ProtocolError:
+                raise ConnectionResetError("stream closed") from None
+            offset += size
+            self.flush()
+
+    def end_stream(self, stream_id: int) -> None:
+        try:
+            self.h2.end_stream(stream_id)
+        except ProtocolError:
+            raise ConnectionResetError("stream closed") from None
+        self.flush()
+
+    def reset_stream(self, stream_id: int, code: ErrorCodes) -> None:
+        try:
+            self.h2.reset_stream(stream_id, code)
+        except ProtocolError:
+            return  # closed already
+        self.flush()
+
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        if size and not self.closed:
+            try:
+                self.h2.acknowledge_received_data(size, stream_id)
+            except ProtocolError:
+                return
+            self.flush()
+
+    def exchange_done(self, stream_id: int, body_left: bool) -> None:
+        self.exchanges.pop(stream_id, None)
+        if self.closed:
+            return
+        if body_left:
+            # The response is complete; the rest of the request body is not wanted.
+            self.reset_stream(stream_id, ErrorCodes.NO_ERROR)
+        if self.server.draining and not self.goaway_sent:
+            self._goaway(ErrorCodes.NO_ERROR)
+        if self.goaway_sent and not self.exchanges:
+            self._close()
+            return
+        self._idle_if_unused()
+
+    def flush(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        data = self.h2.data_to_send()
+        if data:
+            transport.write(data)
+            if transport.get_write_buffer_size() > limits.OUTBOUND_LIMIT:
+                log.info("http2-client-not-reading", remote=self._remote())
+                self.abort()
+
+    # -- for the server and the deadline scanner ---------------------------------------------
+
+    def close_if_idle(self) -> bool:
+        """Draining: GOAWAY now; the connection closes once its streams have finished."""
+        if self.closed:
+            return True
+        self._goaway(ErrorCodes.NO_ERROR)
+        if not self.exchanges:
+            self._close()
+            return True
+        return False
+
+    def abort(self) -> None:
+        transport = self.transport
+        if transport is not None:
+            transport.abort()
+
+    def expire(self) -> None:
+        """No request in time: GOAWAY and close."""
+        self._goaway(ErrorCodes.NO_ERROR)
+        self._close()
+
+    def is_reading_paused(self) -> bool:
+        return False
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _room(self, stream_id: int) -> int:
+        """Bytes the client's windows let the stream send now; waits while there are none or
+        the socket is full."""
+        while True:
+            if self.closed:
+                raise ConnectionResetError("client connection lost")
+            if not self.writing_paused:
+                try:
+                    room = self.h2.local_flow_control_window(stream_id)
+                except ProtocolError:
+                    raise ConnectionResetError("stream closed") from None
+                if room > 0:
+                    return room
+            waiter = self.server.loop.create_future()
+            self.waiters.append(waiter)
+            await waiter
+
+    def _wake(self) -> None:
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _calm_down(self, what: str) -> None:
+        log.info("http2-flood-refused", flood=what, remote=self._remote())
+        self._goaway(ErrorCodes.ENHANCE_YOUR_CALM)
+        self._close()
+
+    def _goaway(self, code: ErrorCodes) -> None:
+        if self.goaway_sent or self.closed:
+            return
+        self.goaway_sent = True
+        try:
+            self.h2.close_connection(error_code=code)
+        except ProtocolError:
+            return
+        self.flush()
+
+    def _close(self) -> None:
+        """Close once what is written has gone out; streams left become 499s."""
+        if self.closed:
+            return
+        self.closed = True
+        transport = self.transport
+        if transport is not None:
+            transport.close()
+        for exchange in list(self.exchanges.values()):
+            exchange.client_gone()
+
+    def _idle_if_unused(self) -> None:
+        """Start (or push back) the idle timer once no stream is open."""
+        if self.exchanges:
+            return
+        loop = self.server.loop
+        self.idle_since = loop.time()
+        if self.idle_handle is None and self.server.idle_timeout > 0:
+            self.idle_handle = loop.call_later(self.server.idle_timeout, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self.idle_handle = None
+        if self.exchanges or self.closed:
+            return
+        timeout = self.server.idle_timeout
+        if timeout <= 0:
+            return
+        due = self.idle_since + timeout
+        if self.server.loop.time() >= due:
+            self._goaway(ErrorCodes.NO_ERROR)
+            self._close()
+        else:
+            self.idle_handle = self.server.loop.call_at(due, self._idle_check)
+
+    def _remote(self) -> str:
+        return self.peer[0] if self.peer else ""
+
+
+__all__ = ["H2ClientConnection"]

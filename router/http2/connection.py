@@ -145,9 +145,10 @@ class H2ClientConnection(asyncio.Protocol):
         try:
             events = self.h2.receive_data(data)
         except ProtocolError as exc:
-            # h2 has queued a GOAWAY naming the error; send it and close.
+            # h2 has queued a GOAWAY naming the error (but for a bad preface); send it, close.
             log.info("http2-protocol-error", error=str(exc), remote=self._remote())
-            self.flush()
+            if not self.flush():
+                self._goaway(ErrorCodes.PROTOCOL_ERROR)
             self._close()
             return
         for event in events:
@@ -303,16 +304,19 @@ class H2ClientConnection(asyncio.Protocol):
             return
         self._idle_if_unused()
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Write what h2 has to send; whether there was anything."""
         transport = self.transport
         if transport is None:
-            return
+            return False
         data = self.h2.data_to_send()
-        if data:
-            transport.write(data)
-            if transport.get_write_buffer_size() > limits.OUTBOUND_LIMIT:
-                log.info("http2-client-not-reading", remote=self._remote())
-                self.abort()
+        if not data:
+            return False
+        transport.write(data)
+        if transport.get_write_buffer_size() > limits.OUTBOUND_LIMIT:
+            log.info("http2-client-not-reading", remote=self._remote())
+            self.abort()
+        return True
 
     # -- for the server and the deadline scanner ---------------------------------------------
 

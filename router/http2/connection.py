@@ -44,6 +44,7 @@ from h2.events import (
 )
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes, Settings
+from hyperframe.frame import GoAwayFrame
 
 from router.client_deadlines import HEADER
 from router.forwarded import Forwarding, tls_forwarding
@@ -74,6 +75,7 @@ class H2ClientConnection(asyncio.Protocol):
         "h2",
         "idle_handle",
         "idle_since",
+        "last_stream",
         "local",
         "peer",
         "reset_budget",
@@ -108,6 +110,7 @@ class H2ClientConnection(asyncio.Protocol):
         self.writing_paused = False
         self.closed = False
         self.goaway_sent = False
+        self.last_stream = 0  # after a drain's GOAWAY: the last stream the router serves
         now = server.loop.time()
         self.reset_budget = Budget(limits.RESET_BURST, limits.RESET_RATE, now)
         self.control_budget = Budget(limits.CONTROL_BURST, limits.CONTROL_RATE, now)
@@ -219,6 +222,10 @@ class H2ClientConnection(asyncio.Protocol):
         if self.idle_handle is not None:
             self.idle_handle.cancel()
             self.idle_handle = None
+        if self.last_stream and stream_id > self.last_stream:
+            # Opened after the drain's GOAWAY had gone out: never served, safe to retry.
+            self.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            return
         head = request_head(event.headers)
         if head.method == "CONNECT" or not head.target:
             # Tunnels over HTTP/2 (RFC 8441 and CONNECT) are not offered.
@@ -298,7 +305,7 @@ class H2ClientConnection(asyncio.Protocol):
             # The response is complete; the rest of the request body is not wanted.
             self.reset_stream(stream_id, ErrorCodes.NO_ERROR)
         if self.server.draining and not self.goaway_sent:
-            self._goaway(ErrorCodes.NO_ERROR)
+            self._announce_goaway()
         if self.goaway_sent and not self.exchanges:
             self._close()
             return
@@ -324,7 +331,7 @@ class H2ClientConnection(asyncio.Protocol):
         """Draining: GOAWAY now; the connection closes once its streams have finished."""
         if self.closed:
             return True
-        self._goaway(ErrorCodes.NO_ERROR)
+        self._announce_goaway()
         if not self.exchanges:
             self._close()
             return True
@@ -372,6 +379,20 @@ class H2ClientConnection(asyncio.Protocol):
         log.info("http2-flood-refused", flood=what, remote=self._remote())
         self._goaway(ErrorCodes.ENHANCE_YOUR_CALM)
         self._close()
+
+    def _announce_goaway(self) -> None:
+        """A graceful GOAWAY: the streams opened so far are still served.
+
+        h2 lets nothing more be sent after its own GOAWAY (`close_connection`), so this one is
+        serialized by hyperframe, the framing layer h2 itself uses, and h2's state is left
+        open for the responses still to come."""
+        if self.goaway_sent or self.closed or self.transport is None:
+            return
+        self.goaway_sent = True
+        self.last_stream = self.h2.highest_inbound_stream_id or 0
+        self.flush()
+        frame = GoAwayFrame(0, last_stream_id=self.last_stream, error_code=ErrorCodes.NO_ERROR)
+        self.transport.write(frame.serialize())
 
     def _goaway(self, code: ErrorCodes) -> None:
         if self.goaway_sent or self.closed:

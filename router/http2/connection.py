@@ -50,8 +50,9 @@ from router.client_deadlines import HEADER
 from router.forwarded import Forwarding, tls_forwarding
 from router.http1.server import Http1Server
 from router.http2 import limits
-from router.http2.fields import Fields, request_head
+from router.http2.fields import request_head
 from router.http2.limits import Budget
+from router.http2.output import H2Output
 from router.http2.stream import H2Exchange
 from runtime.logs import EventLog
 
@@ -60,41 +61,34 @@ log = EventLog("vcap.gorouter.router")
 _CONTROL_EVENTS = (PingReceived, RemoteSettingsChanged, WindowUpdated, PriorityUpdated)
 
 
-class H2ClientConnection(asyncio.Protocol):
+class H2ClientConnection(H2Output):
     """A client's HTTP/2 connection to a worker (see the module docstring)."""
 
     # `deadline`/`deadline_kind`: for the per-worker deadline scanner.
     __slots__ = (
-        "closed",
         "control_budget",
         "deadline",
         "deadline_kind",
         "exchanges",
         "forwarding",
         "goaway_sent",
-        "h2",
         "idle_handle",
         "idle_since",
         "last_stream",
         "local",
-        "peer",
         "reset_budget",
         "server",
-        "transport",
-        "waiters",
-        "writing_paused",
     )
 
     def __init__(self, server: Http1Server, peer: tuple[str, int] | None = None) -> None:
-        self.server = server
-        self.peer = peer  # from a PROXY header, else the socket's
-        self.local: tuple[str, int] = ("", 0)
-        self.forwarding: Forwarding | None = None
-        self.transport: asyncio.Transport | None = None
-        header_bytes = server.limits.max_head_bytes
-        h2 = self.h2 = H2Connection(
+        h2 = H2Connection(
             H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=True)
         )
+        super().__init__(h2, server.loop, peer)
+        self.server = server
+        self.local: tuple[str, int] = ("", 0)
+        self.forwarding: Forwarding | None = None
+        header_bytes = server.limits.max_head_bytes
         h2.local_settings = Settings(
             client=False,
             initial_values={
@@ -106,9 +100,6 @@ class H2ClientConnection(asyncio.Protocol):
         # The advertised limit binds from the first header block, before the client's ACK.
         h2.decoder.max_header_list_size = header_bytes
         self.exchanges: dict[int, H2Exchange] = {}
-        self.waiters: list[asyncio.Future[None]] = []
-        self.writing_paused = False
-        self.closed = False
         self.goaway_sent = False
         self.last_stream = 0  # after a drain's GOAWAY: the last stream the router serves
         now = server.loop.time()
@@ -163,13 +154,6 @@ class H2ClientConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         return None  # the client is gone: close (streams in flight become 499s)
 
-    def pause_writing(self) -> None:
-        self.writing_paused = True
-
-    def resume_writing(self) -> None:
-        self.writing_paused = False
-        self._wake()
-
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
         self.transport = None
@@ -181,10 +165,7 @@ class H2ClientConnection(asyncio.Protocol):
             self.idle_handle = None
         for exchange in list(self.exchanges.values()):
             exchange.client_gone()
-        waiters, self.waiters = self.waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(ConnectionResetError("client connection lost"))
+        self._fail_waiters()
 
     # -- events ------------------------------------------------------------------------------
 
@@ -253,50 +234,6 @@ class H2ClientConnection(asyncio.Protocol):
 
     # -- for the streams ---------------------------------------------------------------------
 
-    def send_headers(self, stream_id: int, fields: Fields, end_stream: bool) -> None:
-        try:
-            self.h2.send_headers(stream_id, fields, end_stream=end_stream)
-        except ProtocolError:
-            raise ConnectionResetError("stream closed") from None
-        self.flush()
-
-    async def send_data(self, stream_id: int, data: bytes) -> None:
-        """Send `data` as the client's windows and the socket allow."""
-        offset = 0
-        total = len(data)
-        h2 = self.h2
-        while offset < total:
-            room = await self._room(stream_id)
-            size = min(room, total - offset, h2.max_outbound_frame_size)
-            try:
-                h2.send_data(stream_id, data[offset : offset + size])
-            except ProtocolError:
-                raise ConnectionResetError("stream closed") from None
-            offset += size
-            self.flush()
-
-    def end_stream(self, stream_id: int) -> None:
-        try:
-            self.h2.end_stream(stream_id)
-        except ProtocolError:
-            raise ConnectionResetError("stream closed") from None
-        self.flush()
-
-    def reset_stream(self, stream_id: int, code: ErrorCodes) -> None:
-        try:
-            self.h2.reset_stream(stream_id, code)
-        except ProtocolError:
-            return  # closed already
-        self.flush()
-
-    def acknowledge(self, stream_id: int, size: int) -> None:
-        if size and not self.closed:
-            try:
-                self.h2.acknowledge_received_data(size, stream_id)
-            except ProtocolError:
-                return
-            self.flush()
-
     def exchange_done(self, stream_id: int, body_left: bool) -> None:
         self.exchanges.pop(stream_id, None)
         if self.closed:
@@ -311,20 +248,6 @@ class H2ClientConnection(asyncio.Protocol):
             return
         self._idle_if_unused()
 
-    def flush(self) -> bool:
-        """Write what h2 has to send; whether there was anything."""
-        transport = self.transport
-        if transport is None:
-            return False
-        data = self.h2.data_to_send()
-        if not data:
-            return False
-        transport.write(data)
-        if transport.get_write_buffer_size() > limits.OUTBOUND_LIMIT:
-            log.info("http2-client-not-reading", remote=self._remote())
-            self.abort()
-        return True
-
     # -- for the server and the deadline scanner ---------------------------------------------
 
     def close_if_idle(self) -> bool:
@@ -337,11 +260,6 @@ class H2ClientConnection(asyncio.Protocol):
             return True
         return False
 
-    def abort(self) -> None:
-        transport = self.transport
-        if transport is not None:
-            transport.abort()
-
     def expire(self) -> None:
         """No request in time: GOAWAY and close."""
         self._goaway(ErrorCodes.NO_ERROR)
@@ -351,29 +269,6 @@ class H2ClientConnection(asyncio.Protocol):
         return False
 
     # -- internals ---------------------------------------------------------------------------
-
-    async def _room(self, stream_id: int) -> int:
-        """Bytes the client's windows let the stream send now; waits while there are none or
-        the socket is full."""
-        while True:
-            if self.closed:
-                raise ConnectionResetError("client connection lost")
-            if not self.writing_paused:
-                try:
-                    room = self.h2.local_flow_control_window(stream_id)
-                except ProtocolError:
-                    raise ConnectionResetError("stream closed") from None
-                if room > 0:
-                    return room
-            waiter = self.server.loop.create_future()
-            self.waiters.append(waiter)
-            await waiter
-
-    def _wake(self) -> None:
-        waiters, self.waiters = self.waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
 
     def _calm_down(self, what: str) -> None:
         log.info("http2-flood-refused", flood=what, remote=self._remote())
@@ -437,9 +332,6 @@ class H2ClientConnection(asyncio.Protocol):
             self._close()
         else:
             self.idle_handle = self.server.loop.call_at(due, self._idle_check)
-
-    def _remote(self) -> str:
-        return self.peer[0] if self.peer else ""
 
 
 __all__ = ["H2ClientConnection"]

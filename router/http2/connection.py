@@ -82,7 +82,15 @@ class H2ClientConnection(H2Output):
 
     def __init__(self, server: Http1Server, peer: tuple[str, int] | None = None) -> None:
         h2 = H2Connection(
-            H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=True)
+            H2Configuration(
+                client_side=False,
+                header_encoding=None,
+                validate_inbound_headers=True,
+                # The router's own fields are lower-case and stripped of what HTTP/2 forbids
+                # (fields.py): checking them again would cost every response.
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+            )
         )
         super().__init__(h2, server.loop, peer)
         self.server = server
@@ -303,6 +311,7 @@ class H2ClientConnection(H2Output):
         """Close once what is written has gone out; streams left become 499s."""
         if self.closed:
             return
+        self.flush()  # frames still waiting for flush_soon (a last response, a GOAWAY)
         self.closed = True
         transport = self.transport
         if transport is not None:

@@ -52,7 +52,7 @@ class StreamClient(Protocol):
     forwarding: Forwarding | None
 
     def send_headers(self, stream_id: int, fields: Fields, end_stream: bool) -> None: ...
-    async def send_data(self, stream_id: int, data: bytes) -> None: ...
+    async def send_data(self, stream_id: int, data: bytes, end_stream: bool = ...) -> None: ...
     def end_stream(self, stream_id: int) -> None: ...
     def reset_stream(self, stream_id: int, code: ErrorCodes) -> None: ...
     def acknowledge(self, stream_id: int, size: int) -> None: ...
@@ -246,9 +246,8 @@ class H2Exchange:
             client.send_headers(self.stream_id, fields, end_stream=True)
             return
         client.send_headers(self.stream_id, fields, end_stream=False)
-        await client.send_data(self.stream_id, answer.body)
+        await client.send_data(self.stream_id, answer.body, end_stream=True)
         self.sent = len(answer.body)
-        client.end_stream(self.stream_id)
 
     async def _relay(self) -> None:
         ex = self.ex
@@ -265,6 +264,14 @@ class H2Exchange:
         stream_id = self.stream_id
         if self.head.method == "HEAD" or status in NO_BODY_STATUS:
             client.send_headers(stream_id, fields, end_stream=True)
+            return
+        if upstream.complete and not upstream.trailers:
+            # The whole response is here (the usual small one): its frames go out together.
+            body = upstream.take_body()
+            client.send_headers(stream_id, fields, end_stream=not body)
+            if body:
+                await client.send_data(stream_id, body, end_stream=True)
+                self.sent = len(body)
             return
         client.send_headers(stream_id, fields, end_stream=False)
         try:

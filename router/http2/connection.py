@@ -18,7 +18,8 @@ itself closes with GOAWAY ENHANCE_YOUR_CALM a client resetting streams faster th
 cuts one whose unread acknowledgements pile up past OUTBOUND_LIMIT.
 
 Until its first request the connection is held to `read_header_timeout` (the preface and the
-first header block); without streams, to `frontend_idle_timeout`. Draining (the server's
+first header block); without streams, to `frontend_idle_timeout`; a stream whose request body
+stops arriving, to `request_body_timeout` (the stream is cancelled: a 499). Draining (the server's
 shutdown) sends GOAWAY: streams in flight finish, and the connection closes with the last.
 """
 

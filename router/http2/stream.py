@@ -125,10 +125,23 @@ class RequestBody:
             if self.ended:
                 return b""
             waiter = self.waiter = asyncio.get_running_loop().create_future()
+            timeout = self.client.server.deadlines.body_timeout
             try:
-                await waiter
+                async with asyncio.timeout(timeout if timeout > 0 else None):
+                    await waiter
+            except TimeoutError:
+                self._time_out(timeout)
             finally:
                 self.waiter = None
+
+    def _time_out(self, timeout: float) -> None:
+        """No DATA for `request_body_timeout`: the stream is cancelled (a 499), as HTTP/1
+        closes the connection of a client whose body stops arriving."""
+        client = self.client
+        client.server.stats[Stat.client_body_timeouts] += 1
+        log.info("request-body-timeout", timeout=timeout)
+        client.reset_stream(self.stream_id, ErrorCodes.CANCEL)
+        raise ConnectionResetError("request body timeout")
 
     async def read_all(self) -> bytes:
         parts = []

@@ -133,3 +133,25 @@ def test_drain_sends_goaway_and_the_streams_in_flight_finish(
     # The GOAWAY came before the response: the stream finished after it.
     assert text.index("recv GOAWAY frame") < text.index(":status: 200"), text
     assert router.wait_exit(timeout=15) == 0
+
+
+def test_a_body_that_stops_arriving_is_cancelled_after_request_body_timeout(
+    start_tls_router: Callable[..., Routerd],
+) -> None:
+    router = start_tls_router(request_body_timeout=1)
+    with H2Client(ssl_port(router)) as client:
+        stream = client.start(
+            "POST", "/stalled-body", HOST, headers=[("content-length", "200000")], end=False
+        )
+        client.send_body(stream, b"x" * 1000, end=False)
+        started = time.monotonic()
+        response = client.wait(stream, timeout=8)
+        assert response.reset == h2.errors.ErrorCodes.CANCEL
+        assert time.monotonic() - started < 5
+        # The connection goes on serving.
+        assert client.request("GET", "/", HOST).status == 200
+    assert router.events_named("request-body-timeout")
+    wait_until(
+        lambda: any('"POST /stalled-body HTTP/2.0" 499' in line for line in access_lines(router)),
+        what="a 499 access log line",
+    )

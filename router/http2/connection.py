@@ -154,10 +154,16 @@ class H2ClientConnection(H2Output):
                 self._goaway(ErrorCodes.PROTOCOL_ERROR)
             self._close()
             return
-        for event in events:
-            self._handle(event)
-            if self.closed:
-                return
+        try:
+            for event in events:
+                self._handle(event)
+                if self.closed:
+                    return
+        except Exception as exc:  # a bug: this connection ends, the worker goes on
+            log.error("http2-connection-failed", error=repr(exc), remote=self._remote())
+            self._goaway(ErrorCodes.INTERNAL_ERROR)
+            self._close()
+            return
         self.flush()
 
     def eof_received(self) -> bool | None:

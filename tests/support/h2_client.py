@@ -29,20 +29,26 @@ class H2Response:
         return self.body.decode("utf-8", "replace")
 
 
-def tls_socket(port: int, alpn: list[str], timeout: float = 10) -> ssl.SSLSocket:
+def tls_socket(
+    port: int, alpn: list[str], timeout: float = 10, proxy_header: bytes = b""
+) -> ssl.SSLSocket:
+    """A TLS connection offering `alpn`, after a PROXY header when one is given."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(alpn)
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    raw.sendall(proxy_header)
     return context.wrap_socket(raw, server_hostname="localhost")
 
 
 class H2Client:
     """One HTTP/2 connection to the router's TLS port."""
 
-    def __init__(self, port: int, timeout: float = 10, window: int | None = None) -> None:
-        self.sock = tls_socket(port, ["h2"], timeout)
+    def __init__(
+        self, port: int, timeout: float = 10, window: int | None = None, proxy_header: bytes = b""
+    ) -> None:
+        self.sock = tls_socket(port, ["h2"], timeout, proxy_header)
         assert self.sock.selected_alpn_protocol() == "h2"
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding=None)

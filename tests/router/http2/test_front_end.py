@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.router.http2.conftest import HOST, RECORD_HOST, ssl_port
-from tests.support.h2_client import H2Client
+from tests.support.h2_client import H2Client, H2Response
 from tests.support.routerd import Routerd
 from tests.support.waiting import wait_until
 
@@ -203,3 +203,16 @@ def test_plain_port_answers_a_prior_knowledge_preface_as_gorouter(router: Router
     assert head.startswith(b"HTTP/1.1 400 Bad Request"), reply
     assert b"X-Cf-Routererror: empty_host" in head.replace(b"RouterError", b"Routererror")
     assert body == b"400 Bad Request: Request had empty Host header\n"
+
+
+def test_a_proxy_protocol_header_names_the_client_of_an_h2_connection(start_tls_router) -> None:
+    router = start_tls_router(enable_proxy=True)
+    header = b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 443\r\n"
+
+    def routed() -> H2Response | None:
+        with H2Client(ssl_port(router), proxy_header=header) as client:
+            response = client.request("GET", "/proxied", HOST)
+        return response if response.status == 200 else None
+
+    response = wait_until(routed, what="the route, over h2 behind a PROXY header")
+    assert echoed(response.body)["header_map"]["x-forwarded-for"] == "203.0.113.7"

@@ -21,6 +21,7 @@ from h2.errors import ErrorCodes
 
 from registry.shm.counters import Stat
 from router import attempts, routing, settlement
+from router.answers import refusal_answer
 from router.errors import BackendError
 from router.exchange import Exchange, ProxyRequest
 from router.forwarded import Forwarding
@@ -234,7 +235,13 @@ class H2Exchange:
         if self.has_body and not buffered:
             req.body = self.body
         ex = self.ex = routing.begin(proxy, req)
-        plan = routing.plan(proxy, ex)
+        limit = client.server.limits.max_headers
+        if limit and len(head.raw_headers) > limit:
+            # As for HTTP/1 (and Gorouter's MaxRequestSize handler): 431, nothing routed.
+            settlement.answer(proxy, ex, refusal_answer(431, "too many header fields"))
+            plan = None
+        else:
+            plan = routing.plan(proxy, ex)
         if plan is not None:
             if buffered:
                 req.buffered_body = await self.body.read_all()

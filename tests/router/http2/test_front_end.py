@@ -216,3 +216,14 @@ def test_a_proxy_protocol_header_names_the_client_of_an_h2_connection(start_tls_
 
     response = wait_until(routed, what="the route, over h2 behind a PROXY header")
     assert echoed(response.body)["header_map"]["x-forwarded-for"] == "203.0.113.7"
+
+
+def test_more_header_fields_than_max_request_headers_get_431(start_tls_router) -> None:
+    router = start_tls_router(max_request_headers=10)
+    with H2Client(ssl_port(router)) as client:
+        many = [(f"x-field-{n}", "v") for n in range(20)]
+        refused = client.request("GET", "/", HOST, headers=many)
+        served = client.request("GET", "/", HOST, headers=many[:5])
+    assert refused.status == 431
+    assert refused.headers["x-cf-routererror"] == "max-request-size-exceeded"
+    assert served.status == 200

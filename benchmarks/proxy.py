@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import http2, wrk
+from benchmarks import wrk
 from benchmarks.gorouter import binary as gorouter_binary
 from benchmarks.gorouter import start_gorouter
 from benchmarks.processes import process_tree, tree_cpu_seconds
@@ -204,18 +204,6 @@ def run_proxy(
                     f"round {round_index + 1}/{settings.rounds} {target.label}: "
                     f"{run['rps']:.0f} req/s, p99 {run['p99_ms']:.2f} ms"
                 )
-        # HTTP/2 clients (h2load), when nghttp2-client is installed: routerd ÷ nginx over h2.
-        over_h2 = None
-        if http2.available():
-            over_h2 = http2.run_rounds(
-                group,
-                targets[0].port,
-                run_root,
-                settings.seconds,
-                settings.rounds,
-                settings.warmup_seconds,
-                say,
-            )
         best = {name: max(results, key=lambda run: run["rps"]) for name, results in runs.items()}
         pairs = [pair for pair in (*RATIOS, *GOROUTER_RATIOS) if pair[1] in runs]
         ratios = {
@@ -232,7 +220,6 @@ def run_proxy(
             "best": best,
             "ratios": ratios,
             "same_round_ratios": same_round_ratios(runs, pairs),
-            "http2": over_h2,
         }
 
 

@@ -68,36 +68,6 @@ def proxy_section(proxy: dict[str, Any]) -> list[str]:
     ]
     out += table_rows(["req/s ratio", "same round (median)", "best rounds"], rows)
     out.append("  (CPU: the target's own processes; the backend's CPU is not included for proxies)")
-    over_h2 = proxy.get("http2")
-    if over_h2:
-        out += http2_lines(over_h2)
-    return out
-
-
-def http2_lines(over_h2: dict[str, Any]) -> list[str]:
-    """The HTTP/2 rounds of the proxy benchmark (benchmarks/http2.py)."""
-    settings = over_h2["settings"]
-    streams = settings["clients"] * settings["streams_per_client"]
-    out = [
-        f"PROXY over HTTP/2  h2load -c{settings['clients']} -m{settings['streams_per_client']} "
-        f"({streams} streams), TLS, small GETs; best round shown",
-    ]
-    rows = [
-        [
-            over_h2["labels"][name],
-            fmt_rate(run["rps"]),
-            f"{run['cpu_us_per_request']:.0f}",
-            str(run["failed"] + run["non_2xx"]),
-        ]
-        for name, run in over_h2["best"].items()
-    ]
-    out += table_rows(["target", "req/s", "CPU us/req", "errors"], rows)
-    same_round = over_h2["same_round_ratios"]
-    rows = [
-        [key.replace("/", " ÷ "), fmt_ratio(same_round.get(key, 0)), fmt_ratio(value)]
-        for key, value in over_h2["ratios"].items()
-    ]
-    out += table_rows(["req/s ratio", "same round (median)", "best rounds"], rows)
     return out
 
 

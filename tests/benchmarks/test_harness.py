@@ -79,20 +79,6 @@ def test_proxy_measures_each_proxy_with_its_access_log_on_and_off(
 
 
 @pytest.mark.timeout(300)
-def test_proxy_measures_routerd_and_nginx_over_http2(
-    tiny_run: tuple[dict[str, Any], Path, str],
-) -> None:
-    over_h2 = tiny_run[0]["proxy"]["http2"]
-    assert set(over_h2["runs"]) == {"routerd-h2", "nginx-h2"}
-    for name, runs in over_h2["runs"].items():
-        for run in runs:
-            assert run["protocol"] == "h2", name
-            assert run["succeeded"] > 0 and run["failed"] == run["non_2xx"] == 0, name
-    assert over_h2["ratios"]["routerd-h2/nginx-h2"] > 0
-    assert "PROXY over HTTP/2" in tiny_run[2]
-
-
-@pytest.mark.timeout(300)
 def test_storm_times_new_routes_under_churn_and_the_loop_during_routes(
     tiny_run: tuple[dict[str, Any], Path, str],
 ) -> None:

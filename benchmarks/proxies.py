@@ -53,7 +53,7 @@ class Target:
     access_log: Path | None = None
 
 
-def _nginx_common(workdir: Path, name: str) -> tuple[str, str]:
+def nginx_common(workdir: Path, name: str) -> tuple[str, str]:
     """Main-context lines and http-context temp paths, all inside the benchmark's temp dir."""
     temp = workdir / f"{name}-temp"
     temp.mkdir(exist_ok=True)
@@ -88,7 +88,7 @@ def backend_nginx_conf(
     workdir: Path, port: int, docroot: Path, name: str = "backend", keepalive_timeout: float = 300
 ) -> str:
     """`keepalive_timeout`: seconds before nginx closes an idle keep-alive connection."""
-    main, temp_paths = _nginx_common(workdir, name)
+    main, temp_paths = nginx_common(workdir, name)
     return (
         main + "worker_processes 1;\n"
         "events { worker_connections 4096; }\n"
@@ -123,7 +123,7 @@ def proxy_nginx_conf(
 ) -> str:
     """With `host_map` (lines `host backend;`), the upstream is looked up by Host; with
     `access_log`, each request is logged there in nginx's default (`combined`) format."""
-    main, temp_paths = _nginx_common(workdir, f"{name}-proxy")
+    main, temp_paths = nginx_common(workdir, f"{name}-proxy")
     # No buffer= or flush=: nginx then writes each line as its request ends, as by default.
     logging = (
         f"    access_log {access_log};\n" if access_log is not None else "    access_log off;\n"

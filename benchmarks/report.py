@@ -13,6 +13,8 @@ VISIBLE_P99_TARGET_MS = 50.0
 STORM_VISIBLE_TARGET_S = 20.0
 # A new route routable within a second while 50k registrations a second flow in.
 CHURN_ROUTABLE_P99_MS = 1000.0
+# Small GETs over h2, routerd's req/s over nginx's (both TLS with an access log).
+H2_RATIO_TARGET = 0.5
 
 
 def fmt_rate(value: float) -> str:
@@ -68,6 +70,33 @@ def proxy_section(proxy: dict[str, Any]) -> list[str]:
     ]
     out += table_rows(["req/s ratio", "same round (median)", "best rounds"], rows)
     out.append("  (CPU: the target's own processes; the backend's CPU is not included for proxies)")
+    return out
+
+
+def http2_section(http2: dict[str, Any]) -> list[str]:
+    settings = http2["settings"]
+    out = [
+        f"HTTP2  h2load -t1 -c{settings['connections']} -m{settings['streams']}, "
+        f"{settings['seconds']:.0f} s x {settings['rounds']} alternating rounds; best round shown",
+    ]
+    rows = []
+    for name, runs in http2["runs"].items():
+        run = max(runs, key=lambda run: run["rps"])
+        rows.append(
+            [
+                http2["labels"][name],
+                fmt_rate(run["rps"]),
+                f"{run['mean_ms']:.2f}",
+                f"{run['cpu_us_per_request']:.0f}",
+                str(run["failed"] + run["non_2xx"]),
+            ]
+        )
+    out += table_rows(["target", "req/s", "mean ms", "CPU us/req", "errors"], rows)
+    rows = [
+        [key.replace("/", " ÷ "), fmt_ratio(value)]
+        for key, value in http2["same_round_ratios"].items()
+    ]
+    out += table_rows(["req/s ratio", "same round (median)"], rows)
     return out
 
 
@@ -305,6 +334,15 @@ def target_lines(results: dict[str, Any]) -> list[str]:
                     p99 < VISIBLE_P99_TARGET_MS,
                 )
             )
+    http2 = results.get("http2")
+    if http2:
+        ratio = http2["same_round_ratios"].get("routerd-h2/nginx-h2", 0)
+        checks.append(
+            (
+                f"h2 small GETs: routerd ÷ nginx >= {H2_RATIO_TARGET} ({ratio:.2f})",
+                ratio >= H2_RATIO_TARGET,
+            )
+        )
     storm = results.get("storm")
     if storm:
         for level, run in storm["runs"].items():
@@ -347,6 +385,7 @@ def render(results: dict[str, Any]) -> str:
     ]
     sections = (
         ("proxy", proxy_section),
+        ("http2", http2_section),
         ("sweep", sweep_section),
         ("latency", latency_section),
         ("table", table_section),

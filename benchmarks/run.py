@@ -28,6 +28,8 @@ from typing import Any
 
 from benchmarks import gorouter, plots
 from benchmarks.churn import ChurnSettings
+from benchmarks.h2load import H2LOAD
+from benchmarks.http2 import run_http2
 from benchmarks.latency import LatencySettings, run_latency
 from benchmarks.processes import BENCHMARK_FAILURES, load_average
 from benchmarks.proxies import HAPROXY, NGINX, repo_root
@@ -39,7 +41,7 @@ from benchmarks.table import TableSettings, run_table
 from benchmarks.wrk import WRK
 
 # latency before sweep: they share targets, and the sweep grows routerd's route table.
-BENCHMARKS = ("proxy", "latency", "sweep", "table", "storm")
+BENCHMARKS = ("proxy", "http2", "latency", "sweep", "table", "storm")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -206,6 +208,7 @@ def metadata(mode: str, only: list[str], gorouter_path: Path | None) -> dict[str
             "wrk": tool_version([WRK, "--version"]),
             "nginx": tool_version([NGINX, "-v"]),
             "haproxy": tool_version([HAPROXY, "-v"]),
+            "h2load": tool_version([H2LOAD, "--version"]),
             "nats-server": tool_version(["nats-server", "--version"]),
             "gorouter": str(gorouter_path) if gorouter_path is not None else "not measured",
         },
@@ -238,6 +241,7 @@ def run_selected(
 
         runners: dict[str, Callable[[], dict[str, Any]]] = {
             "proxy": lambda: run_proxy(workdir / "proxy", shmdir, plan.proxy, say, gorouter_path),
+            "http2": lambda: run_http2(workdir / "http2", shmdir, plan.proxy, say),
             "latency": lambda: run_latency(bench(), plan.latency, workdir / "latency", say),
             "sweep": lambda: run_sweep(bench(), plan.sweep, workdir / "sweep", say),
             "table": lambda: run_table(shmdir, plan.table, say),

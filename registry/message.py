@@ -54,6 +54,9 @@ class RegistryOptions(msgspec.Struct, frozen=True, gc=False):
     loadbalancing: str = ""
     hash_header: str = ""
     hash_balance: float = 0.0
+    # Gorouter v0.317's name for `loadbalancing`: read when `loadbalancing` is absent, so route
+    # emitters of either release are understood; `loadbalancing` wins when both are set.
+    lb_algo: str = ""
 
 
 OPTION_KEYS: Final = frozenset(RegistryOptions.__struct_fields__)
@@ -259,7 +262,9 @@ def validate_message(
                 f"against the host {quote(message.host)!r}",
             )
         )
-    lb = message.options.loadbalancing
+    lb_key, lb = "options.loadbalancing", message.options.loadbalancing
+    if not lb and message.options.lb_algo:
+        lb_key, lb = "options.lb_algo", message.options.lb_algo
     if lb and lb not in LOAD_BALANCING_ALGORITHMS:
         # Gorouter registers the endpoint and its pool keeps the algorithm it has (the
         # router's balancing_algorithm, or the last valid one a registration gave it):
@@ -268,7 +273,7 @@ def validate_message(
             caveats.append(
                 Caveat(
                     UNKNOWN_LOAD_BALANCING,
-                    f"options.loadbalancing {quote(lb)!r} is not one of "
+                    f"{lb_key} {quote(lb)!r} is not one of "
                     f"{sorted(LOAD_BALANCING_ALGORITHMS)}: the route keeps its algorithm",
                 )
             )
@@ -284,7 +289,7 @@ def validate_message(
             caveats.append(
                 Caveat(
                     HASH_HEADER_MISSING,
-                    "options.loadbalancing 'hash' without options.hash_header: requests are "
+                    f"{lb_key} 'hash' without options.hash_header: requests are "
                     "balanced with the router's balancing_algorithm",
                 )
             )

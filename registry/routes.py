@@ -215,7 +215,11 @@ class RouteTable:
             changes.extend(self.remove_endpoint(key, reg.address, now))
         return changes
 
-    def remove_endpoint(self, key: RouteKey, address: str, now: float) -> list[Change]:
+    def remove_endpoint(
+        self, key: RouteKey, address: str, now: float, keep_empty: bool = False
+    ) -> list[Change]:
+        """Take `address` out of the route; an emptied route goes too, unless `keep_empty`
+        (or empty_pool_timeout) keeps it, answering as empty, until a pruner cycle drops it."""
         pool = self.pools.get(key)
         if pool is None:
             return []
@@ -226,7 +230,7 @@ class RouteTable:
         self._touch(pool)
         changes = [_endpoint_change(ENDPOINT_UNREGISTERED, pool, state.record)]
         if not pool.endpoints:
-            if self.empty_pool_timeout > 0:
+            if keep_empty or self.empty_pool_timeout > 0:
                 pool.emptied_at = now
             else:
                 self._remove_pool(pool)

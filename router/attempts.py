@@ -17,8 +17,10 @@ Attempts (at most `backends.max_attempts`):
        On a reused pooled connection this is the keep-alive race, not the endpoint's fault: it is
        not marked failed and the retry dials a fresh connection;
      - a timeout, a malformed response, or a failure after the request body was consumed: no retry.
-     Failable kinds mark the endpoint failed for `droplet_stale_threshold / 4`; TLS endpoints that
-     fail a prunable check are skipped for the rest of this request and marked failed.
+     Failable kinds mark the endpoint failed for `droplet_stale_threshold / 4`; a TLS endpoint
+     that fails a prunable check (dial, TLS setup) leaves the route's pool instead, for every
+     worker: this one hides it at once and tells the supervisor, which removes it from the
+     shared table until it registers again (registry/pruned.py).
 A body is replayable while none of it has been read (streamed bodies), or always when small enough
 to be buffered before the first attempt. A request whose body was consumed is never retried.
 
@@ -35,6 +37,7 @@ started it, is `attempt()`: dial when no pooled connection is given, write the h
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -48,6 +51,7 @@ from router.errors import BackendError, Kind
 from router.exchange import Exchange, Plan, ProxyRequest
 from router.headers import build_head, endpoint_headers, header_value
 from router.upstream import UpstreamConnection
+from runtime import control
 from runtime.config import LOCALLY_OPTIMISTIC
 from runtime.logs import EventLog
 
@@ -166,7 +170,7 @@ async def attempts(
         else:
             if excluded is _NONE_EXCLUDED:
                 excluded = set()
-            _blame(proxy, endpoint, error, excluded)
+            _blame(proxy, pool, endpoint, error, excluded)
         if not retriable:
             break
         proxy.row.stats[Stat.retries] += 1
@@ -188,14 +192,38 @@ def _classify_failure(proxy: Proxy, ex: Exchange, error: BackendError, idempoten
     return race
 
 
-def _blame(proxy: Proxy, endpoint: EndpointRecord, error: BackendError, excluded: set[int]) -> None:
+def _blame(
+    proxy: Proxy,
+    pool: PoolRecord,
+    endpoint: EndpointRecord,
+    error: BackendError,
+    excluded: set[int],
+) -> None:
+    """Gorouter's EndpointFailed: a TLS endpoint that failed to connect or to set up TLS leaves
+    the route's pool, for every worker, until it registers again; another failable endpoint
+    is skipped by this worker for a while."""
     excluded.add(endpoint.slot)
     original = error.blamed or error.kind
-    if errors.is_failable(original):
-        proxy.health.mark_failed(endpoint)
     if endpoint.tls and errors.is_prunable(original):
-        proxy.row.stats[Stat.pruned_endpoints] += 1
-        log.info("prune-failed-endpoint", backend=endpoint.address, error=error.detail)
+        _prune(proxy, pool, endpoint, error)
+    elif errors.is_failable(original):
+        proxy.health.mark_failed(endpoint)
+
+
+def _prune(proxy: Proxy, pool: PoolRecord, endpoint: EndpointRecord, error: BackendError) -> None:
+    if not proxy.pruned.hide(pool.uri, endpoint):
+        return  # already pruned here and reported, by a concurrent request
+    proxy.row.stats[Stat.pruned_endpoints] += 1
+    log.info("prune-failed-endpoint", backend=endpoint.address, route=pool.uri, error=error.detail)
+    proxy.tell_supervisor(
+        control.encode(
+            control.PRUNE,
+            host=pool.host,
+            path=pool.path,
+            address=endpoint.address,
+            error=error.detail,
+        )
+    )
 
 
 def _choose(
@@ -258,12 +286,19 @@ async def attempt(
     conn: UpstreamConnection | None,
     instance_lines: bytes,
     key: str,
+    tls_context: ssl.SSLContext | None = None,
 ) -> None:
-    """One attempt on `conn`, or on a new connection when it is None."""
+    """One attempt on `conn`, or on a new connection when it is None (over TLS with
+    `tls_context`, the backends' one when None)."""
     reused = conn is not None
     if conn is None:
         conn = await proxy.upstream.dial(
-            key, endpoint.host, endpoint.port, endpoint.tls, endpoint.server_cert_domain_san
+            key,
+            endpoint.host,
+            endpoint.port,
+            endpoint.tls,
+            endpoint.server_cert_domain_san,
+            tls_context,
         )
     send_head(proxy, ex, conn, reused, common, instance_lines)
     req = ex.request

@@ -1,4 +1,4 @@
-"""The TLS client context for backends that registered a tls_port."""
+"""The TLS client contexts: for backends that registered a tls_port, and for route services."""
 
 from __future__ import annotations
 
@@ -10,7 +10,18 @@ from runtime.pem import load_cert_chain_from_pem
 
 def backend_tls_context(config: Config) -> ssl.SSLContext:
     """Verify against the system store plus `ca_certs`; the SAN is checked per connection
-    (it is passed as server_hostname). Never falls back to plaintext."""
+    (it is passed as server_hostname). Never falls back to plaintext. Presents
+    `backends.cert_chain` to backends that ask for a client certificate."""
+    return _client_context(config, config.backends.cert_chain, config.backends.private_key)
+
+
+def route_service_tls_context(config: Config) -> ssl.SSLContext:
+    """As for backends (same CAs, same verification), presenting `route_services.cert_chain`."""
+    route_services = config.route_services
+    return _client_context(config, route_services.cert_chain, route_services.private_key)
+
+
+def _client_context(config: Config, cert_chain: str, private_key: str) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     for pem in config.ca_certs:
@@ -18,6 +29,6 @@ def backend_tls_context(config: Config) -> ssl.SSLContext:
     if config.skip_ssl_validation:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    if config.backends.cert_chain:
-        load_cert_chain_from_pem(context, config.backends.cert_chain, config.backends.private_key)
+    if cert_chain:
+        load_cert_chain_from_pem(context, cert_chain, private_key)
     return context

@@ -62,7 +62,7 @@ _TLS_SETUP: Final = frozenset(
 RETRIABLE: Final = frozenset({Kind.DIAL, Kind.SEND, Kind.IDEMPOTENT_EOF} | _TLS_SETUP)
 # The endpoint itself is at fault: skip it for a while.
 FAILABLE: Final = frozenset({Kind.DIAL, Kind.RESET, Kind.CLOSED} | _TLS_SETUP)
-# TLS endpoints failing these are removed from this worker's view at once.
+# TLS endpoints failing these leave the route's pool, for every worker (Gorouter's prunable).
 PRUNABLE: Final = frozenset({Kind.DIAL} | _TLS_SETUP)
 
 
@@ -204,6 +204,26 @@ def route_service_signature(reason: str, expired: bool) -> RouterError:
         504 if expired else 502,
         f"Failed to validate Route Service Signature: {reason}",
         "",
+        None,
+        Stat.route_service_failures,
+    )
+
+
+def stray_signature(reason: str, expired: bool) -> RouterError:
+    """A route-service signature on a route without a route service, refused under
+    route_services.strict_signature_validation (Gorouter's texts: only an expired one says why)."""
+    if expired:
+        return RouterError(
+            504,
+            f"Failed to validate Route Service Signature: {reason}",
+            "expired_route_service_signature",
+            None,
+            Stat.route_service_failures,
+        )
+    return RouterError(
+        400,
+        "invalid route service signature detected",
+        "invalid_route_service_signature",
         None,
         Stat.route_service_failures,
     )

@@ -102,7 +102,11 @@ def open_listeners(
     http_sock = socket.socket(fileno=http_fd)
     plain: Intake
     if config.enable_proxy:
-        plain = ProxyProtocolIntake(plain_factory, float(config.proxy_protocol_timeout))
+        plain = ProxyProtocolIntake(
+            plain_factory,
+            float(config.proxy_protocol_timeout),
+            required=config.proxy_protocol_required,
+        )
     else:
         plain = DirectIntake(plain_factory)
     listeners.add(handoff.HTTP, http_sock, plain)
@@ -116,6 +120,7 @@ def open_listeners(
         secure = ProxyProtocolIntake(
             tls_factory,
             float(config.proxy_protocol_timeout),
+            required=config.proxy_protocol_required,
             tls=context,
             tls_handshake_timeout=handshake_timeout,
         )

@@ -9,13 +9,17 @@ they leave; they know nothing of HTTP/1 framing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from registry.lookup import RouteLookup
+from registry.pruned import PrunedEndpoints
 from registry.records import EndpointRecord
 from registry.shm.counters import CounterRow
 from router.accesslog import AccessLog
+from router.backend_tls import route_service_tls_context
 from router.forwarded import forwarding_for
 from router.health import WorkerHealth
-from router.route_services import RouteServiceKeys
+from router.route_services import HairpinAllowlist, RouteServiceKeys
 from router.upstream_pool import UpstreamPool
 from runtime.config import Config
 
@@ -40,6 +44,11 @@ class Proxy:
         # The router's own health, as the supervisor says (control.HEALTH): what a load
         # balancer's health check on the router's ports is answered.
         self.healthy = False
+        # TLS endpoints this worker pruned, hidden until the supervisor's table drops them
+        # (as long as a failure mark would last, for one the supervisor keeps).
+        self.pruned = PrunedEndpoints(health.marks.retry_after)
+        # Sends a control message to the supervisor (the worker sets it once connected).
+        self.tell_supervisor: Callable[[bytes], None] = lambda _message: None
         self.apply_config(config)
 
     def __repr__(self) -> str:
@@ -62,6 +71,11 @@ class Proxy:
         self.healthcheck_user_agent = agent.encode() if agent else None
         self.health.max_conns = config.backends.max_conns
         self.route_service_scheme = "https" if config.route_services_recommend_https else "http"
+        self.route_service_attempts = config.route_services.max_attempts
+        self.route_service_tls = route_service_tls_context(config)
+        self.strict_signatures = config.route_services.strict_signature_validation
+        self.hairpinning = config.route_services_hairpinning
+        self.hairpin_allowlist = HairpinAllowlist(config.route_services_hairpinning_allowlist)
         if config.route_services_secret:
             self.route_services = RouteServiceKeys(
                 config.route_services_secret,

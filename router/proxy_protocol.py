@@ -24,6 +24,8 @@ V2_SIGNATURE: Final = b"\r\n\r\n\x00\r\nQUIT\n"
 V2_PREFIX_LENGTH: Final = 16
 # The first bytes tell v1 from v2 (and from a client that sent no header at all).
 DISCRIMINATOR_LENGTH: Final = 6
+# `version_of`'s answer for first bytes that open a signature but are too few to tell.
+PENDING: Final = 0
 
 _V2_LOCAL: Final = 0x20
 _V2_PROXY: Final = 0x21
@@ -44,11 +46,12 @@ class ProxyHeader:
 
 
 def version_of(first: bytes) -> int | None:
-    """1 or 2 from the first DISCRIMINATOR_LENGTH bytes, or None: not a PROXY header."""
-    if first == V1_PREFIX:
-        return 1
-    if first == V2_SIGNATURE[:DISCRIMINATOR_LENGTH]:
-        return 2
+    """1 or 2 from the first DISCRIMINATOR_LENGTH bytes, None when they cannot open a PROXY
+    header, PENDING when fewer bytes than that open one of the signatures so far."""
+    for version, signature in ((1, V1_PREFIX), (2, V2_SIGNATURE[:DISCRIMINATOR_LENGTH])):
+        seen = first[:DISCRIMINATOR_LENGTH]
+        if signature.startswith(seen):
+            return version if len(seen) == DISCRIMINATOR_LENGTH else PENDING
     return None
 
 

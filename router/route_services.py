@@ -127,3 +127,38 @@ class RouteServiceKeys:
         if (moment - requested).total_seconds() > self.timeout:
             return Expired("route service request expired")
         return contents
+
+
+class HairpinAllowlist:
+    """Gorouter's route_services_hairpinning_allowlist: which route services in the table may
+    be reached through the router's own routing. Empty allows every one.
+
+    Entries are host names (`rs.example.com`) or one-label wildcards (`*.example.com`), matched
+    case-insensitively against the host of the route the service's URL resolves to; a wildcard
+    matches a host one label deeper (`a.example.com`, and the wildcard route `*.example.com`),
+    never the bare domain or two labels deeper.
+    """
+
+    __slots__ = ("_names",)
+
+    def __init__(self, entries: tuple[str, ...]) -> None:
+        # Wildcards are kept as their suffix (".example.com"), names as they are.
+        self._names = frozenset(
+            _without_first_label(entry.lower()) if entry.startswith("*") else entry.lower()
+            for entry in entries
+        )
+
+    def __repr__(self) -> str:
+        return f"HairpinAllowlist({sorted(self._names)})"
+
+    def allows(self, route_host: str) -> bool:
+        if not self._names:
+            return True
+        host = route_host.lower()
+        return host in self._names or _without_first_label(host) in self._names
+
+
+def _without_first_label(host: str) -> str:
+    """`a.example.com` → `.example.com` (a host without a dot stays as it is)."""
+    dot = host.find(".")
+    return host[dot:] if dot != -1 else host

@@ -22,7 +22,7 @@ from router.errors import BackendError, Kind
 from router.exchange import Exchange, Plan, ProxyRequest
 from router.headers import build_common_headers
 from router.hosts import authority_of, lookup_host_and_path, origin_form
-from router.route_service_hop import arrived_from_route_service
+from router.route_service_hop import arrived_from_route_service, check_stray_signature
 from router.sticky import sticky_instance_from_cookies
 from runtime.logs import EventLog
 
@@ -71,7 +71,10 @@ def plan(proxy: Proxy, ex: Exchange) -> Plan | None:
     if req.target[:1] != "/":  # absolute form: the backend gets the origin form and Host
         ex.upstream_target = origin_form(req.target)
         ex.upstream_host = authority_of(req.target) or req.host_header
-    if pool.route_service_url:
+    if not pool.route_service_url:
+        if proxy.strict_signatures and not check_stray_signature(proxy, ex, pool):
+            return None
+    else:
         if not arrived_from_route_service(proxy, ex, pool):
             return None if ex.is_answered else Plan(lines, pool, via_route_service=True)
         if forwarding.from_route_service is not forwarding:  # the service's headers stand
@@ -105,6 +108,8 @@ def _route(proxy: Proxy, ex: Exchange, host: str, path: str) -> PoolRecord | Non
         log.error("route-table-read-failed", error=pool.reason)
         settlement.answer(proxy, ex, backend_answer(BackendError(Kind.BAD_RESPONSE, pool.reason)))
         return None
+    if pool is not None and proxy.pruned:
+        pool = proxy.pruned.visible(pool)
     if wanted is not None:
         target = find_app_instance(pool, wanted) if pool is not None else None
         if pool is None or target is None:

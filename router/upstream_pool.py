@@ -72,10 +72,17 @@ class UpstreamPool:
         return None
 
     async def dial(
-        self, key: str, host: str, port: int, tls: bool, server_hostname: str
+        self,
+        key: str,
+        host: str,
+        port: int,
+        tls: bool,
+        server_hostname: str,
+        tls_context: ssl.SSLContext | None = None,
     ) -> UpstreamConnection:
+        """A new connection; over TLS with `tls_context`, or the backends' when None."""
         address = f"{host}:{port}"
-        context = self.tls_context if tls else None
+        context = (tls_context or self.tls_context) if tls else None
         if tls and context is None:
             raise BackendError(Kind.TLS_HANDSHAKE, "no TLS context for backends")
         try:

@@ -23,7 +23,7 @@ import uvloop
 from setproctitle import setproctitle
 
 from registry.lookup import RouteLookup
-from registry.shm.counters import CounterTable
+from registry.shm.counters import LOG_LINE_STATS, CounterTable
 from registry.shm.reader import TableReader
 from registry.shm.region import FileRegion
 from router.accesslog import AccessLog
@@ -112,6 +112,8 @@ class Worker:
         self.proxy = Proxy(
             config, RouteLookup(reader), counters.row(self.index), health, upstream, self.access_log
         )
+        logs.count_into(self.proxy.row.stats, LOG_LINE_STATS)
+        self.proxy.tell_supervisor = self._send
         deadlines = ClientDeadlines(
             float(config.read_header_timeout),
             float(config.request_body_timeout),

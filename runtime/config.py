@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
+import ssl
 from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import msgspec
@@ -17,6 +19,7 @@ from registry.message import RegistryMessage, validate_message
 from registry.rejection import Rejection
 from runtime import gorouter_keys, tls_listener
 from runtime.durations import Duration, parse_duration
+from runtime.pem import load_cert_chain_from_pem
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 # Gorouter's cap on a request head: Go's http.Server reads no more.
@@ -63,6 +66,25 @@ class StatusConfig(_Model, frozen=True):
     # Gorouter's default: /health is served on status.port; false leaves it to status.tls.
     enable_nontls_health_checks: bool = True
     tls: StatusTlsConfig = StatusTlsConfig()
+
+
+class PrometheusConfig(_Model, frozen=True):
+    """Gorouter's Prometheus endpoint: /metrics alone, over mutual TLS, on a port of its own."""
+
+    # Current Gorouter serves it when `enabled`; v0.317, which has no such key, whenever `port`
+    # is set. Absent (None), v0.317's rule holds, so files rendered for either release work.
+    enabled: bool | None = None
+    # Gorouter's default: no port, nothing served.
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    # Files, as in Gorouter: the server's certificate and key, and the CA that signs the
+    # scrapers' client certificates (a scraper without one is refused in the handshake).
+    cert_path: str = ""
+    key_path: str = ""
+    ca_path: str = ""
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.port != 0 if self.enabled is None else self.enabled
 
 
 class NatsHost(_Model, frozen=True):
@@ -157,6 +179,21 @@ class LoggingConfig(_Model, frozen=True):
     extra_access_log_fields: tuple[ExtraAccessLogField, ...] = ()
 
 
+class RouteServicesConfig(_Model, frozen=True):
+    """Gorouter's `route_services` block: how the router talks to route services."""
+
+    # Gorouter's production default: a route-service request is tried this many times (dial
+    # and TLS-setup failures, and idempotent requests lost before any response byte).
+    max_attempts: PositiveInt = 3
+    # Gorouter's default: a signature on a request for a route without a route service is
+    # passed on unchecked; true checks it (decrypts, not expired) and refuses a bad one.
+    strict_signature_validation: bool = False
+    # PEM text, as in Gorouter: the client certificate presented to route services that ask
+    # for one (backends.cert_chain is for apps only).
+    cert_chain: str = ""
+    private_key: str = ""
+
+
 class RouteTableConfig(_Model, frozen=True):
     """Project-specific: sizing of the shared-memory route table."""
 
@@ -188,6 +225,10 @@ LOCALLY_OPTIMISTIC: Final = "locally-optimistic"
 class Config(_Model, frozen=True):
     # Gorouter's binary default port; production puts a load balancer in front.
     port: Port = 8081
+    # Gorouter's key and default: this router's number among its peers (BOSH's instance
+    # index), shown as /varz `index` and as the first part of /varz `uuid` and of the `id` in
+    # router.start and router.greet replies.
+    index: NonNegativeInt = 0
     # Project-specific: listen on every interface, as Gorouter does.
     bind_address: str = "0.0.0.0"
     # Project-specific: one worker per CPU; 0 means "the CPU count".
@@ -201,6 +242,7 @@ class Config(_Model, frozen=True):
     # inbox, and nats-py's PINGs); a silent link suspends pruning and moves to the next server.
     nats_client_ping_interval: Duration = Duration(20)
     logging: LoggingConfig = LoggingConfig()
+    prometheus: PrometheusConfig = PrometheusConfig()
     backends: BackendsConfig = BackendsConfig()
     tracing: TracingConfig = TracingConfig()
     access_log: AccessLogConfig = AccessLogConfig()
@@ -277,6 +319,13 @@ class Config(_Model, frozen=True):
     route_services_timeout: Duration = Duration(60)
     # Gorouter's production default: tell route services the app was asked for over https.
     route_services_recommend_https: bool = True
+    # Gorouter's production default: a route service that is itself a route in the table is
+    # reached through the router's own routing, not over the network (router/hairpin.py).
+    route_services_hairpinning: bool = True
+    # Gorouter's default: empty, every route service in the table is hairpinned; otherwise
+    # only those whose route's host is listed (`host.domain` or `*.domain`).
+    route_services_hairpinning_allowlist: tuple[str, ...] = ()
+    route_services: RouteServicesConfig = RouteServicesConfig()
 
     # TLS termination is off unless asked for, as in Gorouter; 443 is Gorouter's ssl_port.
     enable_ssl: bool = False
@@ -305,10 +354,16 @@ class Config(_Model, frozen=True):
     enable_http2: bool = True
     # Gorouter's default: X-Forwarded-Client-Cert passes through untouched.
     forwarded_client_cert: ForwardedClientCert = "always_forward"
-    # PROXY protocol (v1 and v2) in front of HTTP and TLS; off as in Gorouter.
+    # PROXY protocol (v1 and v2) in front of HTTP and TLS; off as in Gorouter. As in Gorouter
+    # the header is optional: a connection without one is served with its own address.
     enable_proxy: bool = False
-    # Project-specific: a load balancer sends the PROXY header at once; a client that does
-    # not is closed after this long rather than holding a connection.
+    # Project-specific (Gorouter has no such key): true closes, without an answer, every
+    # connection that does not open with a PROXY header, so that no client can reach the
+    # router around the load balancer and be logged under its own address.
+    proxy_protocol_required: bool = False
+    # Project-specific: a load balancer sends the PROXY header at once. A header begun and not
+    # finished within this long closes the connection; a connection silent this long is served
+    # as it came (or closed, when the header is required).
     proxy_protocol_timeout: Duration = Duration(5)
     # Gorouter's default: a client's X-Forwarded-Proto is kept (set only when absent).
     sanitize_forwarded_proto: bool = False
@@ -499,6 +554,23 @@ def validate(config: Config, source: str = "config") -> None:
             "route_services_secret",
             "expected a secret when route_services_secret_decrypt_only is set",
         )
+    for index, entry in enumerate(config.route_services_hairpinning_allowlist):
+        if not is_allowlist_entry(entry):
+            fail(
+                f"route_services_hairpinning_allowlist[{index}]",
+                f"expected a host name (host.domain.com) or a wildcard (*.domain.com), "
+                f"got {entry!r}",
+            )
+    route_services = config.route_services
+    if bool(route_services.cert_chain) != bool(route_services.private_key):
+        fail(
+            "route_services.private_key",
+            "expected cert_chain and private_key to be set together",
+        )
+    if route_services.cert_chain:
+        unusable = _key_pair_problem(route_services.cert_chain, route_services.private_key)
+        if unusable is not None:
+            fail("route_services.cert_chain", unusable)
     for index, pem in enumerate(config.ca_certs):
         if "-----BEGIN CERTIFICATE-----" not in pem:
             fail(f"ca_certs[{index}]", "expected a PEM certificate")
@@ -525,6 +597,14 @@ def validate(config: Config, source: str = "config") -> None:
             "status.enable_nontls_health_checks",
             "expected true unless status.tls serves /health: a load balancer needs one of them",
         )
+    prometheus = config.prometheus
+    if prometheus.is_enabled:
+        if prometheus.port == 0:
+            fail("prometheus.port", "expected a port when prometheus.enabled is true")
+        # Gorouter's endpoint is mutual TLS only; it does not start without these.
+        for key in ("cert_path", "key_path", "ca_path"):
+            if not getattr(prometheus, key).strip():
+                fail(f"prometheus.{key}", "expected a file path when prometheus is enabled")
     clash = _listener_clash(config)
     if clash is not None:
         fail(*clash)
@@ -542,6 +622,26 @@ def validate(config: Config, source: str = "config") -> None:
             fail("logging.syslog_addr", "expected the syslog socket's path")
 
 
+def _key_pair_problem(cert_chain: str, private_key: str) -> str | None:
+    """Why a PEM certificate chain and key cannot be presented (Gorouter refuses to start)."""
+    try:
+        load_cert_chain_from_pem(ssl.create_default_context(), cert_chain, private_key)
+    except ssl.SSLError as exc:
+        # OpenSSL names no reason when the text is no PEM at all.
+        why = exc.reason or "not readable as PEM"
+        return f"expected a PEM certificate chain and its private key: {why}"
+    return None
+
+
+# Gorouter's check of a hairpinning allowlist entry (case-insensitive): a DNS name of two
+# labels or more, optionally behind one leading "*." wildcard label.
+_ALLOWLIST_ENTRY: Final = re.compile(r"(?i)^(\*\.)?[a-z\d-]+(\.[a-z\d-]+)+$")
+
+
+def is_allowlist_entry(entry: str) -> bool:
+    return _ALLOWLIST_ENTRY.fullmatch(entry) is not None
+
+
 def _listener_clash(config: Config) -> tuple[str, str] | None:
     """(key, what was expected) for a status listener on a port another listener binds too."""
     listeners = [
@@ -554,6 +654,8 @@ def _listener_clash(config: Config) -> tuple[str, str] | None:
     listeners.append(("status.routes.port", config.status.routes.port, "127.0.0.1"))
     if config.status.tls.is_enabled:
         listeners.append(("status.tls.port", config.status.tls.port, config.status.host))
+    if config.prometheus.is_enabled:
+        listeners.append(("prometheus.port", config.prometheus.port, config.status.host))
     for index, (key, port, address) in enumerate(listeners):
         for other, other_port, other_address in listeners[:index]:
             if port == other_port and _same_interface(address, other_address):

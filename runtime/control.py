@@ -3,7 +3,9 @@
 Supervisor → worker: `start` (config, table paths and health), `ping`, `reload` (new config),
 `health` (`healthy`: what the router answers load balancers' health checks on its own ports),
 `stop` (finish in-flight requests within `timeout` seconds, then exit).
-Worker → supervisor: `ready` (serving), `pong`, `stopped`.
+Worker → supervisor: `ready` (serving), `pong`, `stopped`, `prune` (an endpoint of route
+`host` + `path` at `address` failed to connect or to set up TLS: remove it from that route,
+as Gorouter prunes a failed TLS endpoint, until it registers again; `error` says why).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ RELOAD: Final = "reload"
 HEALTH: Final = "health"
 STOP: Final = "stop"
 STOPPED: Final = "stopped"
+PRUNE: Final = "prune"
 
 MAX_LINE: Final = 1 << 20
 

@@ -54,11 +54,7 @@ class MetersKeys(_Keys, frozen=True):
 
 
 class PrometheusKeys(_Keys, frozen=True):
-    enabled: bool | None = None
-    port: Uint16 | None = None
-    cert_path: str | None = None
-    key_path: str | None = None
-    ca_path: str | None = None
+    # routerd's latency histograms count into fixed buckets in shared memory.
     meters: MetersKeys | None = None
 
 
@@ -76,13 +72,6 @@ class RoutingApiKeys(_Keys, frozen=True):
     port: int | None = None
     auth_disabled: bool | None = None
     ca_certs: str | None = None
-    cert_chain: str | None = None
-    private_key: str | None = None
-
-
-class RouteServicesKeys(_Keys, frozen=True):
-    max_attempts: int | None = None
-    strict_signature_validation: bool | None = None
     cert_chain: str | None = None
     private_key: str | None = None
 
@@ -124,7 +113,6 @@ class GorouterKeys(_Keys, frozen=True):
     logging: LoggingKeys | None = None
     tracing: TracingKeys | None = None
     prometheus: PrometheusKeys | None = None
-    index: Uint | None = None
     go_max_procs: int | None = None
     trace_key: str | None = None
     debug_addr: str | None = None
@@ -142,10 +130,9 @@ class GorouterKeys(_Keys, frozen=True):
     sticky_sessions_for_auth_negotiate: bool | None = None
     oauth: OAuthKeys | None = None
     routing_api: RoutingApiKeys | None = None
-    route_services_hairpinning: bool | None = None
-    route_services_hairpinning_allowlist: Strings | None = None
+    # routerd hairpins route services within the worker (router/hairpin.py): no internal
+    # listener to put on a port.
     route_services_internal_server_port: Uint16 | None = None
-    route_services: RouteServicesKeys | None = None
     http_rewrite: HttpRewriteKeys | None = None
     token_fetcher_max_retries: Uint32 | None = None
     token_fetcher_retry_interval: Duration | None = None

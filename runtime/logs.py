@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
@@ -45,12 +46,15 @@ def epoch_now() -> float:
 
 
 class _Sink:
-    __slots__ = ("counts", "level", "prefix", "stream", "timestamp")
+    __slots__ = ("counts", "level", "prefix", "shared", "shared_index", "stream", "timestamp")
 
     def __init__(self) -> None:
         self.level = INFO
         self.stream: IO[bytes] = sys.stderr.buffer
         self.counts = dict.fromkeys(LEVELS.values(), 0)  # lines written, by level
+        # Where a worker also counts its lines, for the supervisor to sum (`count_into`).
+        self.shared: memoryview | None = None
+        self.shared_index: dict[int, int] = {}
         self.timestamp: Any = rfc3339_now
         self.prefix = SOURCE_PREFIX
 
@@ -80,10 +84,23 @@ def apply(logging: LoggingConfig) -> None:
     configure(logging.level, timestamp=logging.format.timestamp, source=logging.syslog)
 
 
-def line_counts() -> dict[str, int]:
-    """Lines this process has logged, by level name (levels never logged left out), as
-    Gorouter's /varz `log_counts`."""
-    return {name: _sink.counts[level] for name, level in LEVELS.items() if _sink.counts[level]}
+def line_counts(others: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Lines this process has logged, plus `others` (other processes' lines, by level name),
+    by level name (levels never logged left out), as Gorouter's /varz `log_counts`."""
+    others = others or {}
+    counts = {name: _sink.counts[level] + others.get(name, 0) for name, level in LEVELS.items()}
+    return {name: count for name, count in counts.items() if count}
+
+
+def count_into(words: memoryview, index_by_name: Mapping[str, int]) -> None:
+    """Count this process's lines in `words` too (a worker's shared-memory row), at the index
+    `index_by_name` gives each level name; the lines already written are added now. The words
+    only grow, so a respawned worker adds to what its predecessor counted."""
+    index = {LEVELS[name]: position for name, position in index_by_name.items()}
+    for level, count in _sink.counts.items():
+        words[index[level]] += count
+    _sink.shared_index = index
+    _sink.shared = words
 
 
 class EventLog:
@@ -123,6 +140,8 @@ class EventLog:
         if level < _sink.level:
             return
         _sink.counts[level] += 1
+        if _sink.shared is not None:
+            _sink.shared[_sink.shared_index[level]] += 1
         suffix = self._suffix
         record = {
             "log_level": level,

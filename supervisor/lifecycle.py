@@ -42,10 +42,13 @@ def transition(current: RouterState, target: RouterState) -> RouterState:
 RESTART_ONLY_KEYS: Final = frozenset(
     {
         "port",
+        # In the uuid and router.start id made at start.
+        "index",
         "bind_address",
         "workers",
         "run_dir",
         "status",
+        "prometheus",
         "nats",
         "nats_client_ping_interval",
         "route_table",
@@ -61,6 +64,7 @@ RESTART_ONLY_KEYS: Final = frozenset(
         "only_trust_client_ca_certs",
         "tls_handshake_timeout",
         "enable_proxy",
+        "proxy_protocol_required",
         "proxy_protocol_timeout",
         # Waited once, between turning healthy and READY=1.
         "load_balancer_healthy_threshold",

@@ -59,6 +59,8 @@ class Snapshot:
     nats_rejected_by_reason: dict[str, dict[str, int]] = field(default_factory=dict)
     # Gorouter's names for what Gorouter reports (supervisor/gorouter_metrics.py).
     gorouter: GorouterView | None = None
+    # The config's `index`, as Gorouter's /varz shows it.
+    index: int = 0
 
 
 def uptime_text(seconds: float) -> str:
@@ -99,7 +101,7 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
     requests = totals[Stat.requests]
     document = {
         "type": "Router",
-        "index": 0,
+        "index": snapshot.index,
         "host": os.uname().nodename,
         "start": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(snapshot.started_at)),
         "uptime": uptime_text(uptime),

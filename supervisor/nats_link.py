@@ -55,7 +55,7 @@ class NatsLink:
     ) -> None:
         self.config = config
         self.routing = routing
-        self.router_id = router_id or f"0-{uuid.uuid4()}"
+        self.router_id = router_id or f"{config.index}-{uuid.uuid4()}"
         self.clock = clock
         self.liveness = Liveness(float(config.nats_client_ping_interval), clock())
         self.client: Client | None = None

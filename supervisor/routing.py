@@ -11,14 +11,16 @@ one publish per interval rather than one per message.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final, NamedTuple
 
 from registry.message import Caveat, Registration, parse_registration, validate_message
 from registry.prune import plan_prune
 from registry.rejection import Rejection
+from registry.routekey import RouteKey
 from registry.routes import ENDPOINT_UNREGISTERED, Change, RouteTable
 from registry.segments import is_served
 from registry.shm.counters import CounterTable
@@ -37,6 +39,31 @@ KNOWN_FLOOR: Final = 4096
 _PAYLOAD_PREVIEW: Final = 512
 
 log = EventLog("vcap.gorouter.registry")
+
+
+class PruneReport(NamedTuple):
+    """A worker's report (control.PRUNE): this endpoint of this route failed to connect or to
+    set up TLS."""
+
+    key: RouteKey
+    address: str
+    error: str
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> PruneReport | None:
+        """The report a control message holds, or None when it holds none."""
+        host, path = message.get("host"), message.get("path")
+        address, error = message.get("address"), message.get("error", "")
+        if (
+            isinstance(host, str)
+            and isinstance(path, str)
+            and isinstance(address, str)
+            and isinstance(error, str)
+        ):
+            return cls(RouteKey(host, path), address, error)
+        return None
+
+
 subscriber_log = EventLog("vcap.gorouter.subscriber")
 
 
@@ -289,6 +316,31 @@ class Routing:
                 continue
             self.table.pin(reg)
             self._log_changes(result)
+
+    def prune_failed_endpoint(self, report: PruneReport) -> bool:
+        """Remove a TLS endpoint a worker could not connect to from the route (Gorouter's
+        EndpointFailed for prunable errors), so no worker chooses it until it registers again.
+        False when it is gone already (another worker reported it, or it unregistered), or is
+        a static route: nothing would register that again, so workers only skip it a while."""
+        pool = self.table.pools.get(report.key)
+        state = pool.endpoints.get(report.address) if pool is not None else None
+        if state is None:
+            return False
+        if state.last_seen == math.inf:
+            log.info(
+                "prune-failed-static-endpoint-kept", uri=str(report.key), backend=report.address
+            )
+            return False
+        log.info(
+            "prune-failed-endpoint", uri=str(report.key), backend=report.address, error=report.error
+        )
+        # Gorouter's pool stays, empty, until its next pruning cycle snips it.
+        changes = self.table.remove_endpoint(
+            report.key, report.address, self.clock(), keep_empty=True
+        )
+        self._log_changes(changes)
+        self._after_change()
+        return True
 
     # -- publishing --------------------------------------------------------------------------
 

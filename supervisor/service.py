@@ -22,7 +22,7 @@ import uvloop
 from setproctitle import setproctitle
 
 from registry.routes import RouteTable
-from registry.shm.counters import STAT_WORDS, CounterTable, counters_size
+from registry.shm.counters import LOG_LINE_STATS, STAT_WORDS, CounterTable, counters_size
 from registry.shm.region import FileRegion
 from registry.shm.writer import TableWriter, initial_size
 from registry.slots import SlotAllocator
@@ -67,7 +67,7 @@ class Supervisor:
         self.config_path = config_path
         self.started_at = time.time()
         # Gorouter's varz uuid: "<index>-<uuid4>", new at every start.
-        self.gorouter = GorouterState(time.monotonic(), f"0-{uuid.uuid4()}")
+        self.gorouter = GorouterState(time.monotonic(), f"{config.index}-{uuid.uuid4()}")
         self.state = RouterState.STARTING
         self.exit_code = 0
         self.events: asyncio.Queue[str] = asyncio.Queue()
@@ -153,6 +153,7 @@ class Supervisor:
             self.counters_path,
             tls_listeners=tls_listeners,
         )
+        self.workers.on_prune = self.routing.prune_failed_endpoint
         await self.workers.start()
         if self.state is not RouterState.STARTING:
             # A stop came while the workers started (Python 3.11's wait_for can swallow the
@@ -432,8 +433,11 @@ class Supervisor:
                 routed=routing.counters.routed_totals(routing.table.slots.high_water),
                 apps_of=routing.apps_of,
                 registry=routing.registry_counts,
-                log_counts=logs.line_counts(),
+                log_counts=logs.line_counts(
+                    {name: totals[stat] for name, stat in LOG_LINE_STATS.items()}
+                ),
             ),
+            index=self.config.index,
         )
 
     async def routes_body(self, with_ttl_left: bool) -> list[bytes]:

@@ -11,6 +11,10 @@ Gorouter's local `/routes` listener. routerd also serves `/routes`, `/varz` and 
 
 Everything but the health endpoints needs HTTP basic auth with `status.user` / `status.pass`,
 both compared in constant time. With no credentials configured, nobody gets in.
+
+When `prometheus` is enabled, `/metrics` alone is served on `status.host:prometheus.port` as
+Gorouter serves it there: over mutual TLS (supervisor/prometheus_tls.py), where the scraper's
+client certificate is its credential, so no basic auth.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from aiohttp import hdrs, web
 from runtime import tls_listener
 from runtime.config import Config
 from supervisor.metrics import Snapshot, prometheus, varz
+from supervisor.prometheus_tls import prometheus_context
 
 NO_CACHE = {"Cache-Control": "private, max-age=0", "Expires": "0"}
 # Gorouter binds its /routes listener here whatever status.host says: local tools only.
@@ -78,6 +83,13 @@ class StatusServer:
         app.router.add_get("/routes", self.authenticated(self.routes))
         return app
 
+    def prometheus_application(self) -> web.Application:
+        """What `prometheus.port` serves: /metrics alone, as Gorouter's metric registry."""
+        app = web.Application()
+        app.on_response_prepare.append(_without_server_header)
+        app.router.add_get("/metrics", self.metrics)
+        return app
+
     def health_tls_application(self) -> web.Application:
         """What `status.tls.port` serves: Gorouter's TLS health listener."""
         app = web.Application()
@@ -87,8 +99,8 @@ class StatusServer:
         return app
 
     async def start(self) -> None:
-        """Listen on status.port, the /routes port and, when set, status.tls.port;
-        StatusListenError if one cannot."""
+        """Listen on status.port, the /routes port and, when set, status.tls.port and
+        prometheus.port; StatusListenError if one cannot."""
         status = self.config.status
         try:
             await self._serve(self.application(), "status.port", status.host, status.port)
@@ -102,6 +114,19 @@ class StatusServer:
                     status.host,
                     status.tls.port,
                     tls_listener.status_context(self.config),
+                )
+            prometheus = self.config.prometheus
+            if prometheus.is_enabled:
+                try:
+                    context = prometheus_context(prometheus)
+                except tls_listener.TlsConfigError as exc:
+                    raise StatusListenError(f"{exc.key}: {exc.expected}") from None
+                await self._serve(
+                    self.prometheus_application(),
+                    "prometheus.port",
+                    status.host,
+                    prometheus.port,
+                    context,
                 )
         except BaseException:
             await self.stop()

@@ -26,6 +26,7 @@ from registry.shm.counters import CounterTable
 from runtime import control, handoff
 from runtime.config import Config, encode_config
 from runtime.logs import EventLog
+from supervisor.routing import PruneReport
 from supervisor.worker_process import WorkerProcess
 from supervisor.worker_states import WorkerState, transition
 
@@ -157,6 +158,8 @@ class WorkerPool:
         ]
         self._stopping = False
         self._watchdog: asyncio.Task[None] | None = None
+        # Where a worker's report of an endpoint to prune goes (the routing state's).
+        self.on_prune: Callable[[PruneReport], object] = lambda _report: None
         # What workers answer health checks on the router's ports (see set_healthy).
         self.healthy = False
 
@@ -253,6 +256,12 @@ class WorkerPool:
             op = message["op"]
             if op == control.PONG:
                 worker.last_pong = self.clock()
+            elif op == control.PRUNE:
+                report = PruneReport.from_message(message)
+                if report is None:
+                    log.error("worker-control-message-invalid", index=worker.index, op=op)
+                else:
+                    self.on_prune(report)
             elif op == control.READY and worker.state is WorkerState.STARTING:
                 worker.move(WorkerState.READY)
                 worker.last_pong = self.clock()  # serving: the liveness clock starts now

@@ -111,6 +111,22 @@ class Stat:
     accept_fd_exhausted: Final = 69
     # Load balancers' health checks (`healthcheck_user_agent`) the router answered itself.
     lb_health_checks: Final = 70
+    # Component log lines the worker wrote, by level (/varz `log_counts`, with the supervisor's).
+    log_lines_debug: Final = 71
+    log_lines_info: Final = 72
+    log_lines_warn: Final = 73
+    log_lines_error: Final = 74
+    log_lines_fatal: Final = 75
+
+
+# The log_lines_* counters by level name (the names of `logging.level`).
+LOG_LINE_STATS: Final = {
+    "debug": Stat.log_lines_debug,
+    "info": Stat.log_lines_info,
+    "warn": Stat.log_lines_warn,
+    "error": Stat.log_lines_error,
+    "fatal": Stat.log_lines_fatal,
+}
 
 
 # Gorouter's Prometheus `latency` histogram, in ms: the bucket bounds of the sample scrape in

@@ -48,13 +48,31 @@ def test_tiny_run_measures_every_benchmark_without_errors(
     results, _, stdout = tiny_run
     assert results["meta"]["mode"] == "tiny"
     assert not results.get("errors")
-    assert set(results) >= {"proxy", "sweep", "latency", "table", "storm"}
-    for section in ("PROXY", "SWEEP", "LATENCY", "TABLE", "STORM"):
+    assert set(results) >= {"proxy", "http2", "sweep", "latency", "table", "storm"}
+    for section in ("PROXY", "HTTP2", "SWEEP", "LATENCY", "TABLE", "STORM"):
         assert f"\n{section}  " in stdout
     assert all(value > 0 for value in results["proxy"]["ratios"].values())
     assert all(value > 0 for value in results["proxy"]["same_round_ratios"].values())
     assert "req/s ratio" in stdout and "routerd-log ÷ nginx-log" in stdout
     assert results["storm"]["runs"]["error"]["dropped"] == 0
+
+
+@pytest.mark.timeout(300)
+def test_http2_measures_routerd_beside_nginx_and_grpc_direct(
+    tiny_run: tuple[dict[str, Any], Path, str],
+) -> None:
+    http2 = tiny_run[0]["http2"]
+    assert set(http2["runs"]) == {"nginx-h2", "routerd-h2", "grpc-direct", "routerd-grpc"}
+    for name, runs in http2["runs"].items():
+        for run in runs:
+            # Every request answered 2xx: a router that fell back to HTTP/1.1, or answered
+            # the gRPC route with an error, does not pass for a measurement.
+            assert run["rps"] > 0 and run["failed"] == 0 and run["non_2xx"] == 0, name
+            assert run["cpu_us_per_request"] > 0, name
+    for name in ("nginx-h2", "routerd-h2"):
+        for run in http2["runs"][name]:
+            assert run["access_log_bytes"] >= 50 * run["requests"], name
+    assert list(http2["same_round_ratios"]) == ["routerd-h2/nginx-h2", "routerd-grpc/grpc-direct"]
 
 
 @pytest.mark.timeout(300)

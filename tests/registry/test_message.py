@@ -360,6 +360,29 @@ def test_options_loadbalancing_is_carried(algorithm: str) -> None:
     assert accepted(_fields(options={"loadbalancing": algorithm})).load_balancing == algorithm
 
 
+@pytest.mark.parametrize(
+    ("options", "effective"),
+    [
+        ({"lb_algo": "least-connection"}, "least-connection"),  # Gorouter v0.317's name
+        ({"lb_algo": "least-connection", "loadbalancing": "round-robin"}, "round-robin"),
+        ({"lb_algo": "least-connection", "loadbalancing": ""}, "least-connection"),
+    ],
+    ids=["lb_algo-alone", "loadbalancing-wins", "empty-loadbalancing"],
+)
+def test_options_lb_algo_is_read_when_loadbalancing_is_absent(
+    options: dict[str, str], effective: str
+) -> None:
+    reg = accepted(_fields(options=options))
+    assert (reg.load_balancing, reg.caveats) == (effective, ())
+
+
+def test_an_unknown_lb_algo_is_named_under_its_own_key() -> None:
+    reg = accepted(_fields(options={"lb_algo": "random"}))
+    assert reg.load_balancing == ""
+    assert events(reg) == [UNKNOWN_LOAD_BALANCING]
+    assert reg.caveats[0].reason.startswith("options.lb_algo 'random' is not one of")
+
+
 def test_https_route_service_is_accepted() -> None:
     reg = accepted(_fields(route_service_url="https://rs.example.com/path"))
     assert reg.message.route_service_url == "https://rs.example.com/path"

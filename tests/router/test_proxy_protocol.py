@@ -1,5 +1,6 @@
-"""enable_proxy: a PROXY v1/v2 header opens every connection, on the HTTP and the TLS listener;
-its client address is what X-Forwarded-For and the access log show."""
+"""enable_proxy: a PROXY v1/v2 header opening a connection, on the HTTP and the TLS listener, names
+the client X-Forwarded-For and the access log show. As in Gorouter the header is optional; with
+proxy_protocol_required a connection without one is closed."""
 
 from __future__ import annotations
 
@@ -43,13 +44,10 @@ def ca() -> CertificateAuthority:
     return CertificateAuthority()
 
 
-@pytest.fixture(scope="module")
-def router(module_nats, module_backends, ca, tmp_path_factory):
-    backend = module_backends(name="echo")
+def start_router(nats_port, backend, ca, access_log: Path, **extra) -> Routerd:
     issued = ca.issue(HOST)
-    access_log = tmp_path_factory.mktemp("proxy-protocol") / "access.log"
     router = new_routerd(
-        module_nats.port,
+        nats_port,
         {
             "enable_proxy": True,
             "proxy_protocol_timeout": 1,
@@ -57,15 +55,39 @@ def router(module_nats, module_backends, ca, tmp_path_factory):
             "ssl_port": free_port(),
             "tls_pem": [{"cert_chain": issued.cert_pem, "private_key": issued.key_pem}],
             "access_log": {"file": str(access_log)},
+            **extra,
         },
     )
     router.start()
-    with NatsClient(module_nats.port) as nats:
+    with NatsClient(nats_port) as nats:
         register(nats, backend.port, [HOST])
         wait_until(
             lambda: get(router.port, HOST, proxy_header=LOCAL_V1).response.status == 200,
             what=f"{HOST} to be routed",
         )
+    return router
+
+
+@pytest.fixture(scope="module")
+def router(module_nats, module_backends, ca, tmp_path_factory):
+    """The header optional, as in Gorouter."""
+    access_log = tmp_path_factory.mktemp("proxy-protocol") / "access.log"
+    router = start_router(module_nats.port, module_backends(name="echo"), ca, access_log)
+    yield router
+    router.stop()
+
+
+@pytest.fixture(scope="module")
+def strict_router(module_nats, module_backends, ca, tmp_path_factory):
+    """The header required (proxy_protocol_required)."""
+    access_log = tmp_path_factory.mktemp("proxy-protocol-required") / "access.log"
+    router = start_router(
+        module_nats.port,
+        module_backends(name="echo-strict"),
+        ca,
+        access_log,
+        proxy_protocol_required=True,
+    )
     yield router
     router.stop()
 
@@ -142,28 +164,53 @@ def closed_without_answer(port: int, data: bytes) -> bool:
             return True
 
 
+@pytest.mark.parametrize("listener", ["http", "tls"])
+def test_a_connection_without_a_header_is_served_with_its_own_address(router, ca, listener):
+    path = f"/{uuid.uuid4().hex}"
+    if listener == "tls":
+        tls = client_context(ca.cert_pem)
+        result = get(int(router.config["ssl_port"]), HOST, path, tls=tls, server_name=HOST)
+    else:
+        result = get(router.port, HOST, path)
+    assert forwarded_for(result) == "127.0.0.1"
+    assert logged_remote(router, path).startswith("127.0.0.1:")
+
+
 @pytest.mark.parametrize(
     "data",
     [
-        f"GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode(),
         b"PROXY TCP4 203.0.113.7 10.0.0.1 99999 80\r\nGET / HTTP/1.1\r\n\r\n",
         b"PROXY TCP4 not-an-address 10.0.0.1 1 80\r\n",
         SIGNATURE + b"\x21\x11\x00\x04\x00\x00\x00\x00",  # too short for its addresses
         SIGNATURE + b"\x31\x11\x00\x0c" + b"\x00" * 12,  # version 3
     ],
-    ids=["missing", "v1-bad-port", "v1-bad-address", "v2-short", "v2-bad-version"],
+    ids=["v1-bad-port", "v1-bad-address", "v2-short", "v2-bad-version"],
 )
-def test_a_missing_or_malformed_header_closes_the_connection(router, data):
+def test_a_malformed_header_closes_the_connection(router, strict_router, data):
     assert closed_without_answer(router.port, data)
+    assert closed_without_answer(strict_router.port, data)
 
 
-def test_a_missing_header_closes_the_tls_listener_too(router):
+def test_a_missing_header_closes_the_connection_when_required(strict_router):
+    request = f"GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+    assert closed_without_answer(strict_router.port, request)
+
+
+def test_a_missing_header_closes_the_tls_listener_too_when_required(strict_router):
     client_hello_start = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03"
-    assert closed_without_answer(int(router.config["ssl_port"]), client_hello_start)
+    assert closed_without_answer(int(strict_router.config["ssl_port"]), client_hello_start)
 
 
-def test_a_client_that_never_sends_the_header_is_closed_after_the_timeout(router):
-    assert closed_without_answer(router.port, b"")
+def test_a_client_that_never_sends_the_header_is_closed_after_the_timeout_when_required(
+    strict_router,
+):
+    assert closed_without_answer(strict_router.port, b"")
+
+
+def test_the_required_header_is_still_read(strict_router):
+    path = f"/{uuid.uuid4().hex}"
+    header = b"PROXY TCP4 203.0.113.8 10.0.0.1 51236 80\r\n"
+    assert forwarded_for(get(strict_router.port, HOST, path, proxy_header=header)) == "203.0.113.8"
 
 
 def test_a_header_cut_short_is_closed_after_the_timeout(router):
@@ -174,7 +221,8 @@ def test_a_header_sent_in_pieces_is_read_whole(router):
     path = f"/{uuid.uuid4().hex}"
     with socket.create_connection(("127.0.0.1", router.port), timeout=10) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(b"PROXY TCP4 203.0.113.9 10.0.0.1 5")
+        sock.sendall(b"PR")  # less than the signature: the router must wait for the rest
+        sock.sendall(b"OXY TCP4 203.0.113.9 10.0.0.1 5")
         sock.sendall(b"1234 80\r")
         sock.sendall(f"\nGET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
         reply = b""

@@ -10,6 +10,7 @@ import pytest
 from registry.rejection import Rejection
 from router.proxy_protocol import (
     DISCRIMINATOR_LENGTH,
+    PENDING,
     V2_PREFIX_LENGTH,
     parse_v1,
     parse_v2,
@@ -113,8 +114,13 @@ def test_v2_length_is_read_from_the_prefix():
         (SIGNATURE[:DISCRIMINATOR_LENGTH], 2),
         (b"GET / ", None),
         (b"\x16\x03\x01\x02\x00\x01", None),
+        (b"PRO", PENDING),
+        (SIGNATURE[:2], PENDING),
+        (b"PRI", None),
+        (b"G", None),
+        (b"", PENDING),
     ],
-    ids=["v1", "v2", "plain HTTP", "TLS ClientHello"],
+    ids=["v1", "v2", "plain HTTP", "TLS ClientHello", "v1-so-far", "v2-so-far", "h2", "G", "none"],
 )
 def test_the_first_bytes_tell_the_version(first, version):
     assert version_of(first) == version

@@ -18,15 +18,14 @@ WARNING = "warning: Gorouter keys accepted but not implemented (they have no eff
 
 # Among what the file sets and routerd does not act on: each must be named.
 MUST_BE_NAMED = {
-    "index",
     "go_max_procs",
     "trace_key",
     "logging.loggregator_enabled",
     "logging.metron_address",
     "tracing.enable_w3c",
-    "prometheus",
+    "prometheus.meters",
     "http_rewrite",
-    "route_services",
+    "route_services_internal_server_port",
     "routing_api",
     "oauth",
     "html_error_template_file",
@@ -71,8 +70,18 @@ IMPLEMENTED = {
     "max_header_bytes",
     "drain_timeout",
     "route_services_secret",
+    "route_services_hairpinning",
+    "route_services_hairpinning_allowlist",
+    "route_services",
     "zone",
     "balancing_algorithm_az_preference",
+    "index",
+    "prometheus",
+    "prometheus.enabled",
+    "prometheus.port",
+    "prometheus.cert_path",
+    "prometheus.key_path",
+    "prometheus.ca_path",
 }
 
 
@@ -122,6 +131,8 @@ def test_the_bosh_files_implemented_values_take_effect() -> None:
     assert config.suspend_pruning_if_nats_unavailable is False
     assert (config.zone, config.balancing_algorithm_az_preference) == ("z1", "none")
     assert (config.backends.max_conns, config.backends.max_attempts) == (500, 3)
+    assert (config.prometheus.is_enabled, config.prometheus.port) == (True, 53035)
+    assert config.prometheus.ca_path.endswith("/prometheus_ca.crt")
 
 
 def test_a_typo_in_the_bosh_file_is_still_refused(tmp_path: Path) -> None:
@@ -140,6 +151,7 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
             "workers": 1,
             "index": 1,
             "go_max_procs": 2,
+            "debug_addr": "127.0.0.1:17002",
             "tracing": {"enable_w3c": True},
             "read_header_timeout": "0s",
         },
@@ -151,8 +163,8 @@ def test_routerd_warns_once_at_start_naming_the_keys(nats_server) -> None:
         assert len(warnings) == 1
         assert warnings[0]["log_level"] == 2  # warn
         assert sorted(warnings[0]["data"]["keys"]) == [
+            "debug_addr",
             "go_max_procs",
-            "index",
             "tracing.enable_w3c",
         ]
         assert warnings[0]["data"]["config"] == str(router.config_path)

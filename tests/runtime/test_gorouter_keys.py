@@ -38,6 +38,8 @@ MIB = 1 << 20
         ("drain_timeout: 0\nendpoint_timeout: 45s\n", "drain_timeout", 45.0),
         ("frontend_idle_timeout: 0\n", "frontend_idle_timeout", 0.0),
         ("backends:\n  max_conns: 0\n", "backends.max_conns", 0),
+        ("route_services:\n  max_attempts: 5\n", "route_services.max_attempts", 5),
+        ("route_services_hairpinning: false\n", "route_services_hairpinning", False),
         # Gorouter: the stale threshold is never below the start-up delay.
         (
             "start_response_delay_interval: 30s\ndroplet_stale_threshold: 10s\n",
@@ -92,8 +94,8 @@ def test_zero_header_timeout_never_arms_a_header_deadline() -> None:
 
 NOT_IMPLEMENTED = {
     "top-level keys": (
-        "index: 2\ngo_max_procs: 4\ntrace_key: '22'\n",
-        ("index", "go_max_procs", "trace_key"),
+        "go_max_procs: 4\ntrace_key: '22'\n",
+        ("go_max_procs", "trace_key"),
     ),
     "nested keys beside implemented ones": (
         "status:\n  port: 8080\n  tls:\n    port: 8443\n  routes:\n    port: 8082\n"
@@ -102,9 +104,10 @@ NOT_IMPLEMENTED = {
         ("logging.metron_address", "tracing.enable_w3c"),
     ),
     "whole blocks": (
-        "prometheus:\n  port: 9090\nhttp_rewrite:\n  responses:\n    remove_headers:\n"
-        "      - name: X-Powered-By\nroute_services:\n  max_attempts: 3\n",
-        ("prometheus", "http_rewrite", "route_services"),
+        "prometheus:\n  meters:\n    http_latency_histogram_buckets: [0.1, 1]\n"
+        "http_rewrite:\n  responses:\n    remove_headers:\n"
+        "      - name: X-Powered-By\nrouting_api:\n  port: 3000\n",
+        ("prometheus.meters", "http_rewrite", "routing_api"),
     ),
     "only implemented keys": ("port: 80\nstatus:\n  port: 8080\nmax_request_headers: 0\n", ()),
     "the old name of an implemented key": ("max_header_bytes: 1048576\n", ()),
@@ -161,6 +164,25 @@ BAD = {
         "prometheus.meters.http_latency_histogram_buckets[0]: expected float, got str",
     ),
     "old name, wrong type": ("max_header_bytes: lots\n", "max_header_bytes: expected int, got str"),
+    # Gorouter logs such an entry and then hairpins every route service; routerd refuses it.
+    "hairpinning allowlist entry": (
+        "route_services_hairpinning_allowlist: ['*.*.example.com']\n",
+        "route_services_hairpinning_allowlist[0]: expected a host name (host.domain.com) or a "
+        "wildcard (*.domain.com), got '*.*.example.com'",
+    ),
+    "route services without their key": (
+        "route_services:\n  cert_chain: x\n",
+        "route_services.private_key: expected cert_chain and private_key to be set together",
+    ),
+    "route services certificate": (
+        "route_services:\n  cert_chain: x\n  private_key: y\n",
+        "route_services.cert_chain: expected a PEM certificate chain and its private key: "
+        "not readable as PEM",
+    ),
+    "route services attempts": (
+        "route_services:\n  max_attempts: 0\n",
+        "route_services.max_attempts: expected int >= 1",
+    ),
 }
 
 

@@ -83,6 +83,16 @@ def test_router_start_on_connect_and_after_nats_restart(routerd_factory, nats_se
         assert router.status_json("/varz")["nats"]["connected"] is True
 
 
+def test_index_leads_the_router_id_and_the_varz_uuid(routerd_factory, nats_client):
+    starts = nats_client.subscribe("router.start")
+    router = routerd_factory({"index": 3})
+    assert starts.get(timeout=10).json()["id"].startswith("3-")
+    assert nats_client.request("router.greet", b"").json()["id"].startswith("3-")
+    varz = router.status_json("/varz")
+    assert varz["index"] == 3
+    assert varz["uuid"].startswith("3-")
+
+
 BAD_PAYLOADS = [
     b"",
     b"not json",
@@ -186,6 +196,29 @@ def test_per_route_load_balancing_option(routerd_factory, nats_client, backend_f
     wait_routed(router, "lc.example.com")
     entry = router.status_json("/routes")["lc.example.com"][0]
     assert entry["load_balancing_algorithm"] == "least-connection"
+
+
+def test_gorouter_v0317_lb_algo_option_sets_the_routes_algorithm(
+    routerd_factory, nats_client, backend_factory
+):
+    backend = backend_factory()
+    router = routerd_factory()  # balancing_algorithm: round-robin
+    register(
+        nats_client, backend.port, ["old.example.com"], options={"lb_algo": "least-connection"}
+    )
+    register(
+        nats_client,
+        backend.port,
+        ["both.example.com"],
+        options={"lb_algo": "least-connection", "loadbalancing": "round-robin"},
+    )
+    wait_routed(router, "old.example.com")
+    wait_routed(router, "both.example.com")
+    routes = router.status_json("/routes")
+    assert routes["old.example.com"][0]["load_balancing_algorithm"] == "least-connection"
+    assert routes["both.example.com"][0]["load_balancing_algorithm"] == "round-robin"
+    assert router.get("/", host="old.example.com").status == 200
+    assert not router.events_named("registration-options-unknown")
 
 
 def test_unknown_load_balancing_is_served_with_a_warning(

@@ -208,6 +208,9 @@ def build_common_headers(
                         strip.add(token)
             elif upgrade and lower == b"upgrade":
                 append(b"%s: %s\r\n" % (name, value))
+            elif lower == b"te" and b"trailers" in value.lower():
+                # As Go's ReverseProxy: a client that accepts trailers (gRPC's) says so onward.
+                append(b"Te: trailers\r\n")
             continue
         if lower in ROUTER_SET:
             if lower == b"x-cf-app-instance":

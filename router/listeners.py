@@ -20,8 +20,9 @@ import socket
 import ssl
 
 from router.acceptor import Acceptor, DirectIntake, Intake, ResourceShortage
-from router.http1.connection import plain_connection, tls_connection
+from router.http1.connection import plain_connection
 from router.http1.server import Http1Server
+from router.http2.alpn import tls_connection
 from router.proxy_listener import ProxyProtocolIntake
 from runtime import handoff
 from runtime.config import Config

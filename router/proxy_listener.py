@@ -25,12 +25,14 @@ from typing import Final
 from registry.rejection import Rejection
 from router import proxy_protocol
 from router.http1.connection import ClientConnection
+from router.http2.alpn import AlpnChoice
 from router.proxy_protocol import ProxyHeader
 from runtime.logs import EventLog
 
 log = EventLog("vcap.gorouter.router")
 
-HandlerFactory = Callable[[], ClientConnection]
+# A plain connection, or a TLS one choosing its protocol after the handshake (http2/alpn.py).
+HandlerFactory = Callable[[], ClientConnection | AlpnChoice]
 _MAX_READS: Final = proxy_protocol.V1_MAX_LENGTH  # a byte per read at worst
 _MAX_WAITS: Final = 4  # readable means data or EOF: one wait is enough
 # How often to look again at a connection that has sent part of a signature only.
@@ -88,7 +90,7 @@ class ProxyProtocolIntake:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         source = header.source if header is not None else None
 
-        def handler() -> ClientConnection:
+        def handler() -> ClientConnection | AlpnChoice:
             made = self.handler_factory()
             if source is not None:
                 made.peer = source

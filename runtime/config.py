@@ -353,6 +353,9 @@ class Config(_Model, frozen=True):
     only_trust_client_ca_certs: bool = False
     # Gorouter's default.
     tls_handshake_timeout: Duration = Duration(10)
+    # Gorouter's default (since routing-release 0.270): the TLS listener offers HTTP/2 by ALPN
+    # (`h2`) besides HTTP/1.1; false offers HTTP/1.1 only. The plain port is HTTP/1.1 only.
+    enable_http2: bool = True
     # Gorouter's default: X-Forwarded-Client-Cert passes through untouched.
     forwarded_client_cert: ForwardedClientCert = "always_forward"
     # PROXY protocol (v1 and v2) in front of HTTP and TLS; off as in Gorouter. As in Gorouter

@@ -110,7 +110,6 @@ class GorouterKeys(_Keys, frozen=True):
     go_max_procs: int | None = None
     debug_addr: str | None = None
     disable_http: bool | None = None
-    enable_http2: bool | None = None
     enable_http1_concurrent_read_write: bool | None = None
     enable_verify_client_certificate_metadata: bool | None = None
     verify_client_certificate_metadata: tuple[ClientCertMetadataRuleKeys, ...] | None = None

@@ -177,6 +177,9 @@ def _protocol_context(config: Config, ciphers: str) -> ssl.SSLContext:
 
 def _base_context(config: Config, ciphers: str) -> ssl.SSLContext:
     context = _protocol_context(config, ciphers)
+    # ALPN: `h2` first when enabled, as Go's server offers it; the listener serves the
+    # protocol the handshake chose (router/http2/alpn.py).
+    context.set_alpn_protocols(["h2", "http/1.1"] if config.enable_http2 else ["http/1.1"])
     context.verify_mode = CLIENT_CERT_MODES[config.client_cert_validation]
     if context.verify_mode != ssl.CERT_NONE:
         if not config.only_trust_client_ca_certs:

@@ -390,9 +390,4 @@ def plain_connection(server: Http1Server) -> ClientConnection:
     return ClientConnection(server)
 
 
-def tls_connection(server: Http1Server) -> ClientConnection:
-    """A connection on the TLS listener: its forwarding rules come from its certificate."""
-    return ClientConnection(server, tls=True)
-
-
-__all__ = ["ClientConnection", "plain_connection", "tls_connection"]
+__all__ = ["ClientConnection", "plain_connection"]

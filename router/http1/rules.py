@@ -117,6 +117,10 @@ def parser_refusal(reason: str, line_limit: int | None, limits: Limits) -> Refus
         return Refusal(431, reason)
     if reason == "Too many headers received":
         return Refusal(431, reason)
+    if reason.startswith("Pause on PRI/Upgrade"):
+        # HTTP/2's prior-knowledge preface on an HTTP/1.1 port: Go's server hands
+        # `PRI * HTTP/2.0` to Gorouter's handlers, which refuse it for its empty Host.
+        return Refusal(400, "Missing 'Host': an HTTP/2 preface on the HTTP/1.1 port")
     return Refusal(400, reason)
 
 

@@ -97,9 +97,13 @@ def test_hop_by_hop_headers_are_stripped(router):
             "X-Keep-Me": "kept",
         },
     )
-    for name in ("keep-alive", "proxy-authorization", "te", "x-drop-me"):
+    for name in ("keep-alive", "proxy-authorization", "x-drop-me"):
         assert name not in got
     assert got["x-keep-me"] == ["kept"]
+    # As Gorouter (Go's ReverseProxy): TE goes, but a client that accepts trailers says so.
+    assert got["te"] == ["trailers"]
+    _, got = received(router, {"TE": "gzip"})
+    assert "te" not in got
 
 
 def test_connection_cannot_strip_router_headers(router):

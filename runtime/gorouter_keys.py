@@ -87,20 +87,6 @@ class RouteServicesKeys(_Keys, frozen=True):
     private_key: str | None = None
 
 
-class HeaderNameValue(_Keys, frozen=True):
-    name: str
-    value: str | None = None
-
-
-class HttpRewriteResponsesKeys(_Keys, frozen=True):
-    add_headers_if_not_present: tuple[HeaderNameValue, ...] | None = None
-    remove_headers: tuple[HeaderNameValue, ...] | None = None
-
-
-class HttpRewriteKeys(_Keys, frozen=True):
-    responses: HttpRewriteResponsesKeys | None = None
-
-
 class CertSubjectKeys(_Keys, frozen=True):
     country: Strings | None = None
     organization: Strings | None = None
@@ -128,7 +114,6 @@ class GorouterKeys(_Keys, frozen=True):
     go_max_procs: int | None = None
     trace_key: str | None = None
     debug_addr: str | None = None
-    disable_http: bool | None = None
     enable_http2: bool | None = None
     enable_http1_concurrent_read_write: bool | None = None
     hop_by_hop_headers_to_filter: Strings | None = None
@@ -137,7 +122,6 @@ class GorouterKeys(_Keys, frozen=True):
     publish_active_apps_interval: Duration | None = None
     http_1_endpoint_timeout: Duration | None = None
     http_2_endpoint_timeout: Duration | None = None
-    websocket_dial_timeout: Duration | None = None
     route_latency_metric_muzzle_duration: Duration | None = None
     secure_cookies: bool | None = None
     sticky_sessions_for_auth_negotiate: bool | None = None
@@ -147,7 +131,6 @@ class GorouterKeys(_Keys, frozen=True):
     route_services_hairpinning_allowlist: Strings | None = None
     route_services_internal_server_port: Uint16 | None = None
     route_services: RouteServicesKeys | None = None
-    http_rewrite: HttpRewriteKeys | None = None
     token_fetcher_max_retries: Uint32 | None = None
     token_fetcher_retry_interval: Duration | None = None
     token_fetcher_expiration_buffer_time: int | None = None
@@ -157,10 +140,6 @@ class GorouterKeys(_Keys, frozen=True):
     max_idle_conns_per_host: int | None = None
     # Gorouter before max_request_header_bytes; see RENAMED.
     max_header_bytes: int | None = None
-    max_response_header_bytes: int | None = None
-    max_response_headers: int | None = None
-    keep_alive_100_continue_requests: bool | None = None
-    html_error_template_file: str | None = None
     per_request_metrics_reporting: bool | None = None
     enable_envelope_v1_metrics: bool | None = None
     send_http_start_stop_server_event: bool | None = None

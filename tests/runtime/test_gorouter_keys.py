@@ -102,9 +102,9 @@ NOT_IMPLEMENTED = {
         ("logging.metron_address", "tracing.enable_w3c"),
     ),
     "whole blocks": (
-        "prometheus:\n  port: 9090\nhttp_rewrite:\n  responses:\n    remove_headers:\n"
-        "      - name: X-Powered-By\nroute_services:\n  max_attempts: 3\n",
-        ("prometheus", "http_rewrite", "route_services"),
+        "prometheus:\n  port: 9090\noauth:\n  port: 443\n  client_name: gorouter\n"
+        "route_services:\n  max_attempts: 3\n",
+        ("prometheus", "oauth", "route_services"),
     ),
     "only implemented keys": ("port: 80\nstatus:\n  port: 8080\nmax_request_headers: 0\n", ()),
     "the old name of an implemented key": ("max_header_bytes: 1048576\n", ()),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 
 from router.headers import RESPONSE_DROP
 from router.http1.writer import date_line
+from router.rewrite import ResponseRewrite
 from router.sticky import vcap_id_cookie
 from router.upstream import UpstreamConnection
 
@@ -49,7 +50,7 @@ class WholeResponse(NamedTuple):
     body_size: int  # what the access log counts as sent
 
 
-_relayable: dict[tuple[bytes, bool], RelayableHead | None] = {}
+_relayable: dict[tuple[bytes, bool, ResponseRewrite | None], RelayableHead | None] = {}
 
 
 class ResponseHead:
@@ -120,6 +121,13 @@ def response_extras(ex: Exchange, proxy: Proxy, head: ResponseHead) -> list[byte
     return extra
 
 
+def interim_lines(raw: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """A 1xx head's header lines for the client (Link, for 103), hop-by-hop ones dropped."""
+    return [
+        b"%s: %s\r\n" % (name, value) for name, value in raw if name.lower() not in RESPONSE_DROP
+    ]
+
+
 def upgrade_lines(raw: list[tuple[bytes, bytes]]) -> list[bytes]:
     """A 101's header lines for the client: hop-by-hop ones dropped but for Connection and
     Upgrade, which the switch needs."""
@@ -152,13 +160,15 @@ def whole_response(
     sticky = is_sticky(ex, proxy)
     if sticky and endpoint is not None and ex.sticky_requested not in ("", endpoint.instance_id):
         return None  # the client asked for another instance: re-issue __VCAP_ID__
-    whole = whole_buffer(conn, ex.request_id, sticky, keep_alive)
+    whole = whole_buffer(conn, ex.request_id, sticky, keep_alive, proxy.rewrite)
     if whole is not None:
         ex.status = status
     return whole
 
 
-def relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
+def relayable_head(
+    head: bytes, sticky: bool, rewrite: ResponseRewrite | None = None
+) -> RelayableHead | None:
     """The backend's head as the client gets it on the fast path, and whether it already has an
     X-Vcap-Request-Id and a Date; None when the slow path must handle the response.
 
@@ -166,13 +176,16 @@ def relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
     response without Content-Length, chunked, naming extra hop-by-hop headers, carrying rarer
     hop-by-hop ones, or setting cookies while sticky sessions apply, takes the slow path.
     Results are cached by head: backends repeat the same heads (within a Date's second) often.
+    `rewrite` (http_rewrite) is applied to the lines, so it costs nothing once cached.
     """
-    key = (head, sticky)
+    key = (head, sticky, rewrite)
     try:
         return _relayable[key]
     except KeyError:
         pass
     result = _relayable_head(head, sticky)
+    if result is not None and rewrite is not None:
+        result = _rewritten(result, rewrite)
     if len(_relayable) >= _RELAYABLE_CACHE:
         _relayable.clear()
     _relayable[key] = result
@@ -212,11 +225,26 @@ def _relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
     return RelayableHead(head, has_request_id, has_date)
 
 
+def _rewritten(relayable: RelayableHead, rewrite: ResponseRewrite) -> RelayableHead:
+    """http_rewrite applied to a fast-path head. A removed X-Vcap-Request-Id is not added back
+    (Gorouter rewrites after setting it); a removed Date is (Go's server adds it after)."""
+    remove = rewrite.remove
+    return RelayableHead(
+        rewrite.head(relayable.head),
+        relayable.has_request_id or b"x-vcap-request-id" in remove,
+        relayable.has_date and b"date" not in remove,
+    )
+
+
 def whole_buffer(
-    conn: UpstreamConnection, request_id: str, sticky: bool, keep_alive: bool
+    conn: UpstreamConnection,
+    request_id: str,
+    sticky: bool,
+    keep_alive: bool,
+    rewrite: ResponseRewrite | None = None,
 ) -> WholeResponse | None:
     """A complete Content-Length response as one buffer; None when it needs the slow path."""
-    relayable = relayable_head(conn.head, sticky)
+    relayable = relayable_head(conn.head, sticky, rewrite)
     if relayable is None:
         return None
     body = conn.take_body()

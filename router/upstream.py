@@ -12,7 +12,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import Final, cast
+from typing import Final, NamedTuple, cast
 
 import httptools
 
@@ -20,6 +20,7 @@ from router.errors import BackendError, Kind
 from router.failures import classify_tls_error, describe_lost
 from router.headers import final_head, header_pairs
 from router.write_batch import WriteBatch
+from runtime.config import MAX_RESPONSE_HEADER_BYTES
 
 HIGH_WATER: Final = 1 << 20  # pause reading the backend when this much body is buffered
 LOW_WATER: Final = 1 << 18
@@ -34,6 +35,21 @@ class MalformedResponse(Exception):
     """A response head llhttp accepted and the router does not relay."""
 
 
+class ResponseLimits(NamedTuple):
+    """What a response head may hold (Gorouter's max_response_header_bytes and
+    max_response_headers); headers 0 or less: no count limit."""
+
+    head_bytes: int = MAX_RESPONSE_HEADER_BYTES
+    headers: int = 0
+
+
+DEFAULT_LIMITS: Final = ResponseLimits()
+
+
+class HeadTooLarge(Exception):
+    """A response head over ResponseLimits; its text is the error Gorouter reports."""
+
+
 class UpstreamConnection(asyncio.Protocol):
     """A keep-alive connection to one endpoint, parsing responses with llhttp."""
 
@@ -42,10 +58,18 @@ class UpstreamConnection(asyncio.Protocol):
         key: str,
         on_lost: Callable[[UpstreamConnection], None],
         batch: WriteBatch | None = None,
+        limits: ResponseLimits | None = None,
     ) -> None:
         self.key = key
         self._on_lost = on_lost
         self._batch = batch  # None: request heads are written at once
+        self.limits = limits or DEFAULT_LIMITS
+        # Bytes received for the current response while its final head is incomplete (all of
+        # them head bytes, 1xx heads included), and the 1xx heads' own size.
+        self._head_bytes = 0
+        self._interim_bytes = 0
+        # Where interim (1xx) heads go, as they arrive; None: they are dropped.
+        self.on_interim: Callable[[int, bytes], None] | None = None
         self._held = b""  # a request head waiting for the batch
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
@@ -65,6 +89,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_chunks: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] | None = None
         self.keep_alive = False
+        self.closing = False  # the request said `Connection: close`: never reused after it
         self.upgraded = False
         self.headers_done = False
         self.complete = False
@@ -101,6 +126,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = True
         if not self.headers_done:
             self._head_chunks.append(data)
+            self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -112,7 +138,16 @@ class UpstreamConnection(asyncio.Protocol):
                 self.tail = b""
         except httptools.HttpParserError as exc:
             # After a complete response (ExtraResponseBytes) this only closes the connection.
-            self._fail(BackendError(Kind.BAD_RESPONSE, f"malformed HTTP response: {exc}"))
+            cause = exc.__context__
+            if isinstance(cause, HeadTooLarge):
+                self._fail(BackendError(Kind.BAD_RESPONSE, str(cause)))
+            else:
+                self._fail(BackendError(Kind.BAD_RESPONSE, f"malformed HTTP response: {exc}"))
+            self.close()
+            return
+        if not self.headers_done and self._head_bytes > self.limits.head_bytes:
+            # Still no end of the head: stop reading it (and holding it) here.
+            self._fail(BackendError(Kind.BAD_RESPONSE, self._too_large()))
             self.close()
 
     def eof_received(self) -> bool | None:
@@ -152,7 +187,8 @@ class UpstreamConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
-            return  # an interim response (100 Continue, 103): the real one follows
+            self._interim(status)  # an interim response (100 Continue, 103): the real one follows
+            return
         chunks = self._head_chunks
         if len(chunks) == 1:
             # The usual case: the whole head came in one read.
@@ -164,6 +200,13 @@ class UpstreamConnection(asyncio.Protocol):
         if 0 in head:  # (an int: memchr; a bytes needle costs several times more)
             # llhttp refuses NUL in header lines but not in the reason phrase.
             raise MalformedResponse("NUL in the response head")
+        limits = self.limits
+        if self._interim_bytes + len(head) + 2 > limits.head_bytes:
+            raise HeadTooLarge(self._too_large())
+        if limits.headers > 0:
+            count = head.count(b"\r\n") - 1  # the lines after the status line
+            if count > limits.headers:
+                raise HeadTooLarge(f"too many response headers: {count} > {limits.headers}")
         self.head = head
         chunks.clear()
         self._headers = None
@@ -216,10 +259,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.head = b""
         self._headers = None
         self._head_chunks.clear()
+        self._head_bytes = 0
+        self._interim_bytes = 0
         self.headers_done = False
         self.complete = False
         self.upgraded = False
         self.keep_alive = False
+        self.closing = False
         self._body.clear()
         self._buffered = 0
         self._error = None
@@ -320,11 +366,31 @@ class UpstreamConnection(asyncio.Protocol):
             not self.closed
             and self.complete
             and self.keep_alive
+            and not self.closing
             and not self.upgraded
             and self._error is None
         )
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _interim(self, status: int) -> None:
+        """A 1xx head is complete: hand it on, and keep only what follows it for the next."""
+        raw = b"".join(self._head_chunks)
+        end = raw.find(b"\r\n\r\n")
+        self._interim_bytes += end + 4
+        if self._interim_bytes > self.limits.head_bytes:
+            raise HeadTooLarge(self._too_large())
+        rest = raw[end + 4 :]
+        self._head_chunks[:] = [rest] if rest else []
+        if self.on_interim is not None and 0 not in raw[: end + 2]:
+            self.on_interim(status, raw[: end + 2])
+
+    def _too_large(self) -> str:
+        # Go's transport error, as Gorouter's X-Cf-RouterError shows it.
+        return (
+            "net/http: HTTP/1.x transport connection broken: net/http: server response "
+            f"headers exceeded {self.limits.head_bytes} bytes; aborted"
+        )
 
     def _is_read_until_close(self) -> bool:
         """A body with neither Content-Length nor chunking ends when the connection does."""

@@ -17,7 +17,7 @@ from typing import Final
 
 from router.errors import BackendError, Kind
 from router.failures import classify_dial_error
-from router.upstream import UpstreamConnection
+from router.upstream import DEFAULT_LIMITS, UpstreamConnection
 from router.write_batch import WriteBatch
 
 # How late an endpoint_timeout may fire: deadlines are checked this often.
@@ -38,6 +38,7 @@ class UpstreamPool:
         tls_context: ssl.SSLContext | None,
     ) -> None:
         self.dial_timeout = dial_timeout
+        self.limits = DEFAULT_LIMITS  # what a response head may hold; set from the config
         self.idle_timeout = idle_timeout
         self.max_idle_per_endpoint = max_idle_per_endpoint
         self.keepalive_interval = keepalive_interval
@@ -72,21 +73,29 @@ class UpstreamPool:
         return None
 
     async def dial(
-        self, key: str, host: str, port: int, tls: bool, server_hostname: str
+        self,
+        key: str,
+        host: str,
+        port: int,
+        tls: bool,
+        server_hostname: str,
+        timeout: float | None = None,
     ) -> UpstreamConnection:
+        """A new connection, within `timeout` (None: dial_timeout), TLS handshake included."""
         address = f"{host}:{port}"
+        dial_timeout = self.dial_timeout if timeout is None else timeout
         context = self.tls_context if tls else None
         if tls and context is None:
             raise BackendError(Kind.TLS_HANDSHAKE, "no TLS context for backends")
         try:
-            async with asyncio.timeout(self.dial_timeout):
+            async with asyncio.timeout(dial_timeout):
                 _, conn = await self._loop.create_connection(
-                    lambda: UpstreamConnection(key, self._forget, self.batch),
+                    lambda: UpstreamConnection(key, self._forget, self.batch, self.limits),
                     host,
                     port,
                     ssl=context,
                     server_hostname=(server_hostname or host) if tls else None,
-                    ssl_handshake_timeout=self.dial_timeout if tls else None,
+                    ssl_handshake_timeout=dial_timeout if tls else None,
                 )
         except BackendError:
             raise

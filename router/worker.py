@@ -35,6 +35,7 @@ from router.http1.rules import Limits
 from router.http1.server import Http1Server
 from router.listeners import Listeners, open_listeners
 from router.proxy import Proxy
+from router.upstream import ResponseLimits
 from router.upstream_pool import UpstreamPool
 from runtime import control, gc_tuning, logs
 from runtime.c_parser import c_parser_problem
@@ -107,6 +108,7 @@ class Worker:
             keepalive_interval=float(config.endpoint_keep_alive_probe_interval),
             tls_context=backend_tls_context(config),
         )
+        upstream.limits = response_limits(config)
         if config.access_log.file or config.access_log.enable_streaming:
             self.access_log = open_access_log(config, counters.row(self.index).stats)
         self.proxy = Proxy(
@@ -164,6 +166,7 @@ class Worker:
             self.proxy.apply_config(config)
             self.proxy.upstream.idle_timeout = float(config.backends.idle_timeout)
             self.proxy.upstream.dial_timeout = float(config.endpoint_dial_timeout)
+            self.proxy.upstream.limits = response_limits(config)
         if self.server is not None:
             self.server.deadlines.set_timeouts(
                 float(config.read_header_timeout), float(config.request_body_timeout)
@@ -191,6 +194,10 @@ class Worker:
             self.access_log.close()
         self._send(control.encode(control.STOPPED))
         log.info("worker-stopped", index=self.index)
+
+
+def response_limits(config: Config) -> ResponseLimits:
+    return ResponseLimits(config.max_response_header_bytes, config.max_response_headers)
 
 
 def main(argv: list[str] | None = None) -> None:

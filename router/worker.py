@@ -48,7 +48,7 @@ class Worker:
     def __init__(
         self,
         index: int,
-        listen_fd: int,
+        listen_fd: int | None,
         control_fd: int,
         handoff_fd: int,
         tls_listen_fd: int | None = None,
@@ -203,7 +203,8 @@ def response_limits(config: Config) -> ResponseLimits:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="routerd-worker")
     parser.add_argument("--index", type=int, required=True)
-    parser.add_argument("--listen-fd", type=int, required=True)
+    # Absent with disable_http: only the TLS listener serves.
+    parser.add_argument("--listen-fd", type=int, default=None)
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--handoff-fd", type=int, required=True)
     parser.add_argument("--tls-listen-fd", type=int, default=None)

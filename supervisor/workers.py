@@ -61,7 +61,7 @@ class Worker:
     def __init__(
         self,
         index: int,
-        listener: socket.socket,
+        listener: socket.socket | None,
         tls_listener: socket.socket | None,
         *,
         live_channels: Callable[[], list[socket.socket]],
@@ -97,7 +97,9 @@ class Worker:
 
     def sockets(self) -> list[tuple[bytes, socket.socket]]:
         """This slot's listening sockets, each with the kind of connection it takes."""
-        pairs = [(handoff.HTTP, self.listener)]
+        pairs = []
+        if self.listener is not None:  # None: disable_http
+            pairs.append((handoff.HTTP, self.listener))
         if self.tls_listener is not None:
             pairs.append((handoff.TLS, self.tls_listener))
         return pairs
@@ -133,7 +135,7 @@ class WorkerPool:
     def __init__(
         self,
         config: Config,
-        listeners: list[socket.socket],
+        listeners: list[socket.socket] | None,
         counters: CounterTable,
         table_path: str,
         counters_path: str,
@@ -148,12 +150,12 @@ class WorkerPool:
         self.workers = [
             Worker(
                 index,
-                sock,
+                listeners[index] if listeners else None,
                 tls_listeners[index] if tls_listeners else None,
                 live_channels=self.live_channels,
                 log_interval=float(config.logging.error_sample_interval),
             )
-            for index, sock in enumerate(listeners)
+            for index in range(len(listeners or tls_listeners or ()))
         ]
         self._stopping = False
         self._watchdog: asyncio.Task[None] | None = None
@@ -186,14 +188,13 @@ class WorkerPool:
         self.counters.clear_in_flight(worker.index)
         parent, child = socket.socketpair()
         worker.handoff, worker.handoff_peer = handoff.channel_pair()
-        listen_fds: tuple[int, ...] = (
-            worker.listener.fileno(),
-            child.fileno(),
-            worker.handoff_peer.fileno(),
-        )
-        tls_args: tuple[str, ...] = ()
+        listen_fds: tuple[int, ...] = (child.fileno(), worker.handoff_peer.fileno())
+        listen_args: tuple[str, ...] = ()
+        if worker.listener is not None:
+            listen_args = ("--listen-fd", str(worker.listener.fileno()))
+            listen_fds += (worker.listener.fileno(),)
         if worker.tls_listener is not None:
-            tls_args = ("--tls-listen-fd", str(worker.tls_listener.fileno()))
+            listen_args += ("--tls-listen-fd", str(worker.tls_listener.fileno()))
             listen_fds += (worker.tls_listener.fileno(),)
         try:
             process = WorkerProcess.spawn(
@@ -203,13 +204,11 @@ class WorkerPool:
                     "router",
                     "--index",
                     str(worker.index),
-                    "--listen-fd",
-                    str(worker.listener.fileno()),
                     "--control-fd",
                     str(child.fileno()),
                     "--handoff-fd",
                     str(worker.handoff_peer.fileno()),
-                    *tls_args,
+                    *listen_args,
                 ),
                 pass_fds=listen_fds,
             )
@@ -402,7 +401,8 @@ class WorkerPool:
         """Close the supervisor's copies, so the kernel stops queueing new connections."""
         for worker in self.workers:
             worker.standin.close()
-            worker.listener.close()
+            if worker.listener is not None:
+                worker.listener.close()
             if worker.tls_listener is not None:
                 worker.tls_listener.close()
 

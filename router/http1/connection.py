@@ -354,6 +354,11 @@ class ClientConnection(FlowControlled):
             reason=reason,
             remote=self.peer[0] if self.peer else "",
         )
+        rewrite = self.server.proxy.rewrite
+        if rewrite is not None and answer.router_error:
+            # Gorouter's own handlers answered these (after its http_rewrite one); Go's server
+            # the others, before any handler.
+            answer = answer._replace(headers=rewrite.pairs(answer.headers))
         self.write(answer_bytes(answer, False, False, False))
         self.close_after_write()
 

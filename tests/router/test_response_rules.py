@@ -101,6 +101,17 @@ def test_the_routers_own_errors_use_the_operators_page(setup):
     assert head.header("Content-Length") == str(len(response.body))
 
 
+def test_refusals_from_gorouters_handlers_are_rewritten_and_gos_are_not(setup):
+    router, _, _ = setup
+    many = "".join(f"X-{index}: v\r\n" for index in range(600))  # over max_request_headers
+    too_many = raw_request(router.port, f"GET / HTTP/1.1\r\nHost: {HOST}\r\n{many}\r\n".encode())
+    assert status_of(too_many) == 431
+    assert header_of(too_many, "Strict-Transport-Security") == HSTS
+    malformed = raw_request(router.port, b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n")
+    assert status_of(malformed) == 400
+    assert header_of(malformed, "Strict-Transport-Security") is None
+
+
 def test_backend_failures_stay_plain_text_as_in_gorouter(setup):
     router, _, _ = setup
     response = router.get("/", host=DEAD)

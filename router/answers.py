@@ -118,7 +118,9 @@ def refusal_answer(status: int, reason: str) -> Answer:
             _NOSNIFF,
             ("Cache-Control", "public,max-age=2"),
         ]
-        return Answer(400, body, headers, "empty_host", Stat.empty_host, True)
+        return Answer(
+            400, body, headers, "empty_host", Stat.empty_host, True, "Request had empty Host header"
+        )
     if status in (414, 431):
         # Gorouter's MaxRequestSize handler: the status and its X-Cf-RouterError, no body.
         headers = [("X-Cf-RouterError", "max-request-size-exceeded")]

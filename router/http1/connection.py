@@ -26,7 +26,7 @@ from aiohttp.http import HttpRequestParser
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from registry.shm.counters import Stat
-from router.answers import count_answer, refusal_answer
+from router.answers import count_answer, refusal_answer, templated
 from router.client_deadlines import HEADER, NONE
 from router.forwarded import Forwarding, tls_forwarding
 from router.http1.exchange import Http1Exchange
@@ -354,7 +354,10 @@ class ClientConnection(FlowControlled):
             reason=reason,
             remote=self.peer[0] if self.peer else "",
         )
-        rewrite = self.server.proxy.rewrite
+        proxy = self.server.proxy
+        if answer.message is not None and proxy.error_template is not None:
+            answer = templated(answer, proxy.error_template)  # Gorouter's error writer's
+        rewrite = proxy.rewrite
         if rewrite is not None and answer.router_error:
             # Gorouter's own handlers answered these (after its http_rewrite one); Go's server
             # the others, before any handler.

@@ -107,6 +107,10 @@ def test_refusals_from_gorouters_handlers_are_rewritten_and_gos_are_not(setup):
     too_many = raw_request(router.port, f"GET / HTTP/1.1\r\nHost: {HOST}\r\n{many}\r\n".encode())
     assert status_of(too_many) == 431
     assert header_of(too_many, "Strict-Transport-Security") == HSTS
+    hostless = raw_request(router.port, b"GET / HTTP/1.1\r\n\r\n")
+    assert status_of(hostless) == 400
+    assert header_of(hostless, "Content-Type") == "text/html; charset=utf-8"
+    assert b"<p>Request had empty Host header</p> <i>empty_host</i>" in hostless
     malformed = raw_request(router.port, b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n")
     assert status_of(malformed) == 400
     assert header_of(malformed, "Strict-Transport-Security") is None

@@ -63,9 +63,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.key = key
         self._on_lost = on_lost
         self._batch = batch  # None: request heads are written at once
-        self.limits = limits or DEFAULT_LIMITS
-        # Bytes received for the current response while its final head is incomplete (all of
-        # them head bytes, 1xx heads included), and the 1xx heads' own size.
+        self.limits = limits = limits or DEFAULT_LIMITS
+        # As plain ints: on_headers_complete reads them per response.
+        self._max_head = limits.head_bytes - 2  # a head's length here excludes its blank line
+        self._max_headers = limits.headers
+        # For the response in progress: the bytes of reads that ended with its final head still
+        # incomplete (all of them head bytes), and its 1xx heads' size. Zeroed again once its
+        # final head is in; a response over the limit closes the connection.
         self._head_bytes = 0
         self._interim_bytes = 0
         # Where interim (1xx) heads go, as they arrive; None: they are dropped.
@@ -126,7 +130,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = True
         if not self.headers_done:
             self._head_chunks.append(data)
-            self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -145,10 +148,12 @@ class UpstreamConnection(asyncio.Protocol):
                 self._fail(BackendError(Kind.BAD_RESPONSE, f"malformed HTTP response: {exc}"))
             self.close()
             return
-        if not self.headers_done and self._head_bytes > self.limits.head_bytes:
-            # Still no end of the head: stop reading it (and holding it) here.
-            self._fail(BackendError(Kind.BAD_RESPONSE, self._too_large()))
-            self.close()
+        if not self.headers_done:
+            # Still no end of the head: past the limit, stop reading it (and holding it).
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.head_bytes:
+                self._fail(BackendError(Kind.BAD_RESPONSE, self._too_large()))
+                self.close()
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close
@@ -200,13 +205,14 @@ class UpstreamConnection(asyncio.Protocol):
         if 0 in head:  # (an int: memchr; a bytes needle costs several times more)
             # llhttp refuses NUL in header lines but not in the reason phrase.
             raise MalformedResponse("NUL in the response head")
-        limits = self.limits
-        if self._interim_bytes + len(head) + 2 > limits.head_bytes:
+        if self._interim_bytes + len(head) > self._max_head:
             raise HeadTooLarge(self._too_large())
-        if limits.headers > 0:
+        if self._max_headers > 0:
             count = head.count(b"\r\n") - 1  # the lines after the status line
-            if count > limits.headers:
-                raise HeadTooLarge(f"too many response headers: {count} > {limits.headers}")
+            if count > self._max_headers:
+                raise HeadTooLarge(f"too many response headers: {count} > {self._max_headers}")
+        if self._head_bytes or self._interim_bytes:
+            self._head_bytes = self._interim_bytes = 0
         self.head = head
         chunks.clear()
         self._headers = None
@@ -259,8 +265,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.head = b""
         self._headers = None
         self._head_chunks.clear()
-        self._head_bytes = 0
-        self._interim_bytes = 0
         self.headers_done = False
         self.complete = False
         self.upgraded = False

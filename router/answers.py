@@ -14,6 +14,7 @@ from typing import Final, NamedTuple
 from registry.shm.counters import Stat
 from router import errors
 from router.errors import BackendError, RouterError
+from router.rewrite import ResponseRewrite
 from runtime.error_template import ErrorTemplate
 
 STATUS_TEXT: Final = {
@@ -66,6 +67,18 @@ def router_answer(error: RouterError) -> Answer:
     return Answer(
         error.status, body, headers, error.router_error, error.stat, message=error.message
     )
+
+
+def as_configured(
+    answer: Answer, template: ErrorTemplate | None, rewrite: ResponseRewrite | None
+) -> Answer:
+    """The answer as the client gets it: the operator's page for the error writer's answers
+    (html_error_template_file), then http_rewrite (None: not for this answer)."""
+    if answer.message is not None and template is not None:
+        answer = templated(answer, template)
+    if rewrite is not None:
+        answer = answer._replace(headers=rewrite.pairs(answer.headers))
+    return answer
 
 
 def templated(answer: Answer, template: ErrorTemplate) -> Answer:

@@ -121,13 +121,6 @@ def response_extras(ex: Exchange, proxy: Proxy, head: ResponseHead) -> list[byte
     return extra
 
 
-def interim_lines(raw: list[tuple[bytes, bytes]]) -> list[bytes]:
-    """A 1xx head's header lines for the client (Link, for 103), hop-by-hop ones dropped."""
-    return [
-        b"%s: %s\r\n" % (name, value) for name, value in raw if name.lower() not in RESPONSE_DROP
-    ]
-
-
 def upgrade_lines(raw: list[tuple[bytes, bytes]]) -> list[bytes]:
     """A 101's header lines for the client: hop-by-hop ones dropped but for Connection and
     Upgrade, which the switch needs."""

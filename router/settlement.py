@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from registry.shm.counters import LATENCY_BOUNDS_US, Stat
-from router.answers import Answer, count_answer, templated
+from router.answers import Answer, as_configured, count_answer
 from router.errors import BackendError, Kind
 from router.exchange import Exchange
 
@@ -20,10 +20,7 @@ if TYPE_CHECKING:
 def answer(proxy: Proxy, ex: Exchange, answer: Answer) -> None:
     """The router answers this exchange itself: with the operator's error page when one is
     configured and the answer is the error writer's, and with http_rewrite applied."""
-    if answer.message is not None and proxy.error_template is not None:
-        answer = templated(answer, proxy.error_template)
-    if proxy.rewrite is not None:
-        answer = answer._replace(headers=proxy.rewrite.pairs(answer.headers))
+    answer = as_configured(answer, proxy.error_template, proxy.rewrite)
     ex.answer = answer
     ex.router_error = answer.router_error
     count_answer(proxy.row.stats, answer)

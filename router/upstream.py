@@ -12,15 +12,21 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import Final, NamedTuple, cast
+from typing import Final, cast
 
 import httptools
 
 from router.errors import BackendError, Kind
 from router.failures import classify_tls_error, describe_lost
 from router.headers import final_head, header_pairs
+from router.response_heads import (
+    DEFAULT_LIMITS,
+    HeadTooLarge,
+    ResponseLimits,
+    too_large,
+    too_many,
+)
 from router.write_batch import WriteBatch
-from runtime.config import MAX_RESPONSE_HEADER_BYTES
 
 HIGH_WATER: Final = 1 << 20  # pause reading the backend when this much body is buffered
 LOW_WATER: Final = 1 << 18
@@ -33,21 +39,6 @@ class ExtraResponseBytes(Exception):
 
 class MalformedResponse(Exception):
     """A response head llhttp accepted and the router does not relay."""
-
-
-class ResponseLimits(NamedTuple):
-    """What a response head may hold (Gorouter's max_response_header_bytes and
-    max_response_headers); headers 0 or less: no count limit."""
-
-    head_bytes: int = MAX_RESPONSE_HEADER_BYTES
-    headers: int = 0
-
-
-DEFAULT_LIMITS: Final = ResponseLimits()
-
-
-class HeadTooLarge(Exception):
-    """A response head over ResponseLimits; its text is the error Gorouter reports."""
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -152,7 +143,7 @@ class UpstreamConnection(asyncio.Protocol):
             # Still no end of the head: past the limit, stop reading it (and holding it).
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.head_bytes:
-                self._fail(BackendError(Kind.BAD_RESPONSE, self._too_large()))
+                self._fail(BackendError(Kind.BAD_RESPONSE, too_large(self.limits.head_bytes)))
                 self.close()
 
     def eof_received(self) -> bool | None:
@@ -206,11 +197,11 @@ class UpstreamConnection(asyncio.Protocol):
             # llhttp refuses NUL in header lines but not in the reason phrase.
             raise MalformedResponse("NUL in the response head")
         if self._interim_bytes + len(head) > self._max_head:
-            raise HeadTooLarge(self._too_large())
+            raise HeadTooLarge(too_large(self.limits.head_bytes))
         if self._max_headers > 0:
             count = head.count(b"\r\n") - 1  # the lines after the status line
             if count > self._max_headers:
-                raise HeadTooLarge(f"too many response headers: {count} > {self._max_headers}")
+                raise HeadTooLarge(too_many(count, self._max_headers))
         if self._head_bytes or self._interim_bytes:
             self._head_bytes = self._interim_bytes = 0
         self.head = head
@@ -383,18 +374,11 @@ class UpstreamConnection(asyncio.Protocol):
         end = raw.find(b"\r\n\r\n")
         self._interim_bytes += end + 4
         if self._interim_bytes > self.limits.head_bytes:
-            raise HeadTooLarge(self._too_large())
+            raise HeadTooLarge(too_large(self.limits.head_bytes))
         rest = raw[end + 4 :]
         self._head_chunks[:] = [rest] if rest else []
         if self.on_interim is not None and 0 not in raw[: end + 2]:
             self.on_interim(status, raw[: end + 2])
-
-    def _too_large(self) -> str:
-        # Go's transport error, as Gorouter's X-Cf-RouterError shows it.
-        return (
-            "net/http: HTTP/1.x transport connection broken: net/http: server response "
-            f"headers exceeded {self.limits.head_bytes} bytes; aborted"
-        )
 
     def _is_read_until_close(self) -> bool:
         """A body with neither Content-Length nor chunking ends when the connection does."""

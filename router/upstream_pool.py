@@ -17,7 +17,8 @@ from typing import Final
 
 from router.errors import BackendError, Kind
 from router.failures import classify_dial_error
-from router.upstream import DEFAULT_LIMITS, UpstreamConnection
+from router.response_heads import DEFAULT_LIMITS
+from router.upstream import UpstreamConnection
 from router.write_batch import WriteBatch
 
 # How late an endpoint_timeout may fire: deadlines are checked this often.

@@ -35,7 +35,7 @@ from router.http1.rules import Limits
 from router.http1.server import Http1Server
 from router.listeners import Listeners, open_listeners
 from router.proxy import Proxy
-from router.upstream import ResponseLimits
+from router.response_heads import ResponseLimits
 from router.upstream_pool import UpstreamPool
 from runtime import control, gc_tuning, logs
 from runtime.c_parser import c_parser_problem

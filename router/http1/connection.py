@@ -26,7 +26,7 @@ from aiohttp.http import HttpRequestParser
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from registry.shm.counters import Stat
-from router.answers import count_answer, refusal_answer, templated
+from router.answers import as_configured, count_answer, refusal_answer
 from router.client_deadlines import HEADER, NONE
 from router.forwarded import Forwarding, tls_forwarding
 from router.http1.exchange import Http1Exchange
@@ -354,14 +354,11 @@ class ClientConnection(FlowControlled):
             reason=reason,
             remote=self.peer[0] if self.peer else "",
         )
+        # Those with an X-Cf-RouterError are Gorouter's handlers' (after its http_rewrite
+        # one); Go's server makes the others, before any handler.
         proxy = self.server.proxy
-        if answer.message is not None and proxy.error_template is not None:
-            answer = templated(answer, proxy.error_template)  # Gorouter's error writer's
-        rewrite = proxy.rewrite
-        if rewrite is not None and answer.router_error:
-            # Gorouter's own handlers answered these (after its http_rewrite one); Go's server
-            # the others, before any handler.
-            answer = answer._replace(headers=rewrite.pairs(answer.headers))
+        rewrite = proxy.rewrite if answer.router_error else None
+        answer = as_configured(answer, proxy.error_template, rewrite)
         self.write(answer_bytes(answer, False, False, False))
         self.close_after_write()
 

@@ -18,7 +18,6 @@ from router import attempts, routing, settlement
 from router.errors import BackendError
 from router.exchange import Exchange, Plan, ProxyRequest
 from router.forwarded import Forwarding
-from router.headers import header_pairs
 from router.http1.server import Http1Server
 from router.http1.streams import StreamBody, TunnelSink
 from router.http1.writer import (
@@ -33,12 +32,12 @@ from router.http1.writer import (
 from router.relay import (
     NO_BODY_STATUS,
     ResponseHead,
-    interim_lines,
     is_sticky,
     response_extras,
     upgrade_lines,
     whole_response,
 )
+from router.response_heads import interim_lines
 from router.route_service_hop import send_to_route_service
 from router.upstream import UpstreamConnection
 from runtime.logs import EventLog
@@ -212,11 +211,8 @@ class Http1Exchange:
             return
         if status == 100:
             self.continued = True
-        lines = interim_lines(header_pairs(head))
-        rewrite = self.conn.server.proxy.rewrite
-        if rewrite is not None:
-            lines = rewrite.lines(lines)
-        self.conn.write(status_line(False, status) + b"".join(lines) + b"\r\n")
+        lines = interim_lines(head, self.conn.server.proxy.rewrite)
+        self.conn.write(status_line(False, status) + lines + b"\r\n")
 
     # -- in a task -----------------------------------------------------------------------------
 

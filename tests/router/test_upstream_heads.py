@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from router.errors import BackendError, Kind
-from router.upstream import ResponseLimits, UpstreamConnection
+from router.response_heads import ResponseLimits
+from router.upstream import UpstreamConnection
 
 EARLY = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
 FINAL = b"HTTP/1.1 200 OK\r\nX-A: 1\r\nX-B: 2\r\nContent-Length: 2\r\n\r\nok"

@@ -49,7 +49,11 @@ def finish(proxy: Proxy, ex: Exchange, status: int, bytes_sent: int) -> None:
         row.inflight[ex.endpoint.slot] -= 1
     conn = ex.conn
     if conn is not None:
+        conn.on_interim = None
         proxy.upstream.release(conn)
+    # The front end's 1xx callback refers back to it: dropped, so that no reference cycle
+    # outlives the exchange (and waits for the cyclic garbage collector).
+    ex.on_interim = None
     elapsed = time.monotonic() - ex.t0
     req = ex.request
     if req.body is not None:

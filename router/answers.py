@@ -8,11 +8,14 @@ round-tripper's error handler after backends failed (`http.Error` bodies, and
 
 from __future__ import annotations
 
+import http
 from typing import Final, NamedTuple
 
 from registry.shm.counters import Stat
 from router import errors
 from router.errors import BackendError, RouterError
+from router.rewrite import ResponseRewrite
+from runtime.error_template import ErrorTemplate
 
 STATUS_TEXT: Final = {
     400: "Bad Request",
@@ -27,6 +30,8 @@ STATUS_TEXT: Final = {
     526: "Invalid SSL Certificate",
 }
 _PLAIN: Final = ("Content-Type", "text/plain; charset=utf-8")
+_HTML: Final = ("Content-Type", "text/html; charset=utf-8")
+_KNOWN: Final = frozenset(status.value for status in http.HTTPStatus)
 _NOSNIFF: Final = ("X-Content-Type-Options", "nosniff")
 
 
@@ -37,6 +42,8 @@ class Answer(NamedTuple):
     router_error: str  # what the access log's x_cf_routererror shows
     stat: int  # the counter this answer adds to
     close: bool = False  # the connection closes after it (Connection: close)
+    # The error writer's message (router_answer only): what html_error_template_file renders.
+    message: str | None = None
 
 
 def count_answer(stats: memoryview | list[int], answer: Answer) -> None:
@@ -57,7 +64,31 @@ def router_answer(error: RouterError) -> Answer:
         headers.append(("X-Cf-RouterError", error.router_error))
     if error.cache_control:
         headers.append(("Cache-Control", error.cache_control))
-    return Answer(error.status, body, headers, error.router_error, error.stat)
+    return Answer(
+        error.status, body, headers, error.router_error, error.stat, message=error.message
+    )
+
+
+def as_configured(
+    answer: Answer, template: ErrorTemplate | None, rewrite: ResponseRewrite | None
+) -> Answer:
+    """The answer as the client gets it: the operator's page for the error writer's answers
+    (html_error_template_file), then http_rewrite (None: not for this answer)."""
+    if answer.message is not None and template is not None:
+        answer = templated(answer, template)
+    if rewrite is not None:
+        answer = answer._replace(headers=rewrite.pairs(answer.headers))
+    return answer
+
+
+def templated(answer: Answer, template: ErrorTemplate) -> Answer:
+    """An error writer's answer rendered from the operator's HTML template, as Gorouter's
+    HTML error writer renders it: the page as body, served as text/html."""
+    assert answer.message is not None
+    status_text = http.HTTPStatus(answer.status).phrase if answer.status in _KNOWN else ""
+    body = template.render(answer.status, status_text, answer.message, answer.headers)
+    headers = [_HTML if header == _PLAIN else header for header in answer.headers]
+    return answer._replace(body=body, headers=headers)
 
 
 def backend_answer(error: BackendError) -> Answer:
@@ -100,7 +131,9 @@ def refusal_answer(status: int, reason: str) -> Answer:
             _NOSNIFF,
             ("Cache-Control", "public,max-age=2"),
         ]
-        return Answer(400, body, headers, "empty_host", Stat.empty_host, True)
+        return Answer(
+            400, body, headers, "empty_host", Stat.empty_host, True, "Request had empty Host header"
+        )
     if status in (414, 431):
         # Gorouter's MaxRequestSize handler: the status and its X-Cf-RouterError, no body.
         headers = [("X-Cf-RouterError", "max-request-size-exceeded")]

@@ -309,6 +309,7 @@ async def attempt(
     `tls_context`, the backends' one when None)."""
     reused = conn is not None
     if conn is None:
+        timeout = proxy.websocket_dial_timeout if is_websocket(ex.request) else None
         conn = await proxy.upstream.dial(
             key,
             endpoint.host,
@@ -316,6 +317,7 @@ async def attempt(
             endpoint.tls,
             endpoint.server_cert_domain_san,
             tls_context,
+            timeout=timeout,
         )
     send_head(proxy, ex, conn, reused, common, instance_lines)
     req = ex.request
@@ -335,6 +337,15 @@ async def attempt(
     if waiter is not None:
         await waiter
     _take_head(conn, reused)
+
+
+def is_websocket(req: ProxyRequest) -> bool:
+    """A WebSocket upgrade (Gorouter's test: `Upgrade` names websocket), which dials within
+    websocket_dial_timeout."""
+    if not req.upgrade:
+        return False
+    value = header_value(req.raw_headers, b"upgrade") or ""
+    return "websocket" in value.lower()
 
 
 def send_head(
@@ -364,12 +375,20 @@ def send_head(
         # As Go's client (so Gorouter) writes a bodiless request: many servers answer a
         # POST or PUT without a length 411, so every method but GET and HEAD says 0.
         framing = b"Content-Length: 0\r\n"
+    closing = req.expect_continue and not proxy.keep_alive_100_continue
+    if closing:
+        # Gorouter's keep_alive_100_continue_requests (false by default): such a request's
+        # backend connection is not kept, and the backend is told so.
+        framing += b"Connection: close\r\n"
     head = build_head(
         req.method, ex.upstream_target, ex.upstream_host, common, instance_lines, framing
     )
     conn.deadline = started + proxy.endpoint_timeout
     if isinstance(conn, H2Stream):
         conn.te_trailers = has_te_trailers(req.raw_headers)
+    else:
+        assert isinstance(conn, UpstreamConnection)
+        conn.on_interim = ex.on_interim
     try:
         conn.begin(head + body if body else head, req.method == "HEAD")
     except BackendError as error:
@@ -377,6 +396,8 @@ def send_head(
         conn.deadline = 0.0
         error.reused = reused
         raise
+    if isinstance(conn, UpstreamConnection):
+        conn.closing = closing  # an HTTP/2 stream's connection is shared: never closed for it
 
 
 def _take_head(conn: BackendExchange, reused: bool) -> None:

@@ -117,6 +117,7 @@ class Exchange:
         "failed_attempts",
         "first_error",
         "must_be_sticky",
+        "on_interim",
         "pool",
         "request",
         "request_id",
@@ -151,6 +152,9 @@ class Exchange:
         self.sent = 0  # response body bytes written to the client
         # How attempt 1 failed, when it began from a callback (attempts.first_attempt).
         self.first_error: BackendError | None = None
+        # Where the backend's 1xx interim heads go (status, raw head); None: dropped. Set by
+        # the front end, handed to each attempt's connection.
+        self.on_interim: Callable[[int, bytes], None] | None = None
 
     def __repr__(self) -> str:
         target = self.endpoint.address if self.endpoint else "router"

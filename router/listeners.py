@@ -1,5 +1,5 @@
-"""The worker's listeners: plain HTTP on `port`, TLS on `ssl_port` when `enable_ssl`, each
-reading a PROXY header first when `enable_proxy`.
+"""The worker's listeners: plain HTTP on `port` (unless `disable_http`), TLS on `ssl_port` when
+`enable_ssl`, each reading a PROXY header first when `enable_proxy`.
 
 What differs between them is decided per listener and per connection, never per request: a
 plain-HTTP connection without PROXY is served exactly as before; a TLS connection records its
@@ -93,23 +93,29 @@ class Listeners:
 
 
 def open_listeners(
-    server: Http1Server, config: Config, http_fd: int, tls_fd: int | None, stats: memoryview
+    server: Http1Server,
+    config: Config,
+    http_fd: int | None,
+    tls_fd: int | None,
+    stats: memoryview,
 ) -> Listeners:
-    """Serve the sockets the supervisor bound; returns what to close to stop accepting."""
+    """Serve the sockets the supervisor bound (no HTTP one under disable_http); returns what
+    to close to stop accepting."""
     listeners = Listeners(ResourceShortage(stats, float(config.logging.error_sample_interval)))
     plain_factory = functools.partial(plain_connection, server)
     tls_factory = functools.partial(tls_connection, server)
-    http_sock = socket.socket(fileno=http_fd)
-    plain: Intake
-    if config.enable_proxy:
-        plain = ProxyProtocolIntake(
-            plain_factory,
-            float(config.proxy_protocol_timeout),
-            required=config.proxy_protocol_required,
-        )
-    else:
-        plain = DirectIntake(plain_factory)
-    listeners.add(handoff.HTTP, http_sock, plain)
+    if http_fd is not None:
+        http_sock = socket.socket(fileno=http_fd)
+        plain: Intake
+        if config.enable_proxy:
+            plain = ProxyProtocolIntake(
+                plain_factory,
+                float(config.proxy_protocol_timeout),
+                required=config.proxy_protocol_required,
+            )
+        else:
+            plain = DirectIntake(plain_factory)
+        listeners.add(handoff.HTTP, http_sock, plain)
     if tls_fd is None:
         return listeners
     tls_sock = socket.socket(fileno=tls_fd)

@@ -20,12 +20,18 @@ from router.backend_tls import route_service_tls_context
 from router.forwarded import forwarding_for
 from router.headers import header_rules
 from router.health import WorkerHealth
+from router.rewrite import ResponseRewrite, response_rewrite
 from router.route_services import HairpinAllowlist, RouteServiceKeys
 from router.sticky import StickyRules
 from router.tracing import tracing_for
 from router.upstream_pool import UpstreamPool
+from runtime import error_template
 from runtime.config import Config
+from runtime.error_template import ErrorTemplate
+from runtime.logs import EventLog
 from runtime.router_ip import router_ip
+
+log = EventLog("vcap.gorouter.proxy")
 
 
 class Proxy:
@@ -45,6 +51,8 @@ class Proxy:
         self.access_log = access_log
         self.instance_cache: dict[int, tuple[EndpointRecord, bytes, str, str]] = {}
         self.route_services: RouteServiceKeys | None = None
+        self.rewrite: ResponseRewrite | None = None
+        self.error_template: ErrorTemplate | None = None
         # The router's own health, as the supervisor says (control.HEALTH): what a load
         # balancer's health check on the router's ports is answered.
         self.healthy = False
@@ -63,6 +71,10 @@ class Proxy:
         self.config = config
         self.max_attempts = max(1, config.backends.max_attempts)
         self.endpoint_timeout = float(config.endpoint_timeout)
+        self.websocket_dial_timeout = config.upgrade_dial_timeout
+        self.keep_alive_100_continue = config.keep_alive_100_continue_requests
+        self.rewrite = response_rewrite(config.http_rewrite)
+        self.error_template = _error_template(config.html_error_template_file)
         self.default_algorithm = config.balancing_algorithm
         self.empty_pool_503 = config.empty_pool_response_code_503
         # Plain-HTTP connections share one set of rules; TLS ones without a client cert another.
@@ -100,6 +112,18 @@ class Proxy:
             )
         else:
             self.route_services = None
+
+
+def _error_template(path: str) -> ErrorTemplate | None:
+    """The operator's error page, read when the config is applied. The config was validated
+    with the same file; if it changed since and no longer loads, answers stay plain text."""
+    if not path:
+        return None
+    try:
+        return error_template.load(path)
+    except error_template.TemplateError as exc:
+        log.error("html-error-template-failed", error=str(exc))
+        return None
 
 
 __all__ = ["Proxy"]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 from router.backend_exchange import BackendExchange
 from router.headers import RESPONSE_DROP
 from router.http1.writer import date_line
+from router.rewrite import ResponseRewrite
 from router.sticky import vcap_id_cookie
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class WholeResponse(NamedTuple):
     body_size: int  # what the access log counts as sent
 
 
-_relayable: dict[tuple[bytes, bool], RelayableHead | None] = {}
+_relayable: dict[tuple[bytes, bool, ResponseRewrite | None], RelayableHead | None] = {}
 
 
 class ResponseHead:
@@ -188,13 +189,15 @@ def whole_response(
     if sticky and endpoint is not None and ex.sticky_requested not in ("", endpoint.instance_id):
         return None  # the client asked for another instance: re-issue __VCAP_ID__
     debug = trace_key_lines(ex, proxy) if proxy.trace_key is not None else b""
-    whole = whole_buffer(conn, ex.request_id, sticky, keep_alive, debug)
+    whole = whole_buffer(conn, ex.request_id, sticky, keep_alive, proxy.rewrite, debug)
     if whole is not None:
         ex.status = status
     return whole
 
 
-def relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
+def relayable_head(
+    head: bytes, sticky: bool, rewrite: ResponseRewrite | None = None
+) -> RelayableHead | None:
     """The backend's head as the client gets it on the fast path, and whether it already has an
     X-Vcap-Request-Id and a Date; None when the slow path must handle the response.
 
@@ -203,13 +206,16 @@ def relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
     hop-by-hop ones, or setting cookies or a WWW-Authenticate challenge while sticky sessions
     apply, takes the slow path.
     Results are cached by head: backends repeat the same heads (within a Date's second) often.
+    `rewrite` (http_rewrite) is applied to the lines, so it costs nothing once cached.
     """
-    key = (head, sticky)
+    key = (head, sticky, rewrite)
     try:
         return _relayable[key]
     except KeyError:
         pass
     result = _relayable_head(head, sticky)
+    if result is not None and rewrite is not None:
+        result = _rewritten(result, rewrite)
     if len(_relayable) >= _RELAYABLE_CACHE:
         _relayable.clear()
     _relayable[key] = result
@@ -249,12 +255,28 @@ def _relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
     return RelayableHead(head, has_request_id, has_date)
 
 
+def _rewritten(relayable: RelayableHead, rewrite: ResponseRewrite) -> RelayableHead:
+    """http_rewrite applied to a fast-path head. A removed X-Vcap-Request-Id is not added back
+    (Gorouter rewrites after setting it); a removed Date is (Go's server adds it after)."""
+    remove = rewrite.remove
+    return RelayableHead(
+        rewrite.head(relayable.head),
+        relayable.has_request_id or b"x-vcap-request-id" in remove,
+        relayable.has_date and b"date" not in remove,
+    )
+
+
 def whole_buffer(
-    conn: BackendExchange, request_id: str, sticky: bool, keep_alive: bool, debug: bytes = b""
+    conn: BackendExchange,
+    request_id: str,
+    sticky: bool,
+    keep_alive: bool,
+    rewrite: ResponseRewrite | None = None,
+    debug: bytes = b"",
 ) -> WholeResponse | None:
     """A complete Content-Length response as one buffer; None when it needs the slow path.
     `debug`: the trace_key header lines, if any."""
-    relayable = relayable_head(conn.head, sticky)
+    relayable = relayable_head(conn.head, sticky, rewrite)
     if relayable is None:
         return None
     body = conn.take_body()

@@ -9,16 +9,19 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from registry.shm.counters import LATENCY_BOUNDS_US, Stat
-from router.answers import Answer, count_answer
+from router.answers import Answer, as_configured, count_answer
 from router.errors import BackendError, Kind
 from router.exchange import Exchange
+from router.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
     from router.proxy import Proxy
 
 
 def answer(proxy: Proxy, ex: Exchange, answer: Answer) -> None:
-    """The router answers this exchange itself."""
+    """The router answers this exchange itself: with the operator's error page when one is
+    configured and the answer is the error writer's, and with http_rewrite applied."""
+    answer = as_configured(answer, proxy.error_template, proxy.rewrite)
     ex.answer = answer
     ex.router_error = answer.router_error
     count_answer(proxy.row.stats, answer)
@@ -47,7 +50,12 @@ def finish(proxy: Proxy, ex: Exchange, status: int, bytes_sent: int) -> None:
         row.inflight[ex.endpoint.slot] -= 1
     conn = ex.conn
     if conn is not None:
+        if isinstance(conn, UpstreamConnection):
+            conn.on_interim = None
         proxy.upstream.release(conn)
+    # The front end's 1xx callback refers back to it: dropped, so that no reference cycle
+    # outlives the exchange (and waits for the cyclic garbage collector).
+    ex.on_interim = None
     elapsed = time.monotonic() - ex.t0
     req = ex.request
     if req.body is not None:

@@ -19,6 +19,13 @@ import httptools
 from router.errors import BackendError, Kind
 from router.failures import classify_tls_error, describe_lost
 from router.headers import final_head, header_pairs
+from router.response_heads import (
+    DEFAULT_LIMITS,
+    HeadTooLarge,
+    ResponseLimits,
+    too_large,
+    too_many,
+)
 from router.write_batch import WriteBatch
 
 HIGH_WATER: Final = 1 << 20  # pause reading the backend when this much body is buffered
@@ -44,10 +51,22 @@ class UpstreamConnection(asyncio.Protocol):
         key: str,
         on_lost: Callable[[UpstreamConnection], None],
         batch: WriteBatch | None = None,
+        limits: ResponseLimits | None = None,
     ) -> None:
         self.key = key
         self._on_lost = on_lost
         self._batch = batch  # None: request heads are written at once
+        self.limits = limits = limits or DEFAULT_LIMITS
+        # As plain ints: on_headers_complete reads them per response.
+        self._max_head = limits.head_bytes - 2  # a head's length here excludes its blank line
+        self._max_headers = limits.headers
+        # For the response in progress: the bytes of reads that ended with its final head still
+        # incomplete (all of them head bytes), and its 1xx heads' size. Zeroed again once its
+        # final head is in; a response over the limit closes the connection.
+        self._head_bytes = 0
+        self._interim_bytes = 0
+        # Where interim (1xx) heads go, as they arrive; None: they are dropped.
+        self.on_interim: Callable[[int, bytes], None] | None = None
         self._held = b""  # a request head waiting for the batch
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
@@ -67,6 +86,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_chunks: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] | None = None
         self.keep_alive = False
+        self.closing = False  # the request said `Connection: close`: never reused after it
         self.upgraded = False
         self.headers_done = False
         self.complete = False
@@ -114,8 +134,19 @@ class UpstreamConnection(asyncio.Protocol):
                 self.tail = b""
         except httptools.HttpParserError as exc:
             # After a complete response (ExtraResponseBytes) this only closes the connection.
-            self._fail(BackendError(Kind.BAD_RESPONSE, f"malformed HTTP response: {exc}"))
+            cause = exc.__context__
+            if isinstance(cause, HeadTooLarge):
+                self._fail(BackendError(Kind.BAD_RESPONSE, str(cause)))
+            else:
+                self._fail(BackendError(Kind.BAD_RESPONSE, f"malformed HTTP response: {exc}"))
             self.close()
+            return
+        if not self.headers_done:
+            # Still no end of the head: past the limit, stop reading it (and holding it).
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.head_bytes:
+                self._fail(BackendError(Kind.BAD_RESPONSE, too_large(self.limits.head_bytes)))
+                self.close()
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close
@@ -154,7 +185,8 @@ class UpstreamConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
-            return  # an interim response (100 Continue, 103): the real one follows
+            self._interim(status)  # an interim response (100 Continue, 103): the real one follows
+            return
         chunks = self._head_chunks
         if len(chunks) == 1:
             # The usual case: the whole head came in one read.
@@ -166,6 +198,14 @@ class UpstreamConnection(asyncio.Protocol):
         if 0 in head:  # (an int: memchr; a bytes needle costs several times more)
             # llhttp refuses NUL in header lines but not in the reason phrase.
             raise MalformedResponse("NUL in the response head")
+        if self._interim_bytes + len(head) > self._max_head:
+            raise HeadTooLarge(too_large(self.limits.head_bytes))
+        if self._max_headers > 0:
+            count = head.count(b"\r\n") - 1  # the lines after the status line
+            if count > self._max_headers:
+                raise HeadTooLarge(too_many(count, self._max_headers))
+        if self._head_bytes or self._interim_bytes:
+            self._head_bytes = self._interim_bytes = 0
         self.head = head
         chunks.clear()
         self._headers = None
@@ -222,6 +262,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.complete = False
         self.upgraded = False
         self.keep_alive = False
+        self.closing = False
         self._body.clear()
         self._buffered = 0
         self._error = None
@@ -322,11 +363,24 @@ class UpstreamConnection(asyncio.Protocol):
             not self.closed
             and self.complete
             and self.keep_alive
+            and not self.closing
             and not self.upgraded
             and self._error is None
         )
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _interim(self, status: int) -> None:
+        """A 1xx head is complete: hand it on, and keep only what follows it for the next."""
+        raw = b"".join(self._head_chunks)
+        end = raw.find(b"\r\n\r\n")
+        self._interim_bytes += end + 4
+        if self._interim_bytes > self.limits.head_bytes:
+            raise HeadTooLarge(too_large(self.limits.head_bytes))
+        rest = raw[end + 4 :]
+        self._head_chunks[:] = [rest] if rest else []
+        if self.on_interim is not None and 0 not in raw[: end + 2]:
+            self.on_interim(status, raw[: end + 2])
 
     def _is_read_until_close(self) -> bool:
         """A body with neither Content-Length nor chunking ends when the connection does."""

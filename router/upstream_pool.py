@@ -18,6 +18,7 @@ from typing import Final
 from router.backend_exchange import BackendExchange
 from router.errors import BackendError, Kind
 from router.failures import classify_dial_error
+from router.response_heads import DEFAULT_LIMITS
 from router.upstream import UpstreamConnection
 from router.upstream_h2_pool import H2Pool
 from router.upstream_h2_stream import H2Stream
@@ -44,6 +45,7 @@ class UpstreamPool:
         h2_tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.dial_timeout = dial_timeout
+        self.limits = DEFAULT_LIMITS  # what a response head may hold; set from the config
         self.idle_timeout = idle_timeout
         self.max_idle_per_endpoint = max_idle_per_endpoint
         self.keepalive_interval = keepalive_interval
@@ -100,23 +102,26 @@ class UpstreamPool:
         tls: bool,
         server_hostname: str,
         tls_context: ssl.SSLContext | None = None,
+        timeout: float | None = None,
     ) -> BackendExchange:
-        """A new connection; over TLS with `tls_context`, or the backends' when None."""
+        """A new connection, within `timeout` (None: dial_timeout), TLS handshake included;
+        over TLS with `tls_context`, or the backends' when None."""
         if key.endswith(H2_KEY_SUFFIX):
             return await self.h2.open_stream(key, host, port, tls, server_hostname)
         address = f"{host}:{port}"
+        dial_timeout = self.dial_timeout if timeout is None else timeout
         context = (tls_context or self.tls_context) if tls else None
         if tls and context is None:
             raise BackendError(Kind.TLS_HANDSHAKE, "no TLS context for backends")
         try:
-            async with asyncio.timeout(self.dial_timeout):
+            async with asyncio.timeout(dial_timeout):
                 _, conn = await self._loop.create_connection(
-                    lambda: UpstreamConnection(key, self._forget, self.batch),
+                    lambda: UpstreamConnection(key, self._forget, self.batch, self.limits),
                     host,
                     port,
                     ssl=context,
                     server_hostname=(server_hostname or host) if tls else None,
-                    ssl_handshake_timeout=self.dial_timeout if tls else None,
+                    ssl_handshake_timeout=dial_timeout if tls else None,
                 )
         except BackendError:
             raise

@@ -35,6 +35,7 @@ from router.http1.rules import Limits
 from router.http1.server import Http1Server
 from router.listeners import Listeners, open_listeners
 from router.proxy import Proxy
+from router.response_heads import ResponseLimits
 from router.upstream_pool import UpstreamPool
 from runtime import control, gc_tuning, logs
 from runtime.c_parser import c_parser_problem
@@ -47,7 +48,7 @@ class Worker:
     def __init__(
         self,
         index: int,
-        listen_fd: int,
+        listen_fd: int | None,
         control_fd: int,
         handoff_fd: int,
         tls_listen_fd: int | None = None,
@@ -108,6 +109,7 @@ class Worker:
             tls_context=backend_tls_context(config),
             h2_tls_context=backend_h2_tls_context(config),
         )
+        upstream.limits = response_limits(config)
         if config.access_log.file or config.access_log.enable_streaming:
             self.access_log = open_access_log(config, counters.row(self.index).stats)
         self.proxy = Proxy(
@@ -167,6 +169,7 @@ class Worker:
             self.proxy.apply_config(config)
             self.proxy.upstream.idle_timeout = float(config.backends.idle_timeout)
             self.proxy.upstream.dial_timeout = float(config.endpoint_dial_timeout)
+            self.proxy.upstream.limits = response_limits(config)
         if self.server is not None:
             self.server.deadlines.set_timeouts(
                 float(config.read_header_timeout), float(config.request_body_timeout)
@@ -196,10 +199,15 @@ class Worker:
         log.info("worker-stopped", index=self.index)
 
 
+def response_limits(config: Config) -> ResponseLimits:
+    return ResponseLimits(config.max_response_header_bytes, config.max_response_headers)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="routerd-worker")
     parser.add_argument("--index", type=int, required=True)
-    parser.add_argument("--listen-fd", type=int, required=True)
+    # Absent with disable_http: only the TLS listener serves.
+    parser.add_argument("--listen-fd", type=int, default=None)
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--handoff-fd", type=int, required=True)
     parser.add_argument("--tls-listen-fd", type=int, default=None)

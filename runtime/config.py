@@ -17,13 +17,16 @@ import msgspec
 
 from registry.message import RegistryMessage, validate_message
 from registry.rejection import Rejection
-from runtime import gorouter_keys, tls_listener
+from runtime import error_template, gorouter_keys, tls_listener
 from runtime.durations import Duration, parse_duration
 from runtime.pem import load_cert_chain_from_pem
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 # Gorouter's cap on a request head: Go's http.Server reads no more.
 MAX_REQUEST_HEADER_BYTES: Final = 1 << 20
+# What Gorouter's backend transport reads of a response head when max_response_header_bytes
+# is 0 or less: Go's http.Transport default.
+MAX_RESPONSE_HEADER_BYTES: Final = 10 << 20
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -217,6 +220,24 @@ class TlsPem(_Model, frozen=True):
     private_key: str
 
 
+class HeaderNameValue(_Model, frozen=True):
+    """One header of `http_rewrite` (Gorouter's shape: `value` is ignored for removals)."""
+
+    name: str
+    value: str = ""
+
+
+class HttpRewriteResponses(_Model, frozen=True):
+    # Gorouter's defaults: responses pass unchanged. Removals apply first, then each header
+    # to add is added when the response has none of that name (HSTS is the usual one).
+    add_headers_if_not_present: tuple[HeaderNameValue, ...] = ()
+    remove_headers: tuple[HeaderNameValue, ...] = ()
+
+
+class HttpRewriteConfig(_Model, frozen=True):
+    responses: HttpRewriteResponses = HttpRewriteResponses()
+
+
 ShardingMode = Literal["all", "segments", "shared-and-segments"]
 TlsVersion = Literal["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 ClientCertValidation = Literal["none", "request", "require"]
@@ -269,6 +290,9 @@ class Config(_Model, frozen=True):
     # Gorouter's defaults for a whole backend round trip and for connecting.
     endpoint_timeout: Duration = Duration(60)
     endpoint_dial_timeout: Duration = Duration(5)
+    # Gorouter's default: 0, connecting for a WebSocket upgrade takes endpoint_dial_timeout
+    # (see `upgrade_dial_timeout`).
+    websocket_dial_timeout: Duration = Duration(0)
     # Gorouter's default TCP keepalive probe interval to backends.
     endpoint_keep_alive_probe_interval: Duration = Duration(1)
     # Gorouter's default idle timeout for client connections; 0 means never, as in Gorouter.
@@ -289,6 +313,21 @@ class Config(_Model, frozen=True):
     # (Gorouter's default; the byte limit still bounds the head). routerd's default is 512:
     # each line costs a parser callback and a dict entry, and no real client sends that many.
     max_request_headers: NonNegativeInt = 512
+    # Gorouter's keys and defaults for a backend's response head (status line, header lines,
+    # and any 1xx heads before it): larger is a 502, as any other backend failure. 0 or less
+    # means Go's transport limit, 10 MiB, as in Gorouter.
+    max_response_header_bytes: int = MAX_RESPONSE_HEADER_BYTES
+    # More header lines than this in a backend's response is a 502; 0 or less: no limit.
+    max_response_headers: int = 0
+    # Gorouter's default: a request with `Expect: 100-continue` goes to the backend with
+    # `Connection: close`, and that backend connection is not reused; true keeps it.
+    keep_alive_100_continue_requests: bool = False
+    # Gorouter's default: responses pass with their own headers (see HttpRewriteConfig).
+    http_rewrite: HttpRewriteConfig = HttpRewriteConfig()
+    # Gorouter's default: the router's own error answers are plain text. A path: they are
+    # rendered from this Go-template HTML file ({{.Status}}, {{.StatusText}}, {{.Message}},
+    # {{.Header.Get "Name"}}); a file that cannot be read or parsed stops routerd at start.
+    html_error_template_file: str = ""
     # Gorouter's production default: an empty pool is "temporarily unavailable", not "unknown".
     empty_pool_response_code_503: bool = True
 
@@ -333,6 +372,9 @@ class Config(_Model, frozen=True):
 
     # TLS termination is off unless asked for, as in Gorouter; 443 is Gorouter's ssl_port.
     enable_ssl: bool = False
+    # Gorouter's default: the plain-HTTP listener on `port` serves; true leaves only ssl_port
+    # (and needs enable_ssl).
+    disable_http: bool = False
     ssl_port: Port = 443
     # Chosen by SNI; the first one when the client names no host or an unknown one.
     tls_pem: tuple[TlsPem, ...] = ()
@@ -405,6 +447,12 @@ class Config(_Model, frozen=True):
     def worker_count(self) -> int:
         """`workers`, with 0 resolved to the CPU count."""
         return self.workers or os.cpu_count() or 1
+
+    @property
+    def upgrade_dial_timeout(self) -> float:
+        """`websocket_dial_timeout`, with 0 (or less) resolved to endpoint_dial_timeout."""
+        timeout = float(self.websocket_dial_timeout)
+        return timeout if timeout > 0 else float(self.endpoint_dial_timeout)
 
     @property
     def stale_threshold_seconds(self) -> int:
@@ -500,6 +548,8 @@ def with_gorouter_meanings(config: Config) -> tuple[Config, tuple[str, ...]]:
         )
     if config.drain_timeout <= 0:
         changes["drain_timeout"] = config.endpoint_timeout
+    if config.max_response_header_bytes <= 0:
+        changes["max_response_header_bytes"] = MAX_RESPONSE_HEADER_BYTES
     if config.start_response_delay_interval > config.droplet_stale_threshold:
         # A route must not go stale while the router is still waiting for registrations.
         changes["droplet_stale_threshold"] = config.start_response_delay_interval
@@ -539,8 +589,10 @@ def validate(config: Config, source: str = "config") -> None:
     for index, host in enumerate(config.nats.hosts):
         if not host.hostname.strip():
             fail(f"nats.hosts[{index}].hostname", "expected a host name, got an empty string")
-    if config.status.port == config.port and _same_interface(
-        config.status.host, config.bind_address
+    if (
+        not config.disable_http
+        and config.status.port == config.port
+        and _same_interface(config.status.host, config.bind_address)
     ):
         fail("status.port", f"expected a port other than the router's own port {config.port}")
     if config.nats_client_ping_interval <= 0:
@@ -599,6 +651,26 @@ def validate(config: Config, source: str = "config") -> None:
         problem = tls_listener.problem(config)
         if problem is not None:
             fail(*problem)
+    elif config.disable_http:
+        # Gorouter's check: neither listener would serve.
+        fail("disable_http", "expected enable_ssl: true when the plain-HTTP listener is disabled")
+    for index, header in enumerate(config.http_rewrite.responses.add_headers_if_not_present):
+        if not header_problem_free(header):
+            fail(
+                f"http_rewrite.responses.add_headers_if_not_present[{index}]",
+                "expected a header name (token characters) and a value without CR, LF or NUL",
+            )
+    for index, header in enumerate(config.http_rewrite.responses.remove_headers):
+        if not header_problem_free(header):
+            fail(
+                f"http_rewrite.responses.remove_headers[{index}]",
+                "expected a header name (token characters)",
+            )
+    if config.html_error_template_file:
+        try:
+            error_template.load(config.html_error_template_file)
+        except error_template.TemplateError as exc:
+            fail("html_error_template_file", str(exc))
     status_tls = config.status.tls
     if status_tls.is_enabled:
         # Gorouter's checks, in its order.
@@ -659,12 +731,28 @@ def is_allowlist_entry(entry: str) -> bool:
     return _ALLOWLIST_ENTRY.fullmatch(entry) is not None
 
 
+# RFC 9110 5.6.2's token characters: what a header name is made of.
+_TOKEN: Final = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def header_problem_free(header: HeaderNameValue) -> bool:
+    """A header the router can write as it is: a token name, a value with no line breaks."""
+    name = header.name.encode("utf-8", "replace")
+    value = header.value
+    return (
+        bool(name)
+        and all(byte in _TOKEN for byte in name)
+        and not any(char in value for char in "\r\n\0")
+    )
+
+
 def _listener_clash(config: Config) -> tuple[str, str] | None:
     """(key, what was expected) for a status listener on a port another listener binds too."""
-    listeners = [
-        ("port", config.port, config.bind_address),
-        ("status.port", config.status.port, config.status.host),
-    ]
+    listeners = [("status.port", config.status.port, config.status.host)]
+    if not config.disable_http:
+        listeners.insert(0, ("port", config.port, config.bind_address))
     if config.enable_ssl:
         listeners.append(("ssl_port", config.ssl_port, config.bind_address))
     # The /routes listener binds 127.0.0.1, which a wildcard address covers too.

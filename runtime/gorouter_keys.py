@@ -71,20 +71,6 @@ class RoutingApiKeys(_Keys, frozen=True):
     private_key: str | None = None
 
 
-class HeaderNameValue(_Keys, frozen=True):
-    name: str
-    value: str | None = None
-
-
-class HttpRewriteResponsesKeys(_Keys, frozen=True):
-    add_headers_if_not_present: tuple[HeaderNameValue, ...] | None = None
-    remove_headers: tuple[HeaderNameValue, ...] | None = None
-
-
-class HttpRewriteKeys(_Keys, frozen=True):
-    responses: HttpRewriteResponsesKeys | None = None
-
-
 class CertSubjectKeys(_Keys, frozen=True):
     country: Strings | None = None
     organization: Strings | None = None
@@ -109,21 +95,18 @@ class GorouterKeys(_Keys, frozen=True):
     prometheus: PrometheusKeys | None = None
     go_max_procs: int | None = None
     debug_addr: str | None = None
-    disable_http: bool | None = None
     enable_http1_concurrent_read_write: bool | None = None
     enable_verify_client_certificate_metadata: bool | None = None
     verify_client_certificate_metadata: tuple[ClientCertMetadataRuleKeys, ...] | None = None
     publish_active_apps_interval: Duration | None = None
     http_1_endpoint_timeout: Duration | None = None
     http_2_endpoint_timeout: Duration | None = None
-    websocket_dial_timeout: Duration | None = None
     route_latency_metric_muzzle_duration: Duration | None = None
     oauth: OAuthKeys | None = None
     routing_api: RoutingApiKeys | None = None
-    # routerd hairpins route services within the worker (router/hairpin.py): no internal
+    # routerd hairpins route services within the worker (router/route_service_hop.py): no internal
     # listener to put on a port.
     route_services_internal_server_port: Uint16 | None = None
-    http_rewrite: HttpRewriteKeys | None = None
     token_fetcher_max_retries: Uint32 | None = None
     token_fetcher_retry_interval: Duration | None = None
     token_fetcher_expiration_buffer_time: int | None = None
@@ -133,10 +116,6 @@ class GorouterKeys(_Keys, frozen=True):
     max_idle_conns_per_host: int | None = None
     # Gorouter before max_request_header_bytes; see RENAMED.
     max_header_bytes: int | None = None
-    max_response_header_bytes: int | None = None
-    max_response_headers: int | None = None
-    keep_alive_100_continue_requests: bool | None = None
-    html_error_template_file: str | None = None
     per_request_metrics_reporting: bool | None = None
     enable_envelope_v1_metrics: bool | None = None
     send_http_start_stop_server_event: bool | None = None

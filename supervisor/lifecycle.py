@@ -55,6 +55,7 @@ RESTART_ONLY_KEYS: Final = frozenset(
         # Listeners are bound and set up once, when routerd starts.
         "enable_ssl",
         "ssl_port",
+        "disable_http",
         "tls_pem",
         "min_tls_version",
         "max_tls_version",

@@ -126,7 +126,8 @@ class Supervisor:
             raise StartupError(problem)
         raise_fd_limit()  # before any worker is spawned: they inherit it
         self._open_tables()
-        listeners = self._bind_listeners(config.port)
+        # disable_http: only ssl_port listens (validation made sure enable_ssl is on).
+        listeners = None if config.disable_http else self._bind_listeners(config.port)
         tls_listeners = self._bind_listeners(config.ssl_port) if config.enable_ssl else None
         assert self.routing is not None
         self.status = StatusServer(config, self.snapshot, self.routes_body)

@@ -62,7 +62,7 @@ class Worker:
     def __init__(
         self,
         index: int,
-        listener: socket.socket,
+        listener: socket.socket | None,
         tls_listener: socket.socket | None,
         *,
         live_channels: Callable[[], list[socket.socket]],
@@ -98,7 +98,9 @@ class Worker:
 
     def sockets(self) -> list[tuple[bytes, socket.socket]]:
         """This slot's listening sockets, each with the kind of connection it takes."""
-        pairs = [(handoff.HTTP, self.listener)]
+        pairs = []
+        if self.listener is not None:  # None: disable_http
+            pairs.append((handoff.HTTP, self.listener))
         if self.tls_listener is not None:
             pairs.append((handoff.TLS, self.tls_listener))
         return pairs
@@ -134,7 +136,7 @@ class WorkerPool:
     def __init__(
         self,
         config: Config,
-        listeners: list[socket.socket],
+        listeners: list[socket.socket] | None,
         counters: CounterTable,
         table_path: str,
         counters_path: str,
@@ -149,12 +151,12 @@ class WorkerPool:
         self.workers = [
             Worker(
                 index,
-                sock,
+                listeners[index] if listeners else None,
                 tls_listeners[index] if tls_listeners else None,
                 live_channels=self.live_channels,
                 log_interval=float(config.logging.error_sample_interval),
             )
-            for index, sock in enumerate(listeners)
+            for index in range(len(listeners or tls_listeners or ()))
         ]
         self._stopping = False
         self._watchdog: asyncio.Task[None] | None = None
@@ -189,14 +191,13 @@ class WorkerPool:
         self.counters.clear_in_flight(worker.index)
         parent, child = socket.socketpair()
         worker.handoff, worker.handoff_peer = handoff.channel_pair()
-        listen_fds: tuple[int, ...] = (
-            worker.listener.fileno(),
-            child.fileno(),
-            worker.handoff_peer.fileno(),
-        )
-        tls_args: tuple[str, ...] = ()
+        listen_fds: tuple[int, ...] = (child.fileno(), worker.handoff_peer.fileno())
+        listen_args: tuple[str, ...] = ()
+        if worker.listener is not None:
+            listen_args = ("--listen-fd", str(worker.listener.fileno()))
+            listen_fds += (worker.listener.fileno(),)
         if worker.tls_listener is not None:
-            tls_args = ("--tls-listen-fd", str(worker.tls_listener.fileno()))
+            listen_args += ("--tls-listen-fd", str(worker.tls_listener.fileno()))
             listen_fds += (worker.tls_listener.fileno(),)
         try:
             process = WorkerProcess.spawn(
@@ -206,13 +207,11 @@ class WorkerPool:
                     "router",
                     "--index",
                     str(worker.index),
-                    "--listen-fd",
-                    str(worker.listener.fileno()),
                     "--control-fd",
                     str(child.fileno()),
                     "--handoff-fd",
                     str(worker.handoff_peer.fileno()),
-                    *tls_args,
+                    *listen_args,
                 ),
                 pass_fds=listen_fds,
             )
@@ -411,7 +410,8 @@ class WorkerPool:
         """Close the supervisor's copies, so the kernel stops queueing new connections."""
         for worker in self.workers:
             worker.standin.close()
-            worker.listener.close()
+            if worker.listener is not None:
+                worker.listener.close()
             if worker.tls_listener is not None:
                 worker.tls_listener.close()
 

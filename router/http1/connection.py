@@ -26,7 +26,7 @@ from aiohttp.http import HttpRequestParser
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from registry.shm.counters import Stat
-from router.answers import count_answer, refusal_answer
+from router.answers import as_configured, count_answer, refusal_answer
 from router.client_deadlines import HEADER, NONE
 from router.forwarded import Forwarding, tls_forwarding
 from router.http1.exchange import Http1Exchange
@@ -354,6 +354,11 @@ class ClientConnection(FlowControlled):
             reason=reason,
             remote=self.peer[0] if self.peer else "",
         )
+        # Those with an X-Cf-RouterError are Gorouter's handlers' (after its http_rewrite
+        # one); Go's server makes the others, before any handler.
+        proxy = self.server.proxy
+        rewrite = proxy.rewrite if answer.router_error else None
+        answer = as_configured(answer, proxy.error_template, rewrite)
         self.write(answer_bytes(answer, False, False, False))
         self.close_after_write()
 

@@ -37,6 +37,7 @@ from router.relay import (
     upgrade_lines,
     whole_response,
 )
+from router.response_heads import interim_lines
 from router.route_service_hop import send_to_route_service
 from router.upstream import UpstreamConnection
 from runtime.logs import EventLog
@@ -66,6 +67,7 @@ class Client(Protocol):
 class Http1Exchange:
     __slots__ = (
         "conn",
+        "continued",
         "ex",
         "finished",
         "first",
@@ -90,6 +92,7 @@ class Http1Exchange:
         self.task: asyncio.Task[None] | None = None
         self.sent = 0  # response body bytes written
         self.finished = False
+        self.continued = False  # the router said 100 Continue itself
 
     def __repr__(self) -> str:
         return f"Http1Exchange({self.msg.method} {self.msg.path}, finished={self.finished})"
@@ -149,6 +152,9 @@ class Http1Exchange:
             req.body = StreamBody(payload)
             req.send_continue = self._send_continue
         ex = self.ex = routing.begin(proxy, req)
+        if not self.http10:
+            # RFC 9110 15.2: no 1xx responses to an HTTP/1.0 client.
+            ex.on_interim = self._interim
         # Planning does not await; a request the router refuses is answered without asking an
         # `Expect: 100-continue` client for its body.
         plan = self.plan = routing.plan(proxy, ex)
@@ -194,7 +200,19 @@ class Http1Exchange:
             self._abandon(exc)
 
     def _send_continue(self) -> None:
+        self.continued = True
         self.conn.write(CONTINUE)
+
+    def _interim(self, status: int, head: bytes) -> None:
+        """A backend's 1xx head (103 Early Hints, 100 Continue), passed on before the final
+        response, as Go's ReverseProxy (so Gorouter) passes it; a 100 the router already sent
+        itself is not repeated."""
+        if self.finished or (status == 100 and self.continued):
+            return
+        if status == 100:
+            self.continued = True
+        lines = interim_lines(head, self.conn.server.proxy.rewrite)
+        self.conn.write(status_line(False, status) + lines + b"\r\n")
 
     # -- in a task -----------------------------------------------------------------------------
 
@@ -210,7 +228,7 @@ class Http1Exchange:
         try:
             if read_body:
                 if ex.request.expect_continue:
-                    self.conn.write(CONTINUE)
+                    self._send_continue()
                 ex.request.buffered_body = await self.payload.read()
             if responded:  # the head is here, and it is not one to write whole
                 keep_alive, sent = await self._stream(self.conn.is_keep_alive(self.msg))
@@ -264,8 +282,13 @@ class Http1Exchange:
         head = ResponseHead(upstream.headers, is_sticky(ex, proxy))
         http10 = self.http10
         parts = [status_line(http10, status, upstream.reason.decode("latin-1", "replace"))]
-        parts.extend(head.lines)
-        parts.extend(response_extras(ex, proxy, head))
+        lines = head.lines + response_extras(ex, proxy, head)
+        has_date = head.has_date
+        rewrite = proxy.rewrite
+        if rewrite is not None:
+            lines = rewrite.lines(lines)
+            has_date = has_date and b"date" not in rewrite.remove
+        parts.extend(lines)
         bodiless = self.head_only or status in NO_BODY_STATUS
         chunked = False
         if bodiless or (head.content_length is not None and not head.chunked):
@@ -276,7 +299,7 @@ class Http1Exchange:
             chunked = True
         else:
             keep_alive = False  # an HTTP/1.0 client: the body ends when the connection does
-        if not head.has_date:
+        if not has_date:
             parts.append(date_line.now())
         parts.append(connection_line(http10, keep_alive))
         parts.append(b"\r\n")
@@ -316,6 +339,8 @@ class Http1Exchange:
         lines = upgrade_lines(upstream.headers)
         if not any(line[:18].lower() == b"x-vcap-request-id:" for line in lines):
             lines.append(b"X-Vcap-Request-Id: %s\r\n" % ex.request_id.encode())
+        if proxy.rewrite is not None:
+            lines = proxy.rewrite.lines(lines)
         reason = upstream.reason.decode("latin-1", "replace")
         conn = self.conn
         conn.write(status_line(False, 101, reason) + b"".join(lines) + b"\r\n")

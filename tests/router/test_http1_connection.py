@@ -75,6 +75,9 @@ class _Proxy:
         self.hold = False
         self.finished: list[int] = []
         self.fail: Exception | None = None
+        # No http_rewrite and no error page: answers go out as made.
+        self.rewrite = None
+        self.error_template = None
 
     def begin(self, request: ProxyRequest) -> Exchange:
         self.events.append(("request", request.target))

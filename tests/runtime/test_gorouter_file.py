@@ -22,16 +22,20 @@ MUST_BE_NAMED = {
     "logging.loggregator_enabled",
     "logging.metron_address",
     "prometheus.meters",
-    "http_rewrite",
     "route_services_internal_server_port",
     "routing_api",
     "oauth",
-    "html_error_template_file",
-    "max_response_header_bytes",
     "verify_client_certificate_metadata",
 }
 # Keys routerd implements: never named.
 IMPLEMENTED = {
+    "http_rewrite",
+    "html_error_template_file",
+    "max_response_header_bytes",
+    "max_response_headers",
+    "keep_alive_100_continue_requests",
+    "websocket_dial_timeout",
+    "disable_http",
     "port",
     "status",
     "status.port",
@@ -137,6 +141,13 @@ def test_the_bosh_files_implemented_values_take_effect() -> None:
     assert (config.backends.max_conns, config.backends.max_attempts) == (500, 3)
     assert (config.prometheus.is_enabled, config.prometheus.port) == (True, 53035)
     assert config.prometheus.ca_path.endswith("/prometheus_ca.crt")
+    assert (config.max_response_header_bytes, config.max_response_headers) == (1 << 20, 0)
+    assert config.upgrade_dial_timeout == 5.0 and not config.disable_http
+    rewrite = config.http_rewrite.responses
+    assert [(h.name, h.value) for h in rewrite.add_headers_if_not_present] == [
+        ("Strict-Transport-Security", "max-age=31536000; includeSubDomains; preload")
+    ]
+    assert [h.name for h in rewrite.remove_headers] == ["X-Powered-By"]
 
 
 def test_a_typo_in_the_bosh_file_is_still_refused(tmp_path: Path) -> None:

@@ -105,9 +105,8 @@ NOT_IMPLEMENTED = {
     ),
     "whole blocks": (
         "prometheus:\n  meters:\n    http_latency_histogram_buckets: [0.1, 1]\n"
-        "http_rewrite:\n  responses:\n    remove_headers:\n"
-        "      - name: X-Powered-By\nrouting_api:\n  port: 3000\n",
-        ("prometheus.meters", "http_rewrite", "routing_api"),
+        "oauth:\n  port: 443\n  client_name: gorouter\nrouting_api:\n  port: 3000\n",
+        ("prometheus.meters", "oauth", "routing_api"),
     ),
     "only implemented keys": ("port: 80\nstatus:\n  port: 8080\nmax_request_headers: 0\n", ()),
     "the old name of an implemented key": ("max_header_bytes: 1048576\n", ()),

@@ -4,7 +4,7 @@ Every read is logged as `{"conn": N, "bytes": "<latin-1>"}`; every request llhtt
 in a connection's bytes as `{"conn": N, "request": {...}}`, and anything it cannot parse as
 `{"conn": N, "parse_error": "..."}` (the connection is then closed). Requests are answered
 `200 ok`, except `/reply/<name>`, answered with `CANNED[name]` or `FAITHFUL[name]` as raw bytes
-in one write.
+in one write, or `PACED[name]` in parts, PACE seconds apart.
 """
 
 from __future__ import annotations
@@ -59,6 +59,31 @@ FAITHFUL: dict[str, bytes] = {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum, X-Status\r\n\r\n"
         b"2\r\nok\r\n0\r\nX-Checksum: abc123\r\nX-Status: done\r\n\r\n"
     ),
+    # A response head with more header lines, or more bytes, than a limit allows.
+    "many-headers": (
+        b"HTTP/1.1 200 OK\r\nX-A: 1\r\nX-B: 2\r\nX-C: 3\r\nX-D: 4\r\nX-E: 5\r\n"
+        b"Content-Length: 2\r\n\r\nok"
+    ),
+    "big-head": b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * 3000 + b"\r\nContent-Length: 2\r\n\r\nok",
+    # Headers an operator's http_rewrite removes, or has to leave alone.
+    "powered": (
+        b"HTTP/1.1 200 OK\r\nX-Powered-By: php\r\nServer: app\r\nContent-Length: 2\r\n\r\nok"
+    ),
+    "own-hsts": (
+        b"HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=1\r\nContent-Length: 2\r\n\r\nok"
+    ),
+    # A 100 Continue the backend sends on its own before its response.
+    "continue-then-ok": (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    ),
+}
+# Responses written in parts, PACE seconds apart: what a client must see before the rest.
+PACE = 0.3
+PACED: dict[str, list[bytes]] = {
+    "early-hints": [
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Final: yes\r\nContent-Length: 2\r\n\r\nok",
+    ],
 }
 
 
@@ -122,6 +147,13 @@ async def serve_recording(args: Any, sock: socket.socket, recorder: Recorder) ->
                 for seen in request.done:
                     recorder.record(conn=conn, request=seen)
                     name = seen["url"].removeprefix("/reply/")
+                    for part in PACED.get(name, [])[:-1]:
+                        writer.write(part)
+                        await writer.drain()
+                        await asyncio.sleep(PACE)
+                    if name in PACED:
+                        writer.write(PACED[name][-1])
+                        continue
                     canned = CANNED.get(name) or FAITHFUL.get(name, OK)
                     writer.write(canned if seen["url"].startswith("/reply/") else OK)
                 request.done.clear()

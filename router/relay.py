@@ -139,6 +139,18 @@ def response_extras(ex: Exchange, proxy: Proxy, head: ResponseHead) -> list[byte
     return extra
 
 
+def relayed_lines(ex: Exchange, proxy: Proxy, head: ResponseHead) -> tuple[list[bytes], bool]:
+    """A streamed response's header lines as the client gets them, whatever its protocol: the
+    backend's, the router's extras, then `http_rewrite`; and whether a Date is among them."""
+    lines = head.lines + response_extras(ex, proxy, head)
+    has_date = head.has_date
+    rewrite = proxy.rewrite
+    if rewrite is not None:
+        lines = rewrite.lines(lines)
+        has_date = has_date and b"date" not in rewrite.remove
+    return lines, has_date
+
+
 def trace_key_lines(ex: Exchange, proxy: Proxy) -> bytes:
     """Gorouter's debug headers for a request whose X-Vcap-Trace is the `trace_key`: this
     router's IP and the instance that answered; b"" for any other request."""

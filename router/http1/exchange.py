@@ -33,7 +33,7 @@ from router.relay import (
     NO_BODY_STATUS,
     ResponseHead,
     is_sticky,
-    response_extras,
+    relayed_lines,
     upgrade_lines,
     whole_response,
 )
@@ -282,12 +282,7 @@ class Http1Exchange:
         head = ResponseHead(upstream.headers, is_sticky(ex, proxy))
         http10 = self.http10
         parts = [status_line(http10, status, upstream.reason.decode("latin-1", "replace"))]
-        lines = head.lines + response_extras(ex, proxy, head)
-        has_date = head.has_date
-        rewrite = proxy.rewrite
-        if rewrite is not None:
-            lines = rewrite.lines(lines)
-            has_date = has_date and b"date" not in rewrite.remove
+        lines, has_date = relayed_lines(ex, proxy, head)
         parts.extend(lines)
         bodiless = self.head_only or status in NO_BODY_STATUS
         chunked = False

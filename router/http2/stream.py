@@ -35,7 +35,8 @@ from router.http2.fields import (
     response_fields,
     trailer_fields,
 )
-from router.relay import NO_BODY_STATUS, ResponseHead, is_sticky, response_extras
+from router.relay import NO_BODY_STATUS, ResponseHead, is_sticky, relayed_lines
+from router.response_heads import interim_lines
 from router.route_service_hop import send_to_route_service
 from runtime.logs import EventLog
 
@@ -235,6 +236,7 @@ class H2Exchange:
         if self.has_body and not buffered:
             req.body = self.body
         ex = self.ex = routing.begin(proxy, req)
+        ex.on_interim = self._interim
         limit = client.server.limits.max_headers
         if limit and len(head.raw_headers) > limit:
             # As for HTTP/1 (and Gorouter's MaxRequestSize handler): 431, nothing routed.
@@ -254,6 +256,15 @@ class H2Exchange:
         else:
             await self._relay()
         self._settle()
+
+    def _interim(self, status: int, head: bytes) -> None:
+        """A backend's 1xx head (103 Early Hints) as an informational HEADERS frame before the
+        final response, as Go's ReverseProxy (so Gorouter) passes it on."""
+        if self.finished:
+            return
+        lines = interim_lines(head, self.client.server.proxy.rewrite)
+        fields = response_fields(status, lines.splitlines(keepends=True), None, None)
+        self.client.send_headers(self.stream_id, fields, end_stream=False)
 
     async def _answer(self) -> None:
         ex = self.ex
@@ -277,9 +288,9 @@ class H2Exchange:
         proxy = client.server.proxy
         status = ex.status = upstream.status
         head = ResponseHead(upstream.headers, is_sticky(ex, proxy))
-        lines = head.lines + response_extras(ex, proxy, head)
+        lines, has_date = relayed_lines(ex, proxy, head)
         length = None if head.chunked else head.content_length
-        date = None if head.has_date else date_line.now()[6:-2]
+        date = None if has_date else date_line.now()[6:-2]
         fields = response_fields(status, lines, length, date)
         stream_id = self.stream_id
         if self.head.method == "HEAD" or status in NO_BODY_STATUS:

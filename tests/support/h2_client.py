@@ -22,6 +22,8 @@ class H2Response:
     body: bytes = b""
     trailers: dict[str, str] = field(default_factory=dict)
     reset: int | None = None  # RST_STREAM error code, if the router reset the stream
+    # Informational (1xx) heads before the response, in order: (status, fields).
+    interim: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     ended: bool = False
 
     @property
@@ -134,7 +136,11 @@ class H2Client:
         return True
 
     def _handle(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.ResponseReceived):
+        if isinstance(event, h2.events.InformationalResponseReceived):
+            fields = {name.decode(): value.decode() for name, value in event.headers}
+            status = int(fields.pop(":status"))
+            self.responses[event.stream_id].interim.append((status, fields))
+        elif isinstance(event, h2.events.ResponseReceived):
             response = self.responses[event.stream_id]
             for name, value in event.headers:
                 if name == b":status":

@@ -33,7 +33,13 @@ from benchmarks.proxies import (
     start_backend,
     wait_logging,
 )
-from benchmarks.proxy import ProxySettings, Say, log_size, same_round_ratios
+from benchmarks.proxy import (
+    ProxySettings,
+    Say,
+    alternating_rounds,
+    log_size,
+    same_round_ratios,
+)
 from benchmarks.routerd import bench_routerd, publish, start_nats
 from tests.support.certs import CertificateAuthority
 from tests.support.launcher import ProcessGroup
@@ -68,6 +74,10 @@ class H2Target:
     @property
     def name(self) -> str:
         return self.target.name
+
+    @property
+    def label(self) -> str:
+        return self.target.label
 
 
 def nginx_h2_conf(
@@ -230,19 +240,15 @@ def run_http2(workdir: Path, run_root: Path, settings: ProxySettings, say: Say) 
         routerd_h2, routerd_grpc = start_routerd_h2(group, run_root, backend.port, grpc, ca)
         targets = [start_nginx_h2(group, backend.port, cert, key), routerd_h2, grpc, routerd_grpc]
         for h2 in targets:
-            say(f"warm-up {h2.target.label} ({settings.warmup_seconds:.0f} s)")
+            say(f"warm-up {h2.label} ({settings.warmup_seconds:.0f} s)")
             measure(h2, settings.warmup_seconds)
-        runs: dict[str, list[dict[str, Any]]] = {h2.name: [] for h2 in targets}
-        for round_index in range(settings.rounds):
-            shift = round_index % len(targets)
-            for h2 in targets[shift:] + targets[:shift]:
-                run = measure(h2, settings.seconds)
-                run["round"] = round_index + 1
-                runs[h2.name].append(run)
-                say(
-                    f"round {round_index + 1}/{settings.rounds} {h2.target.label}: "
-                    f"{run['rps']:.0f} req/s, mean {run['mean_ms']:.2f} ms"
-                )
+        runs = alternating_rounds(
+            targets,
+            settings.rounds,
+            lambda h2: measure(h2, settings.seconds),
+            lambda run: f"{run['rps']:.0f} req/s, mean {run['mean_ms']:.2f} ms",
+            say,
+        )
         return {
             "settings": {**settings.__dict__, "connections": CONNECTIONS, "streams": STREAMS},
             "labels": {h2.name: h2.target.label for h2 in targets},

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from benchmarks import wrk
 from benchmarks.gorouter import binary as gorouter_binary
@@ -59,6 +59,7 @@ RATIOS = (
 GOROUTER_RATIOS = (("routerd-log", "gorouter-log"), ("routerd", "gorouter"))
 
 Say = Callable[[str], None]
+T = TypeVar("T", bound="Measured")
 
 
 @dataclass(frozen=True)
@@ -193,17 +194,13 @@ def run_proxy(
         for target in targets:
             say(f"warm-up {target.label} ({settings.warmup_seconds:.0f} s)")
             wrk.run(target.port, target.host, settings.warmup_seconds, CONNECTIONS)
-        runs: dict[str, list[dict[str, Any]]] = {target.name: [] for target in targets}
-        for round_index in range(settings.rounds):
-            shift = round_index % len(targets)
-            for target in targets[shift:] + targets[:shift]:
-                run = measure(target, settings.seconds)
-                run["round"] = round_index + 1
-                runs[target.name].append(run)
-                say(
-                    f"round {round_index + 1}/{settings.rounds} {target.label}: "
-                    f"{run['rps']:.0f} req/s, p99 {run['p99_ms']:.2f} ms"
-                )
+        runs = alternating_rounds(
+            targets,
+            settings.rounds,
+            lambda target: measure(target, settings.seconds),
+            lambda run: f"{run['rps']:.0f} req/s, p99 {run['p99_ms']:.2f} ms",
+            say,
+        )
         best = {name: max(results, key=lambda run: run["rps"]) for name, results in runs.items()}
         pairs = [pair for pair in (*RATIOS, *GOROUTER_RATIOS) if pair[1] in runs]
         ratios = {
@@ -221,6 +218,31 @@ def run_proxy(
             "ratios": ratios,
             "same_round_ratios": same_round_ratios(runs, pairs),
         }
+
+
+class Measured(Protocol):
+    name: str
+    label: str
+
+
+def alternating_rounds(
+    targets: Sequence[T],
+    rounds: int,
+    measure_one: Callable[[T], dict[str, Any]],
+    summary: Callable[[dict[str, Any]], str],
+    say: Say,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every target measured once per round, by name; each round starts one target later, so
+    that drift on a shared machine falls on all of them alike."""
+    runs: dict[str, list[dict[str, Any]]] = {target.name: [] for target in targets}
+    for round_index in range(rounds):
+        shift = round_index % len(targets)
+        for target in [*targets[shift:], *targets[:shift]]:
+            run = measure_one(target)
+            run["round"] = round_index + 1
+            runs[target.name].append(run)
+            say(f"round {round_index + 1}/{rounds} {target.label}: {summary(run)}")
+    return runs
 
 
 def same_round_ratios(

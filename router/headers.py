@@ -352,3 +352,9 @@ def header_pairs(head: bytes) -> list[tuple[bytes, bytes]]:
         if sep:
             pairs.append((name, value.strip(b" \t")))
     return pairs
+
+
+def reason_phrase(head: bytes) -> bytes:
+    """The status line's reason phrase of a response head (b"" when it has none)."""
+    parts = head.split(b"\r\n", 1)[0].split(b" ", 2)
+    return parts[2] if len(parts) == 3 else b""

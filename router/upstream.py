@@ -18,7 +18,7 @@ import httptools
 
 from router.errors import BackendError, Kind
 from router.failures import classify_tls_error, describe_lost
-from router.headers import final_head, header_pairs
+from router.headers import final_head, header_pairs, reason_phrase
 from router.response_heads import (
     DEFAULT_LIMITS,
     HeadTooLarge,
@@ -238,9 +238,7 @@ class UpstreamConnection(asyncio.Protocol):
     @property
     def reason(self) -> bytes:
         """The status line's reason phrase (read from the relayed head, only when needed)."""
-        line = self.head.split(b"\r\n", 1)[0]
-        parts = line.split(b" ", 2)
-        return parts[2] if len(parts) == 3 else b""
+        return reason_phrase(self.head)
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:

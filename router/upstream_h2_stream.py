@@ -28,7 +28,7 @@ from router.h2_fields import (
     status_of,
     trailer_pairs,
 )
-from router.headers import header_pairs
+from router.headers import header_pairs, reason_phrase
 
 if TYPE_CHECKING:
     from router.exchange import ProxyRequest
@@ -110,8 +110,7 @@ class H2Stream:
 
     @property
     def reason(self) -> bytes:
-        parts = self.head.split(b"\r\n", 1)[0].split(b" ", 2)
-        return parts[2] if len(parts) == 3 else b""
+        return reason_phrase(self.head)
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:

@@ -41,22 +41,19 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Final
 
-from registry.instances import find_sticky
-from registry.policy import BalancingPolicy, policy_for
+from registry.policy import policy_for
 from registry.records import EndpointRecord, PoolRecord
 from registry.shm.counters import Stat
-from router import errors, settlement
+from router import choice, errors, settlement
 from router.answers import backend_answer, router_answer
 from router.backend_exchange import BackendExchange
 from router.errors import BackendError, Kind
 from router.exchange import Exchange, Plan, ProxyRequest
 from router.h2_fields import has_te_trailers
-from router.headers import build_head, endpoint_headers, header_value
+from router.headers import build_head, header_value
 from router.upstream import UpstreamConnection
 from router.upstream_h2_stream import H2Stream
-from router.upstream_pool import H2_KEY_SUFFIX
 from runtime import control
-from runtime.config import LOCALLY_OPTIMISTIC
 from runtime.logs import EventLog
 
 if TYPE_CHECKING:
@@ -79,7 +76,7 @@ def first_attempt(proxy: Proxy, ex: Exchange, plan: Plan) -> EndpointRecord | No
     `attempts(..., first=endpoint)` dials. Returns the endpoint; None when every endpoint
     is full, which `attempts()` answers."""
     pool = plan.pool
-    endpoint = _choose(
+    endpoint = choice.choose(
         proxy, ex, pool, policy_for(pool.load_balancing, proxy.default_algorithm), _NONE_EXCLUDED, 1
     )
     if endpoint is None:
@@ -89,7 +86,7 @@ def first_attempt(proxy: Proxy, ex: Exchange, plan: Plan) -> EndpointRecord | No
     ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
     if ex.request.body is not None:
         return endpoint
-    cached = _instance_strings(proxy, endpoint)
+    cached = choice.instance_strings(proxy, endpoint)
     conn = proxy.upstream.take_idle(cached[2])
     if conn is None:
         return endpoint
@@ -142,9 +139,11 @@ async def attempts(
             if number == 1 and first is not None:
                 endpoint = first  # counted in flight by first_attempt
             else:
-                endpoint = _choose(proxy, ex, pool, policy, excluded, number)
+                endpoint = choice.choose(proxy, ex, pool, policy, excluded, number)
                 if endpoint is None:
-                    if number == 1 and (not ex.must_be_sticky or _all_overloaded(proxy, pool)):
+                    if number == 1 and (
+                        not ex.must_be_sticky or choice.all_overloaded(proxy, pool)
+                    ):
                         # Nothing excluded yet, so every endpoint is at max_conns (Gorouter's
                         # pool.IsOverloaded): the route has reached its connection limit.
                         limit = errors.connection_limit(req.host_header)
@@ -153,7 +152,7 @@ async def attempts(
                     break
                 inflight[endpoint.slot] += 1
                 ex.endpoint = endpoint  # from here on, finish() settles the in-flight cell
-            cached = _instance_strings(proxy, endpoint)
+            cached = choice.instance_strings(proxy, endpoint)
             conn = None if fresh else proxy.upstream.take_idle(cached[2])
             try:
                 await attempt(proxy, ex, endpoint, common, conn, cached[1], cached[2])
@@ -228,71 +227,6 @@ def _prune(proxy: Proxy, pool: PoolRecord, endpoint: EndpointRecord, error: Back
             error=error.detail,
         )
     )
-
-
-def _choose(
-    proxy: Proxy,
-    ex: Exchange,
-    pool: PoolRecord,
-    policy: BalancingPolicy,
-    excluded: set[int],
-    attempt: int,
-) -> EndpointRecord | None:
-    if ex.must_be_sticky:
-        # Gorouter: a Negotiate request pinned by __VCAP_ID__ goes to that instance on every
-        # attempt, failed or not, or nowhere (502) when it is gone or full.
-        pinned = find_sticky(pool, ex.sticky_requested)
-        return None if pinned is None or proxy.health.is_overloaded(pinned) else pinned
-    endpoints = pool.endpoints
-    if len(endpoints) == 1 and not excluded:
-        # Any policy's only choice (the contract's): the endpoint, unless it is full.
-        only = endpoints[0]
-        return None if proxy.health.is_overloaded(only) else only
-    if attempt == 1 and ex.sticky_requested:
-        sticky = find_sticky(pool, ex.sticky_requested)
-        if (
-            sticky is not None
-            and not proxy.health.is_overloaded(sticky)
-            and not proxy.health.is_failed(sticky)
-        ):
-            return sticky
-    zone = ""
-    if attempt == 1:  # Gorouter's zone preference applies to the first attempt only
-        config = proxy.config
-        if config.balancing_algorithm_az_preference == LOCALLY_OPTIMISTIC:
-            zone = config.zone
-    if pool.hash_header:  # set only on hash-based pools: the others never pay for the lookup
-        name = pool.hash_header.lower().encode("utf-8", "replace")
-        key = header_value(ex.request.raw_headers, name) or ""
-        return policy.choose(pool, proxy.health, excluded, key, zone)
-    if zone:
-        return policy.choose(pool, proxy.health, excluded, zone=zone)
-    return policy.choose(pool, proxy.health, excluded)
-
-
-def _all_overloaded(proxy: Proxy, pool: PoolRecord) -> bool:
-    """Every endpoint is at max_conns (Gorouter's pool.IsOverloaded): the route's connection
-    limit, which Gorouter answers before a pinned Negotiate request finds its instance gone."""
-    return all(proxy.health.is_overloaded(endpoint) for endpoint in pool.endpoints)
-
-
-def _instance_strings(
-    proxy: Proxy, endpoint: EndpointRecord
-) -> tuple[EndpointRecord, bytes, str, str]:
-    """Per-endpoint strings every request needs: X-CF-* lines, pool key and address. Kept
-    until the endpoint's record changes (a new shard decode makes a new record)."""
-    cached = proxy.instance_cache.get(endpoint.slot)
-    if cached is not None and cached[0] is endpoint:
-        return cached
-    if len(proxy.instance_cache) > 65536:
-        proxy.instance_cache.clear()
-    address = endpoint.address
-    key = f"{address}/tls" if endpoint.tls else address
-    if endpoint.protocol == "http2":
-        key += H2_KEY_SUFFIX  # the pool speaks HTTP/2 to it
-    cached = (endpoint, endpoint_headers(endpoint), key, address)
-    proxy.instance_cache[endpoint.slot] = cached
-    return cached
 
 
 async def attempt(

@@ -27,6 +27,8 @@ pytestmark = pytest.mark.integration
 
 H2C_HOST = "grpc.example.com"
 TLS_HOST = "grpc-tls.example.com"
+DEAD_HOST = "grpc-dead.example.com"  # registered, nothing listening
+UNKNOWN_HOST = "grpc-unknown.example.com"  # never registered
 BACKEND_SAN = "echo.grpc.internal"
 # Shorter than the calls that must outlive it: the router bounds the wait for a response head
 # by endpoint_timeout only when the call has no deadline of its own (grpc-timeout).
@@ -79,8 +81,10 @@ def router(module_nats, setup: Setup) -> Iterator[Routerd]:
                 server_cert_domain_san=BACKEND_SAN,
                 protocol="http2",
             )
+            register(nats, free_port(), [DEAD_HOST], protocol="http2")
         wait_routed(router, H2C_HOST)
         wait_routed(router, TLS_HOST)
+        wait_routed(router, DEAD_HOST)
         yield router
     finally:
         router.stop()
@@ -102,7 +106,7 @@ class Client:
         self.channel = grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=options)
         self.stub: Any = setup.services.EchoStub(self.channel)
         self.messages: ModuleType = setup.messages
-        self.service = setup.plain if host == H2C_HOST else setup.tls
+        self.service = setup.tls if host == TLS_HOST else setup.plain
 
     def note(self, text: str = "", blob: bytes = b"") -> Any:
         return self.messages.Note(text=text, blob=blob)
@@ -189,3 +193,25 @@ def test_a_4_mib_message_goes_both_ways_whole(client: Client) -> None:
     reply = client.stub.Say(client.note("big", blob=blob), timeout=30)
     assert reply.text == "said big"
     assert reply.blob == blob
+
+
+@pytest.mark.parametrize(
+    ("host", "code"),
+    [
+        # The router's own 404 (unknown_route) and 502 (a dead endpoint), as gRPC clients read
+        # an HTTP status that is not 200 (gRPC's HTTP-to-status mapping).
+        (UNKNOWN_HOST, grpc.StatusCode.UNIMPLEMENTED),
+        (DEAD_HOST, grpc.StatusCode.UNAVAILABLE),
+    ],
+    ids=["unknown-route", "dead-backend"],
+)
+def test_a_call_the_router_cannot_serve_gets_a_status_the_client_understands(
+    setup: Setup, router: Routerd, host: str, code: grpc.StatusCode
+) -> None:
+    client = Client(setup, router, host)
+    try:
+        with pytest.raises(grpc.RpcError) as failure:
+            client.stub.Say(client.note("hello"), timeout=10)
+    finally:
+        client.channel.close()
+    assert failure.value.code() == code

@@ -589,12 +589,6 @@ def validate(config: Config, source: str = "config") -> None:
     for index, host in enumerate(config.nats.hosts):
         if not host.hostname.strip():
             fail(f"nats.hosts[{index}].hostname", "expected a host name, got an empty string")
-    if (
-        not config.disable_http
-        and config.status.port == config.port
-        and _same_interface(config.status.host, config.bind_address)
-    ):
-        fail("status.port", f"expected a port other than the router's own port {config.port}")
     if config.nats_client_ping_interval <= 0:
         fail("nats_client_ping_interval", "expected a duration > 0")
     if config.prune_stale_droplets_interval <= 0:
@@ -749,7 +743,8 @@ def header_problem_free(header: HeaderNameValue) -> bool:
 
 
 def _listener_clash(config: Config) -> tuple[str, str] | None:
-    """(key, what was expected) for a status listener on a port another listener binds too."""
+    """(key, what was expected) for a listener on a port another listener binds on the same
+    interface: the one place every listener's port is checked against the others."""
     listeners = [("status.port", config.status.port, config.status.host)]
     if not config.disable_http:
         listeners.insert(0, ("port", config.port, config.bind_address))
@@ -764,7 +759,8 @@ def _listener_clash(config: Config) -> tuple[str, str] | None:
     for index, (key, port, address) in enumerate(listeners):
         for other, other_port, other_address in listeners[:index]:
             if port == other_port and _same_interface(address, other_address):
-                return key, f"expected a port other than {other} {port}"
+                named = "the router's own port" if other == "port" else other
+                return key, f"expected a port other than {named} {port}"
     return None
 
 

@@ -73,10 +73,6 @@ class TlsConfigError(ValueError):
 
 def problem(config: Config) -> tuple[str, str] | None:
     """(key, what was expected) for the first TLS setting that cannot be served, or None."""
-    if config.ssl_port == config.port:
-        return "ssl_port", f"expected a port other than the router's own port {config.port}"
-    if config.ssl_port == config.status.port:
-        return "ssl_port", f"expected a port other than the status port {config.status.port}"
     if config.tls_handshake_timeout <= 0:
         return "tls_handshake_timeout", "expected a duration > 0"
     try:

@@ -313,7 +313,7 @@ BAD_CONFIGS = {
     ),
     "routes listener on the router's loopback port": (
         "port: 9001\nbind_address: 127.0.0.1\nstatus:\n  routes:\n    port: 9001\n",
-        "status.routes.port: expected a port other than port 9001",
+        "status.routes.port: expected a port other than the router's own port 9001",
     ),
     "status.tls without a key": (
         "status:\n  tls:\n    port: 9443\n",

@@ -121,7 +121,8 @@ def test_ready_waits_load_balancer_healthy_threshold_after_healthy(nats_server, 
                 pass
             # Measured by routerd's own clock (its log), not by when this busy test got to look.
             (started,) = router.events_named("router-started")
-            (ready,) = router.events_named("router-ready")
+            # READY=1 goes out just before the event is logged.
+            (ready,) = wait_until(lambda: router.events_named("router-ready"), what="router-ready")
             waited = logged_at(ready) - logged_at(started)
             assert 1.9 <= waited <= 10, waited
             assert ready["data"]["load_balancer_healthy_threshold"] == 2

@@ -17,7 +17,7 @@ import msgspec
 
 from registry.message import RegistryMessage, validate_message
 from registry.rejection import Rejection
-from runtime import error_template, gorouter_keys, tls_listener
+from runtime import client_cert_metadata, error_template, gorouter_keys, tls_listener
 from runtime.durations import Duration, parse_duration
 from runtime.pem import load_cert_chain_from_pem
 
@@ -220,6 +220,52 @@ class TlsPem(_Model, frozen=True):
     private_key: str
 
 
+class CertSubject(_Model, frozen=True):
+    """A certificate subject (Gorouter's CertSubject: the fields of Go's pkix.Name)."""
+
+    country: tuple[str, ...] = ()
+    organization: tuple[str, ...] = ()
+    organizational_unit: tuple[str, ...] = ()
+    common_name: str = ""
+    serial_number: str = ""
+    locality: tuple[str, ...] = ()
+    province: tuple[str, ...] = ()
+    street_address: tuple[str, ...] = ()
+    postal_code: tuple[str, ...] = ()
+
+    @property
+    def subject(self) -> client_cert_metadata.Subject:
+        return client_cert_metadata.Subject(
+            country=self.country,
+            province=self.province,
+            locality=self.locality,
+            street_address=self.street_address,
+            postal_code=self.postal_code,
+            organization=self.organization,
+            organizational_unit=self.organizational_unit,
+            common_name=self.common_name,
+            serial_number=self.serial_number,
+        )
+
+
+class ClientCertMetadataRule(_Model, frozen=True):
+    """One of Gorouter's `verify_client_certificate_metadata` rules: a client whose chain holds
+    the CA `issuer_in_chain` must have one of `valid_cert_subjects` (none: every such client is
+    refused, as in Gorouter). runtime/client_cert_metadata.py has the whole contract."""
+
+    # None only when absent from the file, which validate() refuses while the rules are on.
+    issuer_in_chain: CertSubject | None = None
+    valid_cert_subjects: tuple[CertSubject, ...] = ()
+
+    @property
+    def rule(self) -> client_cert_metadata.Rule:
+        issuer = self.issuer_in_chain
+        return client_cert_metadata.Rule(
+            issuer=client_cert_metadata.EMPTY_SUBJECT if issuer is None else issuer.subject,
+            valid_subjects=tuple(subject.subject for subject in self.valid_cert_subjects),
+        )
+
+
 class HeaderNameValue(_Model, frozen=True):
     """One header of `http_rewrite` (Gorouter's shape: `value` is ignored for removals)."""
 
@@ -395,6 +441,11 @@ class Config(_Model, frozen=True):
     only_trust_client_ca_certs: bool = False
     # Gorouter's default.
     tls_handshake_timeout: Duration = Duration(10)
+    # Gorouter's default: off. On, the rules below decide which client certificates (verified
+    # by client_cert_validation request/require) the TLS listener serves; with "none" no
+    # certificate is asked for and the rules have nothing to check.
+    enable_verify_client_certificate_metadata: bool = False
+    verify_client_certificate_metadata: tuple[ClientCertMetadataRule, ...] = ()
     # Gorouter's default (since routing-release 0.270): the TLS listener offers HTTP/2 by ALPN
     # (`h2`) besides HTTP/1.1; false offers HTTP/1.1 only. The plain port is HTTP/1.1 only.
     enable_http2: bool = True
@@ -442,6 +493,13 @@ class Config(_Model, frozen=True):
     hop_by_hop_headers_to_filter: tuple[str, ...] = ()
     # Gorouter's default: no request headers appended to the access log line.
     extra_headers_to_log: tuple[str, ...] = ()
+
+    @property
+    def client_cert_rules(self) -> tuple[client_cert_metadata.Rule, ...]:
+        """The metadata rules in force (Gorouter's: enabled, and a list given)."""
+        if not self.enable_verify_client_certificate_metadata:
+            return ()
+        return tuple(rule.rule for rule in self.verify_client_certificate_metadata)
 
     @property
     def worker_count(self) -> int:
@@ -641,6 +699,10 @@ def validate(config: Config, source: str = "config") -> None:
         fail("backends.private_key", "expected cert_chain and private_key to be set together")
     if config.enable_proxy and config.proxy_protocol_timeout <= 0:
         fail("proxy_protocol_timeout", "expected a duration > 0")
+    # Gorouter checks the rules against client_ca_certs whether or not enable_ssl is on.
+    rules_problem = client_cert_metadata.problem(config.client_cert_rules, config.client_ca_certs)
+    if rules_problem is not None:
+        fail(*rules_problem)
     if config.enable_ssl:
         problem = tls_listener.problem(config)
         if problem is not None:

@@ -71,23 +71,6 @@ class RoutingApiKeys(_Keys, frozen=True):
     private_key: str | None = None
 
 
-class CertSubjectKeys(_Keys, frozen=True):
-    country: Strings | None = None
-    organization: Strings | None = None
-    organizational_unit: Strings | None = None
-    common_name: str | None = None
-    serial_number: str | None = None
-    locality: Strings | None = None
-    province: Strings | None = None
-    street_address: Strings | None = None
-    postal_code: Strings | None = None
-
-
-class ClientCertMetadataRuleKeys(_Keys, frozen=True):
-    issuer_in_chain: CertSubjectKeys | None = None
-    valid_cert_subjects: tuple[CertSubjectKeys, ...] | None = None
-
-
 class GorouterKeys(_Keys, frozen=True):
     """The top level of gorouter.yml, less what `Config` implements."""
 
@@ -96,8 +79,6 @@ class GorouterKeys(_Keys, frozen=True):
     go_max_procs: int | None = None
     debug_addr: str | None = None
     enable_http1_concurrent_read_write: bool | None = None
-    enable_verify_client_certificate_metadata: bool | None = None
-    verify_client_certificate_metadata: tuple[ClientCertMetadataRuleKeys, ...] | None = None
     publish_active_apps_interval: Duration | None = None
     http_1_endpoint_timeout: Duration | None = None
     http_2_endpoint_timeout: Duration | None = None

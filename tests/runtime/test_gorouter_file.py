@@ -25,7 +25,6 @@ MUST_BE_NAMED = {
     "route_services_internal_server_port",
     "routing_api",
     "oauth",
-    "verify_client_certificate_metadata",
 }
 # Keys routerd implements: never named.
 IMPLEMENTED = {
@@ -90,6 +89,8 @@ IMPLEMENTED = {
     "prometheus.cert_path",
     "prometheus.key_path",
     "prometheus.ca_path",
+    "enable_verify_client_certificate_metadata",
+    "verify_client_certificate_metadata",
 }
 
 

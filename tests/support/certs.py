@@ -1,4 +1,5 @@
-"""Test PKI made with `cryptography`: a CA, server certificates for SANs, an untrusted CA."""
+"""Test PKI made with `cryptography`: a CA, server certificates for SANs, an untrusted CA,
+intermediate CAs, and certificates with whole subjects (`subject_name`)."""
 
 from __future__ import annotations
 
@@ -41,15 +42,46 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
     ).decode()
 
 
+# Gorouter's CertSubject keys, in the order Go writes them into a name.
+_SUBJECT_OIDS = (
+    ("country", NameOID.COUNTRY_NAME),
+    ("province", NameOID.STATE_OR_PROVINCE_NAME),
+    ("locality", NameOID.LOCALITY_NAME),
+    ("street_address", NameOID.STREET_ADDRESS),
+    ("postal_code", NameOID.POSTAL_CODE),
+    ("organization", NameOID.ORGANIZATION_NAME),
+    ("organizational_unit", NameOID.ORGANIZATIONAL_UNIT_NAME),
+    ("common_name", NameOID.COMMON_NAME),
+    ("serial_number", NameOID.SERIAL_NUMBER),
+)
+
+
+def subject_name(fields: dict[str, str | list[str]]) -> x509.Name:
+    """The certificate name of a subject written as in Gorouter's config (the same dict)."""
+    attributes = []
+    for key, oid in _SUBJECT_OIDS:
+        value = fields.get(key, [])
+        for item in [value] if isinstance(value, str) else value:
+            attributes.append(x509.NameAttribute(oid, item))
+    return x509.Name(attributes)
+
+
 class CertificateAuthority:
-    def __init__(self, name: str = "routerd test CA") -> None:
+    def __init__(
+        self,
+        name: str = "routerd test CA",
+        subject: x509.Name | None = None,
+        parent: CertificateAuthority | None = None,
+    ) -> None:
+        """A root CA, or an intermediate signed by `parent`; `subject` overrides `name`."""
         self.key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        if subject is None:
+            subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = datetime.datetime.now(datetime.UTC)
         self.cert = (
             x509.CertificateBuilder()
             .subject_name(subject)
-            .issuer_name(subject)
+            .issuer_name(subject if parent is None else parent.cert.subject)
             .public_key(self.key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
@@ -69,20 +101,23 @@ class CertificateAuthority:
                 ),
                 critical=True,
             )
-            .sign(self.key, hashes.SHA256())
+            .sign(self.key if parent is None else parent.key, hashes.SHA256())
         )
 
     @property
     def cert_pem(self) -> str:
         return self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
-    def issue(self, san: str, client: bool = False) -> Issued:
+    def issue(self, san: str, client: bool = False, subject: x509.Name | None = None) -> Issued:
+        """A certificate for `san` (its common name too, unless `subject` is given)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+        if subject is None:
+            subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, san)])
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, san)]))
+            .subject_name(subject)
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

@@ -27,7 +27,7 @@ from router.proxy_listener import ProxyProtocolIntake
 from runtime import handoff
 from runtime.config import Config
 from runtime.logs import EventLog
-from runtime.tls_listener import server_context
+from runtime.tls_listener import client_cert_rules, server_context
 
 log = EventLog("vcap.gorouter.router")
 
@@ -103,7 +103,6 @@ def open_listeners(
     to close to stop accepting."""
     listeners = Listeners(ResourceShortage(stats, float(config.logging.error_sample_interval)))
     plain_factory = functools.partial(plain_connection, server)
-    tls_factory = functools.partial(tls_connection, server)
     if http_fd is not None:
         http_sock = socket.socket(fileno=http_fd)
         plain: Intake
@@ -120,6 +119,7 @@ def open_listeners(
         return listeners
     tls_sock = socket.socket(fileno=tls_fd)
     context: ssl.SSLContext = server_context(config)
+    tls_factory = functools.partial(tls_connection, server, client_cert_rules(config, context))
     handshake_timeout = float(config.tls_handshake_timeout)
     secure: Intake
     if config.enable_proxy:

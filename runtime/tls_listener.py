@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from runtime.client_cert_metadata import ClientCertRules
 from runtime.pem import load_cert_chain_from_pem
 
 if TYPE_CHECKING:
@@ -110,6 +111,19 @@ def server_context(config: Config) -> ssl.SSLContext:
     if len(contexts) > 1:
         default.sni_callback = _sni_chooser(by_name)
     return default
+
+
+def client_cert_rules(config: Config, context: ssl.SSLContext) -> ClientCertRules | None:
+    """The metadata rules the listener of `context` applies after each handshake, with the CA
+    certificates it trusts for client certificates; None when no rule is in force or no
+    client certificate is asked for (client_cert_validation none), as in Gorouter."""
+    rules = config.client_cert_rules
+    if not rules or context.verify_mode == ssl.CERT_NONE:
+        return None
+    authorities = [
+        x509.load_der_x509_certificate(der) for der in context.get_ca_certs(binary_form=True)
+    ]
+    return ClientCertRules(rules, authorities)
 
 
 def openssl_ciphers(cipher_suites: str) -> str:

@@ -139,6 +139,7 @@ def varz(snapshot: Snapshot) -> dict[str, Any]:
             "dropped_lines": totals[Stat.access_log_dropped_lines],
         },
         "accept_fd_exhausted": totals[Stat.accept_fd_exhausted],
+        "client_cert_refused": totals[Stat.client_cert_refused],
         "latency": {
             **latency_percentiles(totals),
             "value": VARZ_LATENCY_VALUE,
@@ -386,6 +387,12 @@ def prometheus(snapshot: Snapshot) -> str:
         "counter",
         "Load balancers' health checks (healthcheck_user_agent) answered on the router's ports.",
         [("", totals[Stat.lb_health_checks])],
+    )
+    metric(
+        "client_cert_refused_total",
+        "counter",
+        "TLS clients whose certificate verify_client_certificate_metadata refused.",
+        [("", totals[Stat.client_cert_refused])],
     )
     metric("healthy", "gauge", "1 when /health answers 200.", [("", int(snapshot.healthy))])
     metric(

@@ -117,6 +117,8 @@ class Stat:
     log_lines_warn: Final = 73
     log_lines_error: Final = 74
     log_lines_fatal: Final = 75
+    # TLS clients refused by verify_client_certificate_metadata, after the handshake.
+    client_cert_refused: Final = 76
 
 
 # The log_lines_* counters by level name (the names of `logging.level`).

@@ -7,6 +7,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import h2.config
 import h2.connection
@@ -32,13 +33,20 @@ class H2Response:
 
 
 def tls_socket(
-    port: int, alpn: list[str], timeout: float = 10, proxy_header: bytes = b""
+    port: int,
+    alpn: list[str],
+    timeout: float = 10,
+    proxy_header: bytes = b"",
+    client: tuple[Path, Path] | None = None,
 ) -> ssl.SSLSocket:
-    """A TLS connection offering `alpn`, after a PROXY header when one is given."""
+    """A TLS connection offering `alpn`, after a PROXY header when one is given, presenting
+    the client certificate and key files `client` when given."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(alpn)
+    if client is not None:
+        context.load_cert_chain(*client)
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     raw.sendall(proxy_header)
     return context.wrap_socket(raw, server_hostname="localhost")
@@ -48,9 +56,14 @@ class H2Client:
     """One HTTP/2 connection to the router's TLS port."""
 
     def __init__(
-        self, port: int, timeout: float = 10, window: int | None = None, proxy_header: bytes = b""
+        self,
+        port: int,
+        timeout: float = 10,
+        window: int | None = None,
+        proxy_header: bytes = b"",
+        client: tuple[Path, Path] | None = None,
     ) -> None:
-        self.sock = tls_socket(port, ["h2"], timeout, proxy_header)
+        self.sock = tls_socket(port, ["h2"], timeout, proxy_header, client)
         assert self.sock.selected_alpn_protocol() == "h2"
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding=None)

@@ -15,12 +15,17 @@ Theory of operation, as Gorouter (config.VerifyClientCertMetadata) decides it:
 - At load, each rule's issuer must be the subject of a certificate in client_ca_certs, so that
   a typo cannot switch a rule off.
 
-Gorouter sees the chain Go verified. routerd on Python 3.11 sees only the client's own
-certificate (`getpeercert`), so it rebuilds the chain upwards from the CA certificates it trusts
-(`authorities`: client_ca_certs and the system store when loaded), each link checked by
-signature. A certificate whose issuer is none of them was verified through an intermediate the
-client sent, which routerd cannot see: when rules are in force it is refused (`issuer-unknown`)
-rather than let through unchecked; the remedy is to add that intermediate to client_ca_certs.
+The chain is the one Go verified: the client's certificate, the intermediates the client sent,
+and the first trusted CA (client_ca_certs, and the system store unless
+only_trust_client_ca_certs) that signed the last of them. It ends there: a CA above a trusted
+CA is not in it, so a rule naming a root does not apply to clients of an intermediate that is
+itself in client_ca_certs (measured with Gorouter v0.317).
+
+routerd on Python 3.11 sees only the client's own certificate (`getpeercert`). When its issuer
+is a trusted CA (`authorities`, checked by signature) the chain is those two, as in Gorouter.
+Otherwise the client sent intermediates routerd cannot see: while rules are in force such a
+client is refused (`client-cert-issuer-unknown`) rather than let through unchecked; the remedy
+is to put the intermediate in client_ca_certs.
 
 No I/O here: the listener calls `ClientCertRules.refusal(der)` after the handshake and acts.
 """
@@ -34,8 +39,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
-# Deeper than any real PKI; bounds the walk on a store with a loop of cross-signatures.
-MAX_CHAIN_DEPTH: Final = 16
 KEY: Final = "verify_client_certificate_metadata"
 INVALID_SUBJECT: Final = "invalid-subject"  # Gorouter's log event
 ISSUER_UNKNOWN: Final = "client-cert-issuer-unknown"
@@ -59,8 +62,9 @@ class Subject(NamedTuple):
         return self == EMPTY_SUBJECT
 
     def __str__(self) -> str:
-        parts = [
-            f"{label}={value}"
+        """As Go prints a name: most specific first, the values of one type joined by `+`."""
+        rdns = [
+            "+".join(f"{label}={value}" for value in values)
             for label, values in (
                 ("C", self.country),
                 ("ST", self.province),
@@ -72,18 +76,12 @@ class Subject(NamedTuple):
                 ("CN", (self.common_name,) if self.common_name else ()),
                 ("SERIALNUMBER", (self.serial_number,) if self.serial_number else ()),
             )
-            for value in values
+            if values
         ]
-        return ",".join(reversed(parts))  # most specific first, as RFC 2253 and Go print it
+        return ",".join(reversed(rdns))
 
 
 EMPTY_SUBJECT: Final = Subject()
-# Go's labels where RFC 4514 has none.
-_GO_LABELS: Final = {
-    NameOID.SERIAL_NUMBER: "SERIALNUMBER",
-    NameOID.STREET_ADDRESS: "STREET",
-    NameOID.POSTAL_CODE: "POSTALCODE",
-}
 
 _LISTED: Final = {
     NameOID.COUNTRY_NAME: "country",
@@ -129,11 +127,6 @@ class Refusal(NamedTuple):
     subject: str
     issuer: str
     allowed: tuple[str, ...] = ()
-
-
-def printed(name: x509.Name) -> str:
-    """A name as Gorouter logs it (Go's pkix.Name.String)."""
-    return name.rfc4514_string(_GO_LABELS)
 
 
 def is_ca(cert: x509.Certificate) -> bool:
@@ -210,32 +203,25 @@ class ClientCertRules:
             if client is None or subject_of(client.subject) not in rule.valid_subjects:
                 return Refusal(
                     INVALID_SUBJECT,
-                    subject=printed(leaf.subject),
-                    issuer=printed(leaf.issuer),
+                    subject=str(subject_of(leaf.subject)),
+                    issuer=str(subject_of(leaf.issuer)),
                     allowed=tuple(sorted(str(subject) for subject in rule.valid_subjects)),
                 )
         if not complete and self._rules:
             return Refusal(
                 ISSUER_UNKNOWN,
-                subject=printed(leaf.subject),
-                issuer=printed(chain[-1].issuer),
+                subject=str(subject_of(leaf.subject)),
+                issuer=str(subject_of(leaf.issuer)),
             )
         return None
 
     def chain_of(self, leaf: x509.Certificate) -> tuple[list[x509.Certificate], bool]:
-        """The chain from `leaf` up through the authorities, and whether it reached a
-        self-issued certificate (a root) rather than an issuer routerd does not hold."""
-        chain = [leaf]
-        current = leaf
-        while len(chain) < MAX_CHAIN_DEPTH:
-            if current.issuer == current.subject:
-                return chain, True
-            candidates = self._authorities.get(current.issuer, ())
-            issuer = next((ca for ca in candidates if is_issued_by(current, ca)), None)
-            if issuer is None:
-                return chain, False
-            if issuer in chain:
-                return chain, True
-            chain.append(issuer)
-            current = issuer
-        return chain, True
+        """The chain Gorouter would check (see the module docstring), and whether routerd
+        knows it whole: False when the client's issuer is no trusted CA."""
+        if leaf.issuer == leaf.subject:
+            return [leaf], True  # trusted as it is
+        candidates = self._authorities.get(leaf.issuer, ())
+        issuer = next((ca for ca in candidates if is_issued_by(leaf, ca)), None)
+        if issuer is None:
+            return [leaf], False
+        return [leaf, issuer], True

@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from runtime import tls_listener
 from runtime.client_cert_metadata import (
     INVALID_SUBJECT,
     ISSUER_UNKNOWN,
@@ -246,3 +247,29 @@ def test_rules_without_client_ca_certs_name_client_ca_certs() -> None:
         "gorouter.yml: client_ca_certs: expected the PEM CA certificates the rules of "
         "verify_client_certificate_metadata name"
     )
+
+
+@pytest.mark.parametrize(("validation", "in_force"), [("none", False), ("request", True)])
+def test_rules_apply_only_where_a_client_certificate_is_asked_for(
+    pki: Pki, validation: str, in_force: bool
+) -> None:
+    """As in Gorouter: with client_cert_validation none no certificate comes to be checked."""
+    server = CertificateAuthority("server CA").issue("app.example.com")
+    text = json.dumps(
+        {
+            "enable_ssl": True,
+            "tls_pem": [{"cert_chain": server.cert_pem, "private_key": server.key_pem}],
+            "client_cert_validation": validation,
+            "client_ca_certs": pki.issuing.cert_pem,
+            "only_trust_client_ca_certs": True,
+            "enable_verify_client_certificate_metadata": True,
+            "verify_client_certificate_metadata": [
+                {"issuer_in_chain": ISSUING, "valid_cert_subjects": [VALID]}
+            ],
+        }
+    )
+    config = load_config_text(text)
+    rules = tls_listener.client_cert_rules(config, tls_listener.server_context(config))
+    assert (rules is not None) == in_force
+    if rules is not None:
+        assert repr(rules) == "ClientCertRules(rules=1, authorities=1)"

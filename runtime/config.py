@@ -262,6 +262,10 @@ class Config(_Model, frozen=True):
     workers: NonNegativeInt = 0
     # Project-specific: systemd's RuntimeDirectory=routerd; holds the table, the PID and lock files.
     run_dir: str = "/run/routerd"
+    # Gorouter's key and default: empty, no PID file but run_dir's. A path: the supervisor's PID
+    # is written there at start (atomically; a path it cannot write stops the start) and removed
+    # at a clean stop while it still holds that PID.
+    pid_file: str = ""
 
     status: StatusConfig = StatusConfig()
     nats: NatsConfig = NatsConfig()

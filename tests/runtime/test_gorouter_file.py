@@ -92,6 +92,7 @@ IMPLEMENTED = {
     "prometheus.cert_path",
     "prometheus.key_path",
     "prometheus.ca_path",
+    "pid_file",
     "disable_keep_alives",
     "max_idle_conns",
     "max_idle_conns_per_host",
@@ -148,6 +149,7 @@ def test_the_bosh_files_implemented_values_take_effect() -> None:
     assert config.prometheus.ca_path.endswith("/prometheus_ca.crt")
     assert (config.max_response_header_bytes, config.max_response_headers) == (1 << 20, 0)
     assert config.upgrade_dial_timeout == 5.0 and not config.disable_http
+    assert config.pid_file == "/var/vcap/sys/run/gorouter/gorouter.pid"
     assert not config.disable_keep_alives
     assert (config.idle_conns_total, config.idle_conns_per_endpoint) == (100, 100)
     rewrite = config.http_rewrite.responses

@@ -89,6 +89,12 @@ class UpstreamPool:
     def idle_count(self) -> int:
         return len(self._lru)
 
+    def set_keep_alive(self, max_idle_per_endpoint: int, max_idle: int | None, reuse: bool) -> None:
+        """New caps (a SIGHUP's): idle connections over them close as they are taken or swept."""
+        self.max_idle_per_endpoint = max_idle_per_endpoint
+        self.max_idle = max_idle
+        self.h2.single_use = not reuse
+
     def take_idle(self, key: str) -> BackendExchange | None:
         """A pooled connection that is still fresh (for HTTP/2, a stream on an open connection
         with room), or None."""

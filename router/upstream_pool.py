@@ -85,10 +85,6 @@ class UpstreamPool:
             f"UpstreamPool(idle={len(self._lru)}, connects={self.connects}, reuses={self.reuses})"
         )
 
-    @property
-    def idle_count(self) -> int:
-        return len(self._lru)
-
     def set_keep_alive(self, max_idle_per_endpoint: int, max_idle: int | None, reuse: bool) -> None:
         """New caps (a SIGHUP's): idle connections over them close as they are taken or swept."""
         self.max_idle_per_endpoint = max_idle_per_endpoint
@@ -198,16 +194,17 @@ class UpstreamPool:
             conn.close()
             return
         queue = self._idle.get(conn.key)
-        if queue is None:
-            queue = self._idle[conn.key] = deque()
-        if len(queue) >= self.max_idle_per_endpoint:
+        if len(queue or ()) >= self.max_idle_per_endpoint:
             conn.close()
             return
         if self.max_idle is not None and len(self._lru) >= self.max_idle:
             if self.max_idle == 0:
                 conn.close()
                 return
-            self._evict_oldest()
+            self._evict_oldest()  # which may empty and drop this endpoint's queue
+            queue = self._idle.get(conn.key)
+        if queue is None:
+            queue = self._idle[conn.key] = deque()
         conn.idle_since = self._loop.time()
         queue.append(conn)
         self._lru[conn] = None

@@ -158,3 +158,18 @@ def test_max_idle_conns_caps_idle_connections_over_all_endpoints(
 
     settles_at(second.port, 4)
     settles_at(first.port, 0)
+
+
+def test_max_idle_conns_below_the_per_host_cap_bounds_one_endpoint(
+    routerd_factory, nats_client, backend_factory
+):
+    router = routerd_factory(
+        {"workers": 1, "max_idle_conns": 1, "max_idle_conns_per_host": 10, **LONG_IDLE}
+    )
+    backend = backend_factory(name="single")
+    register(nats_client, backend.port, [HOST])
+    wait_routed(router, HOST)
+
+    for _ in range(2):  # the second burst finds the first's idle connections
+        burst(router, HOST, 6)
+        settles_at(backend.port, 1)

@@ -5,6 +5,7 @@ burst of concurrent requests is over)."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -173,3 +174,21 @@ def test_max_idle_conns_below_the_per_host_cap_bounds_one_endpoint(
     for _ in range(2):  # the second burst finds the first's idle connections
         burst(router, HOST, 6)
         settles_at(backend.port, 1)
+
+
+def test_sighup_turns_keep_alive_off(routerd_factory, nats_client, backend_factory):
+    router = routerd_factory({"workers": 1})
+    backend = backend_factory("--mode", "record", name="hup")
+    register(nats_client, backend.port, [HOST])
+    wait_routed(router, HOST)
+    router.config["disable_keep_alives"] = True
+    router.write_config()
+    router.signal(signal.SIGHUP)
+    wait_until(lambda: router.events_named("worker-config-reloaded"), what="the reload")
+    for index in range(3):
+        assert router.get(f"/after-hup/{index}", host=HOST).status == 200
+
+    requests, _ = seen(backend.requests_seen())
+    after = [r for r in requests if r["url"].startswith("/after-hup/")]
+    assert len({r["conn"] for r in after}) == 3
+    assert all(["Connection", "close"] in r["headers"] for r in after)

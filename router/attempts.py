@@ -309,10 +309,13 @@ def send_head(
         # As Go's client (so Gorouter) writes a bodiless request: many servers answer a
         # POST or PUT without a length 411, so every method but GET and HEAD says 0.
         framing = b"Content-Length: 0\r\n"
-    closing = req.expect_continue and not proxy.keep_alive_100_continue
+    # Gorouter's disable_keep_alives (as Go's transport, not for an upgrade, whose
+    # `Connection: Upgrade` it keeps) and keep_alive_100_continue_requests (false by default):
+    # the request's backend connection is not kept, and the backend is told so.
+    closing = (proxy.disable_keep_alives and not req.upgrade) or (
+        req.expect_continue and not proxy.keep_alive_100_continue
+    )
     if closing:
-        # Gorouter's keep_alive_100_continue_requests (false by default): such a request's
-        # backend connection is not kept, and the backend is told so.
         framing += b"Connection: close\r\n"
     head = build_head(
         req.method, ex.upstream_target, ex.upstream_host, common, instance_lines, framing

@@ -73,6 +73,10 @@ class Proxy:
         self.endpoint_timeout = float(config.endpoint_timeout)
         self.websocket_dial_timeout = config.upgrade_dial_timeout
         self.keep_alive_100_continue = config.keep_alive_100_continue_requests
+        self.disable_keep_alives = config.disable_keep_alives
+        self.upstream.set_keep_alive(
+            config.idle_conns_per_endpoint, config.idle_conns_total, not config.disable_keep_alives
+        )
         self.rewrite = response_rewrite(config.http_rewrite)
         self.error_template = _error_template(config.html_error_template_file)
         self.default_algorithm = config.balancing_algorithm

@@ -71,6 +71,8 @@ class H2Upstream(asyncio.Protocol):
         self.goaway = False
         self.write_paused = False
         self.started = 0  # streams opened on this connection
+        # Gorouter's disable_keep_alives (Go's single-use connection): one stream, then closed.
+        self.single_use = False
         self.idle_since = self._loop.time()
         self.error: BackendError | None = None
         # Where the backend's frames are: their boundaries, to split input after a GOAWAY.
@@ -186,6 +188,7 @@ class H2Upstream(asyncio.Protocol):
             and self.ready.done()
             and len(self.active) < self.max_streams
             and self.h2.highest_outbound_stream_id < LAST_STREAM_ID
+            and not (self.single_use and (self.active or self.started))
         )
 
     def open_stream(self) -> H2Stream:
@@ -208,7 +211,7 @@ class H2Upstream(asyncio.Protocol):
         self.active.discard(stream)
         if not self.active:
             self.idle_since = self._loop.time()
-            if self.goaway:
+            if self.goaway or self.single_use:
                 self.close()
 
     def reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:

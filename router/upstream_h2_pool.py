@@ -5,7 +5,8 @@ the backend's SETTINGS_MAX_CONCURRENT_STREAMS, no GOAWAY); when none has, one di
 every request waiting meanwhile shares it. Plain ports speak h2c with prior knowledge; a
 `tls_port` is dialed with ALPN `h2` and the same certificate and SAN checks as HTTP/1. A
 connection is ready once the backend's first SETTINGS arrived. Connections without active
-streams are closed (GOAWAY) after the pool's idle timeout.
+streams are closed (GOAWAY) after the pool's idle timeout. A `single_use` pool (Gorouter's
+disable_keep_alives) dials a connection of its own for every request and closes it after.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class H2Pool:
         set_keepalive: Callable[[asyncio.BaseTransport | None], None],
         watch: Callable[[H2Stream], None],
         unwatch: Callable[[H2Stream], None],
+        single_use: bool = False,
     ) -> None:
         self.dial_timeout = dial_timeout
         self.idle_timeout = idle_timeout
@@ -44,6 +46,7 @@ class H2Pool:
         self._set_keepalive = set_keepalive
         self._watch = watch
         self._unwatch = unwatch
+        self.single_use = single_use
         self._loop = asyncio.get_running_loop()
         self._conns: dict[str, list[H2Upstream]] = {}
         self._dialing: dict[str, asyncio.Task[H2Upstream]] = {}
@@ -59,6 +62,8 @@ class H2Pool:
 
     def take_stream(self, key: str) -> H2Stream | None:
         """A stream on an open connection with room, without awaiting; None when none has."""
+        if self.single_use:
+            return None
         for conn in self._conns.get(key, ()):
             if conn.can_open:
                 return self._stream(conn)
@@ -68,6 +73,8 @@ class H2Pool:
         self, key: str, host: str, port: int, tls: bool, server_hostname: str
     ) -> H2Stream:
         """A stream on a connection with room, dialing one when none has."""
+        if self.single_use:
+            return self._stream(await self._dial(key, host, port, tls, server_hostname))
         for _ in range(MAX_DIALS_PER_STREAM):
             stream = self.take_stream(key)
             if stream is not None:
@@ -135,6 +142,7 @@ class H2Pool:
             conn.abort()
             raise BackendError(Kind.DIAL, f"http2: no SETTINGS from {address}") from None
         self.connects += 1
+        conn.single_use = self.single_use
         self._set_keepalive(conn.transport)
         self._conns.setdefault(key, []).append(conn)
         if self._sweeper is None:

@@ -3,6 +3,11 @@
 Idle connections are closed after `backends.idle_timeout`, which defaults below common backend
 keep-alive timeouts, so the router usually closes first and rarely reuses a socket the backend is
 about to close. When it does lose that race the proxy retries on a fresh connection.
+
+At most `max_idle_per_endpoint` idle connections are kept per endpoint, and at most `max_idle`
+over all endpoints (None: no limit): as Go's transport (Gorouter's max_idle_conns_per_host and
+max_idle_conns), a connection over the first cap is closed, and past the second the longest idle
+one anywhere is closed to make room. `_lru` holds every idle connection, oldest first.
 """
 
 from __future__ import annotations
@@ -43,14 +48,18 @@ class UpstreamPool:
         keepalive_interval: float,
         tls_context: ssl.SSLContext | None,
         h2_tls_context: ssl.SSLContext | None = None,
+        max_idle: int | None = None,
+        reuse: bool = True,
     ) -> None:
         self.dial_timeout = dial_timeout
         self.limits = DEFAULT_LIMITS  # what a response head may hold; set from the config
         self.idle_timeout = idle_timeout
         self.max_idle_per_endpoint = max_idle_per_endpoint
+        self.max_idle = max_idle
         self.keepalive_interval = keepalive_interval
         self.tls_context = tls_context
         self._idle: dict[str, deque[UpstreamConnection]] = {}
+        self._lru: dict[UpstreamConnection, None] = {}  # insertion order: oldest idle first
         self._loop = asyncio.get_running_loop()
         self.batch = WriteBatch(self._loop)
         self.connects = 0
@@ -68,11 +77,19 @@ class UpstreamPool:
             self._set_keepalive,
             self._watch,
             self._open.discard,
+            single_use=not reuse,
         )
 
     def __repr__(self) -> str:
-        idle = sum(len(q) for q in self._idle.values())
-        return f"UpstreamPool(idle={idle}, connects={self.connects}, reuses={self.reuses})"
+        return (
+            f"UpstreamPool(idle={len(self._lru)}, connects={self.connects}, reuses={self.reuses})"
+        )
+
+    def set_keep_alive(self, max_idle_per_endpoint: int, max_idle: int | None, reuse: bool) -> None:
+        """New caps (a SIGHUP's): idle connections over them close as they are taken or swept."""
+        self.max_idle_per_endpoint = max_idle_per_endpoint
+        self.max_idle = max_idle
+        self.h2.single_use = not reuse
 
     def take_idle(self, key: str) -> BackendExchange | None:
         """A pooled connection that is still fresh (for HTTP/2, a stream on an open connection
@@ -88,6 +105,7 @@ class UpstreamPool:
         deadline = self._loop.time() - self.idle_timeout
         while queue:
             conn = queue.pop()  # most recently used first: the least likely to be closing
+            del self._lru[conn]
             if not conn.closed and conn.idle_since > deadline:
                 self.reuses += 1
                 return conn
@@ -176,22 +194,41 @@ class UpstreamPool:
             conn.close()
             return
         queue = self._idle.get(conn.key)
-        if queue is None:
-            queue = self._idle[conn.key] = deque()
-        if len(queue) >= self.max_idle_per_endpoint:
+        if len(queue or ()) >= self.max_idle_per_endpoint:
             conn.close()
             return
+        if self.max_idle is not None and len(self._lru) >= self.max_idle:
+            if self.max_idle == 0:
+                conn.close()
+                return
+            self._evict_oldest()  # which may empty and drop this endpoint's queue
+            queue = self._idle.get(conn.key)
+        if queue is None:
+            queue = self._idle[conn.key] = deque()
         conn.idle_since = self._loop.time()
         queue.append(conn)
+        self._lru[conn] = None
         if self._sweeper is None:
             self._sweeper = self._loop.call_later(self.idle_timeout, self._sweep)
 
+    def _evict_oldest(self) -> None:
+        """Close the connection idle longest, over all endpoints."""
+        oldest = next(iter(self._lru))
+        del self._lru[oldest]
+        queue = self._idle[oldest.key]
+        queue.remove(oldest)  # at the left end: the oldest of its endpoint too
+        if not queue:
+            del self._idle[oldest.key]
+        oldest.close()
+
     def _forget(self, conn: UpstreamConnection) -> None:
         self._open.discard(conn)
-        queue = self._idle.get(conn.key)
-        if queue is not None and not conn.active:
-            with contextlib.suppress(ValueError):
-                queue.remove(conn)
+        if conn in self._lru:  # closed while idle (by the backend, most often)
+            del self._lru[conn]
+            queue = self._idle.get(conn.key)
+            if queue is not None:
+                with contextlib.suppress(ValueError):
+                    queue.remove(conn)
 
     def _sweep(self) -> None:
         """Close connections idle longer than idle_timeout, before backends close them."""
@@ -201,7 +238,9 @@ class UpstreamPool:
         for key in list(self._idle):
             queue = self._idle[key]
             while queue and queue[0].idle_since <= deadline:
-                queue.popleft().close()
+                conn = queue.popleft()
+                del self._lru[conn]
+                conn.close()
             if not queue:
                 del self._idle[key]
             remaining += len(queue)
@@ -217,6 +256,7 @@ class UpstreamPool:
             for conn in queue:
                 conn.close()
         self._idle.clear()
+        self._lru.clear()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None

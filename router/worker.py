@@ -104,7 +104,9 @@ class Worker:
         upstream = UpstreamPool(
             dial_timeout=float(config.endpoint_dial_timeout),
             idle_timeout=float(config.backends.idle_timeout),
-            max_idle_per_endpoint=config.backends.max_idle_conns_per_endpoint,
+            max_idle_per_endpoint=config.idle_conns_per_endpoint,
+            max_idle=config.idle_conns_total,
+            reuse=not config.disable_keep_alives,
             keepalive_interval=float(config.endpoint_keep_alive_probe_interval),
             tls_context=backend_tls_context(config),
             h2_tls_context=backend_h2_tls_context(config),

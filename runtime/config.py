@@ -27,6 +27,8 @@ MAX_REQUEST_HEADER_BYTES: Final = 1 << 20
 # What Gorouter's backend transport reads of a response head when max_response_header_bytes
 # is 0 or less: Go's http.Transport default.
 MAX_RESPONSE_HEADER_BYTES: Final = 10 << 20
+# What max_idle_conns_per_host 0 means in Gorouter: Go's http.DefaultMaxIdleConnsPerHost.
+GO_DEFAULT_MAX_IDLE_CONNS_PER_HOST: Final = 2
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -119,9 +121,9 @@ class BackendsConfig(_Model, frozen=True):
     # Project-specific. Idle upstream connections are closed before common backends close them
     # (Node.js closes after 5 s, gunicorn after 2 s), so the router rarely reuses a dying one.
     idle_timeout: Duration = Duration(1.5)
-    # Gorouter's `max_idle_conns_per_host` spirit: enough idle sockets per endpoint per worker
-    # to keep a busy backend on keep-alive.
-    max_idle_conns_per_endpoint: PositiveInt = 128
+    # Project-specific, older name of `max_idle_conns_per_host`: None (absent) leaves that key
+    # alone; set, it applies unless the file also sets max_idle_conns_per_host, which then wins.
+    max_idle_conns_per_endpoint: PositiveInt | None = None
 
 
 class TracingConfig(_Model, frozen=True):
@@ -306,6 +308,10 @@ class Config(_Model, frozen=True):
     workers: NonNegativeInt = 0
     # Project-specific: systemd's RuntimeDirectory=routerd; holds the table, the PID and lock files.
     run_dir: str = "/run/routerd"
+    # Gorouter's key and default: empty, no PID file but run_dir's. A path: the supervisor's PID
+    # is written there at start (atomically; a path it cannot write stops the start) and removed
+    # at a clean stop while it still holds that PID.
+    pid_file: str = ""
 
     status: StatusConfig = StatusConfig()
     nats: NatsConfig = NatsConfig()
@@ -339,6 +345,17 @@ class Config(_Model, frozen=True):
     # Gorouter's default: 0, connecting for a WebSocket upgrade takes endpoint_dial_timeout
     # (see `upgrade_dial_timeout`).
     websocket_dial_timeout: Duration = Duration(0)
+    # Gorouter's keys for its backend transport (Go's http.Transport), with its production
+    # (BOSH) values: its binary's true/100/2 close every backend connection after one request.
+    # true: no backend connection is reused, and each request says `Connection: close`.
+    disable_keep_alives: bool = False
+    # Idle backend connections kept, over all endpoints, per worker (Go counts per process);
+    # past it the longest idle one is closed. 0: no limit, as in Go; below 0: none kept.
+    max_idle_conns: int = 100
+    # Idle connections kept per endpoint, per worker (Go counts per process). 0 is Go's
+    # default, 2; below 0: none kept. HTTP/2 backends multiplex on their connections: neither
+    # cap applies to them, as in Go, but disable_keep_alives does.
+    max_idle_conns_per_host: int = 100
     # Gorouter's default TCP keepalive probe interval to backends.
     endpoint_keep_alive_probe_interval: Duration = Duration(1)
     # Gorouter's default idle timeout for client connections; 0 means never, as in Gorouter.
@@ -507,6 +524,21 @@ class Config(_Model, frozen=True):
         return self.workers or os.cpu_count() or 1
 
     @property
+    def idle_conns_per_endpoint(self) -> int:
+        """Idle connections a worker keeps per endpoint (max_idle_conns_per_host resolved)."""
+        if self.disable_keep_alives:
+            return 0
+        per_host = self.max_idle_conns_per_host
+        return GO_DEFAULT_MAX_IDLE_CONNS_PER_HOST if per_host == 0 else max(0, per_host)
+
+    @property
+    def idle_conns_total(self) -> int | None:
+        """Idle connections a worker keeps over all endpoints; None: no limit."""
+        if self.disable_keep_alives:
+            return 0
+        return None if self.max_idle_conns == 0 else max(0, self.max_idle_conns)
+
+    @property
     def upgrade_dial_timeout(self) -> float:
         """`websocket_dial_timeout`, with 0 (or less) resolved to endpoint_dial_timeout."""
         timeout = float(self.websocket_dial_timeout)
@@ -556,7 +588,7 @@ def read_config_text(text: str | bytes, source: str = "config") -> ConfigFile:
     parts = gorouter_keys.split(document, Config)
     _convert(parts.gorouter_only, gorouter_keys.GorouterKeys, source)
     config = _convert(parts.implemented, Config, source)
-    config, adjusted = with_gorouter_meanings(config)
+    config, adjusted = with_gorouter_meanings(config, present=frozenset(parts.implemented))
     validate(config, source)
     return ConfigFile(config, parts.names, adjusted)
 
@@ -591,10 +623,22 @@ def _convert(document: Any, model: type[msgspec.Struct], source: str) -> Any:
         raise ConfigError(f"{source}: {_describe_validation_error(str(exc), model)}") from None
 
 
-def with_gorouter_meanings(config: Config) -> tuple[Config, tuple[str, ...]]:
-    """Values Gorouter's config.Process gives a meaning beyond the value itself, applied."""
+def with_gorouter_meanings(
+    config: Config, present: frozenset[str] = frozenset()
+) -> tuple[Config, tuple[str, ...]]:
+    """Values Gorouter's config.Process gives a meaning beyond the value itself, applied;
+    `present`: the top-level keys the file sets."""
     changes: dict[str, Any] = {}
     adjusted: list[str] = []
+    per_endpoint = config.backends.max_idle_conns_per_endpoint
+    if per_endpoint is not None:
+        if "max_idle_conns_per_host" in present:
+            adjusted.append(
+                "backends.max_idle_conns_per_endpoint: ignored, max_idle_conns_per_host "
+                f"({config.max_idle_conns_per_host}) applies"
+            )
+        else:
+            changes["max_idle_conns_per_host"] = per_endpoint
     header_bytes = config.max_request_header_bytes
     if header_bytes == 0:
         changes["max_request_header_bytes"] = MAX_REQUEST_HEADER_BYTES

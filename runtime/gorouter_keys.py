@@ -91,10 +91,6 @@ class GorouterKeys(_Keys, frozen=True):
     token_fetcher_max_retries: Uint32 | None = None
     token_fetcher_retry_interval: Duration | None = None
     token_fetcher_expiration_buffer_time: int | None = None
-    pid_file: str | None = None
-    disable_keep_alives: bool | None = None
-    max_idle_conns: int | None = None
-    max_idle_conns_per_host: int | None = None
     # Gorouter before max_request_header_bytes; see RENAMED.
     max_header_bytes: int | None = None
     per_request_metrics_reporting: bool | None = None

@@ -47,6 +47,8 @@ RESTART_ONLY_KEYS: Final = frozenset(
         "bind_address",
         "workers",
         "run_dir",
+        # Written once, at start.
+        "pid_file",
         "status",
         "prometheus",
         "nats",

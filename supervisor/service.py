@@ -34,9 +34,10 @@ from supervisor.gorouter_metrics import GorouterState
 from supervisor.lifecycle import RESTART_ONLY_KEYS, RouterState, changed_keys, transition
 from supervisor.metrics import Snapshot
 from supervisor.nats_link import NatsLink
+from supervisor.pid_file import remove_pid_file, write_pid_file
 from supervisor.routes_view import RoutesSnapshot, routes_document
 from supervisor.routing import Routing
-from supervisor.run_lock import MAX_PID_TEXT, RunDirBusy, RunDirLock, parse_pid
+from supervisor.run_lock import RunDirBusy, RunDirLock
 from supervisor.sdnotify import Notifier
 from supervisor.status_server import StatusListenError, StatusServer
 from supervisor.workers import WorkerPool, bind_listener, kill_all
@@ -75,6 +76,7 @@ class Supervisor:
         self.table_path = os.path.join(config.run_dir, "routes.shm")
         self.counters_path = os.path.join(config.run_dir, "counters.shm")
         self.pid_path = os.path.join(config.run_dir, "routerd.pid")
+        self._pid_file = ""  # Gorouter's pid_file, once written
         self.routing: Routing | None = None
         self.nats: NatsLink | None = None
         self.workers: WorkerPool | None = None
@@ -211,14 +213,21 @@ class Supervisor:
                 counters_region, config.worker_count, config.route_table.max_endpoints
             )
             counters_region.publish_path()
-            with open(self.pid_path, "w") as handle:
-                handle.write(f"{os.getpid()}\n")
+            write_pid_file(self.pid_path, os.getpid())
         except OSError as exc:
             raise StartupError(
                 f"cannot create the shared route table in run_dir {config.run_dir!r}: "
                 f"{exc.strerror or exc}"
             ) from None
         self._regions += [table_region, counters_region]
+        if config.pid_file:
+            try:
+                write_pid_file(config.pid_file, os.getpid())
+            except OSError as exc:
+                raise StartupError(
+                    f"pid_file: cannot write {config.pid_file!r}: {exc.strerror or exc}"
+                ) from None
+            self._pid_file = config.pid_file
         grace = max(SLOT_GRACE_MIN, 2 * float(config.endpoint_timeout))
         table = RouteTable(
             config.route_table.shards,
@@ -390,14 +399,11 @@ class Supervisor:
         self.move(RouterState.STOPPED)
 
     def _remove_pid_file(self) -> None:
-        """Remove routerd.pid only while it names this process: it is nobody else's to delete."""
-        try:
-            with open(self.pid_path) as handle:
-                if parse_pid(handle.read(MAX_PID_TEXT)) != os.getpid():
-                    return
-            os.unlink(self.pid_path)
-        except OSError:
-            pass
+        """Remove routerd.pid (and pid_file) only while it names this process: it is nobody
+        else's to delete."""
+        for path in (self.pid_path, self._pid_file):
+            if path:
+                remove_pid_file(path, os.getpid())
 
     # -- views for the status server -------------------------------------------------------------
 

@@ -25,6 +25,8 @@ MUST_BE_NAMED = {
     "route_services_internal_server_port",
     "routing_api",
     "oauth",
+    "http_1_endpoint_timeout",
+    "http_2_endpoint_timeout",
 }
 # Keys routerd implements: never named.
 IMPLEMENTED = {
@@ -91,6 +93,10 @@ IMPLEMENTED = {
     "prometheus.ca_path",
     "enable_verify_client_certificate_metadata",
     "verify_client_certificate_metadata",
+    "pid_file",
+    "disable_keep_alives",
+    "max_idle_conns",
+    "max_idle_conns_per_host",
 }
 
 
@@ -144,6 +150,9 @@ def test_the_bosh_files_implemented_values_take_effect() -> None:
     assert config.prometheus.ca_path.endswith("/prometheus_ca.crt")
     assert (config.max_response_header_bytes, config.max_response_headers) == (1 << 20, 0)
     assert config.upgrade_dial_timeout == 5.0 and not config.disable_http
+    assert config.pid_file == "/var/vcap/sys/run/gorouter/gorouter.pid"
+    assert not config.disable_keep_alives
+    assert (config.idle_conns_total, config.idle_conns_per_endpoint) == (100, 100)
     rewrite = config.http_rewrite.responses
     assert [(h.name, h.value) for h in rewrite.add_headers_if_not_present] == [
         ("Strict-Transport-Security", "max-age=31536000; includeSubDomains; preload")

@@ -55,6 +55,44 @@ def test_implemented_keys_take_gorouters_meaning(text: str, key: str, value: Any
     assert config == value
 
 
+@pytest.mark.parametrize(
+    ("text", "per_endpoint", "total"),
+    [
+        # Gorouter's production (BOSH) values are routerd's defaults.
+        ("", 100, 100),
+        ("max_idle_conns_per_host: 7\nmax_idle_conns: 9\n", 7, 9),
+        # Go's zeros: MaxIdleConnsPerHost 0 is DefaultMaxIdleConnsPerHost (2), MaxIdleConns 0
+        # no limit; below 0 neither keeps any.
+        ("max_idle_conns_per_host: 0\nmax_idle_conns: 0\n", 2, None),
+        ("max_idle_conns_per_host: -1\nmax_idle_conns: -1\n", 0, 0),
+        # Gorouter's binary default: nothing is kept, whatever the caps.
+        ("disable_keep_alives: true\nmax_idle_conns_per_host: 50\n", 0, 0),
+        # routerd's older key sets the per-endpoint cap, unless the Gorouter key is there too.
+        ("backends:\n  max_idle_conns_per_endpoint: 16\n", 16, 100),
+        (
+            "backends:\n  max_idle_conns_per_endpoint: 16\nmax_idle_conns_per_host: 4\n",
+            4,
+            100,
+        ),
+    ],
+)
+def test_backend_keep_alive_keys_take_gos_meaning(
+    text: str, per_endpoint: int, total: int | None
+) -> None:
+    config = read_config_text(text).config
+    assert (config.idle_conns_per_endpoint, config.idle_conns_total) == (per_endpoint, total)
+
+
+def test_both_per_endpoint_idle_keys_set_is_reported() -> None:
+    loaded = read_config_text(
+        "backends:\n  max_idle_conns_per_endpoint: 16\nmax_idle_conns_per_host: 4\n"
+    )
+    assert loaded.adjusted == (
+        "backends.max_idle_conns_per_endpoint: ignored, max_idle_conns_per_host (4) applies",
+    )
+    assert read_config_text("backends:\n  max_idle_conns_per_endpoint: 16\n").adjusted == ()
+
+
 def test_values_taken_otherwise_than_written_are_reported() -> None:
     loaded = read_config_text(
         "max_request_header_bytes: 2000000\n"

@@ -24,11 +24,14 @@ def _running_nats() -> Iterator[NatsServer]:
         server.cleanup()
 
 
-def _backend_starter() -> Iterator[Callable[..., Backend]]:
+def _backend_starter(
+    module: str = "tests.support.backend", default_name: str = "backend"
+) -> Iterator[Callable[..., Backend]]:
+    """Start backends (tests/support/backend.py, or `module`); all are stopped afterwards."""
     started: list[Backend] = []
 
-    def start(*args: str, name: str = "backend") -> Backend:
-        backend = Backend(*args, name=name)
+    def start(*args: str, name: str = default_name) -> Backend:
+        backend = Backend(*args, name=name, module=module)
         started.append(backend)
         return backend
 
@@ -59,6 +62,12 @@ def nats_client(nats_server: NatsServer) -> Iterator[NatsClient]:
 @pytest.fixture
 def backend_factory() -> Iterator[Callable[..., Backend]]:
     yield from _backend_starter()
+
+
+@pytest.fixture
+def h2_backends() -> Iterator[Callable[..., Backend]]:
+    """HTTP/2 backends (tests/support/h2_backend.py): h2c, or TLS with --cert/--key."""
+    yield from _backend_starter("tests.support.h2_backend", "h2")
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,11 @@ burst of concurrent requests is over)."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from tests.support.backends import Backend
 from tests.support.record_backend import seen
 from tests.support.routerd import Routerd
 from tests.support.routes import register, wait_routed
@@ -58,22 +56,6 @@ def settles_at(port: int, expected: int) -> None:
         timeout=10,
         what=f"the backend on {port} to hold {expected} connections",
     )
-
-
-@pytest.fixture
-def h2_backends() -> Iterator[Callable[..., Backend]]:
-    started: list[Backend] = []
-
-    def start(*args: str, name: str = "h2") -> Backend:
-        backend = Backend(*args, name=name, module="tests.support.h2_backend")
-        started.append(backend)
-        return backend
-
-    try:
-        yield start
-    finally:
-        for backend in started:
-            backend.stop()
 
 
 def test_disable_keep_alives_puts_every_request_on_a_new_connection(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,22 +21,6 @@ from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 SAN = "h2.backend.internal"
-
-
-@pytest.fixture
-def h2_backends() -> Iterator[Callable[..., Backend]]:
-    started: list[Backend] = []
-
-    def start(*args: str, name: str = "h2") -> Backend:
-        backend = Backend(*args, name=name, module="tests.support.h2_backend")
-        started.append(backend)
-        return backend
-
-    try:
-        yield start
-    finally:
-        for backend in started:
-            backend.stop()
 
 
 @pytest.fixture

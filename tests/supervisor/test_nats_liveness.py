@@ -108,7 +108,8 @@ def test_a_frozen_nats_suspends_pruning_and_the_link_recovers(
         assert_served_throughout(router, "beat.example.com", 2.0)
         assert not router.events_named("pruned-route")
         unproven = router.events_named("nats-connection-unproven")
-        assert unproven and unproven[0]["data"]["seconds_since_last_message"] > 1.0
+        # Silent for about the ping interval (1 s) when found unproven; logged to the ms.
+        assert unproven and unproven[0]["data"]["seconds_since_last_message"] >= 0.9
         assert router.status_json("/varz")["nats"]["unproven_reconnects"] >= 1
         beat.close()
     finally:

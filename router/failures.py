@@ -20,6 +20,21 @@ def describe_lost(exc: Exception | None, what: str) -> str:
     return f"{exc} ({what})"
 
 
+def lost_error(
+    exc: Exception | None, head_done: bool, got_bytes: bool, reused: bool
+) -> BackendError:
+    """A backend connection lost during an exchange: what it broke, by how far it had got."""
+    if head_done:
+        return BackendError(Kind.BODY_FAILED, describe_lost(exc, "response body"), reused)
+    if got_bytes:
+        return BackendError(Kind.BAD_RESPONSE, describe_lost(exc, "response head"), reused)
+    if isinstance(exc, ssl.SSLError):
+        return classify_tls_error(exc)
+    if isinstance(exc, ConnectionResetError):
+        return BackendError(Kind.RESET, "read: connection reset by peer", reused)
+    return BackendError(Kind.CLOSED, "EOF", reused)
+
+
 def classify_tls_error(exc: ssl.SSLError) -> BackendError:
     """Map OpenSSL's verdicts onto Gorouter's TLS classifiers."""
     if isinstance(exc, ssl.SSLCertVerificationError):

@@ -168,16 +168,21 @@ def trace_key_lines(ex: Exchange, proxy: Proxy) -> bytes:
     )
 
 
-def upgrade_lines(raw: list[tuple[bytes, bytes]]) -> list[bytes]:
+def upgrade_lines(ex: Exchange, proxy: Proxy, raw: list[tuple[bytes, bytes]]) -> bytes:
     """A 101's header lines for the client: hop-by-hop ones dropped but for Connection and
-    Upgrade, which the switch needs."""
+    Upgrade, which the switch needs; the request id added unless the backend sent one;
+    http_rewrite applied."""
     lines = []
     for name, value in raw:
         lower = name.lower()
         if lower in RESPONSE_DROP and lower not in (b"connection", b"upgrade"):
             continue
         lines.append(b"%s: %s\r\n" % (name, value))
-    return lines
+    if not any(line[:18].lower() == b"x-vcap-request-id:" for line in lines):
+        lines.append(b"X-Vcap-Request-Id: %s\r\n" % ex.request_id.encode())
+    if proxy.rewrite is not None:
+        lines = proxy.rewrite.lines(lines)
+    return b"".join(lines)
 
 
 def whole_response(

@@ -3,14 +3,15 @@ max_response_headers), and what a client is sent of a 1xx interim head.
 
 Gorouter's limits are Go's transport's: a head over the byte limit (1xx heads before it
 included) or with more header lines than the count limit fails the attempt, a 502
-endpoint_failure with these words. Pure values and text; upstream.py does the counting.
+endpoint_failure with these words. upstream.py counts the bytes of reads; the checks of a
+complete head are here.
 """
 
 from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-from router.headers import RESPONSE_DROP, header_pairs
+from router.headers import RESPONSE_DROP, final_head, header_pairs
 from router.rewrite import ResponseRewrite
 from runtime.config import MAX_RESPONSE_HEADER_BYTES
 
@@ -27,6 +28,50 @@ DEFAULT_LIMITS: Final = ResponseLimits()
 
 class HeadTooLarge(Exception):
     """A response head over ResponseLimits; its text is the error Gorouter reports."""
+
+
+class MalformedResponse(Exception):
+    """A response head llhttp accepted and the router does not relay."""
+
+
+def checked_final_head(
+    chunks: list[bytes], interim_bytes: int, max_head: int, max_headers: int
+) -> bytes:
+    """The final head's status and header lines (each ending in CRLF, without the blank line)
+    from the reads that brought it, 1xx heads before it skipped; raises when it breaks a limit.
+    `max_head` excludes the blank line; `max_headers` of 0 or less means any count."""
+    if len(chunks) == 1:
+        # The usual case: the whole head came in one read.
+        raw = chunks[0]
+        end = raw.find(b"\r\n\r\n")
+        head = raw[: end + 2] if end != -1 and raw[9:10] != b"1" else final_head(raw)
+    else:
+        head = final_head(b"".join(chunks))
+    if 0 in head:  # (an int: memchr; a bytes needle costs several times more)
+        # llhttp refuses NUL in header lines but not in the reason phrase.
+        raise MalformedResponse("NUL in the response head")
+    if interim_bytes + len(head) > max_head:
+        raise HeadTooLarge(too_large(max_head + 2))
+    if max_headers > 0:
+        count = head.count(b"\r\n") - 1  # the lines after the status line
+        if count > max_headers:
+            raise HeadTooLarge(too_many(count, max_headers))
+    return head
+
+
+def split_interim(chunks: list[bytes]) -> tuple[bytes, bytes]:
+    """A complete 1xx head's lines (without the blank line), and the bytes after it."""
+    raw = b"".join(chunks)
+    end = raw.find(b"\r\n\r\n")
+    return raw[: end + 2], raw[end + 4 :]
+
+
+def interim_total(so_far: int, head: bytes, limit: int) -> int:
+    """The bytes of a response's 1xx heads with this one; raises past the head limit."""
+    total = so_far + len(head) + 2
+    if total > limit:
+        raise HeadTooLarge(too_large(limit))
+    return total
 
 
 def too_large(limit: int) -> str:
@@ -57,8 +102,12 @@ def interim_lines(head: bytes, rewrite: ResponseRewrite | None) -> bytes:
 __all__ = [
     "DEFAULT_LIMITS",
     "HeadTooLarge",
+    "MalformedResponse",
     "ResponseLimits",
+    "checked_final_head",
     "interim_lines",
+    "interim_total",
+    "split_interim",
     "too_large",
     "too_many",
 ]

@@ -9,7 +9,6 @@ retries on a fresh connection.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
 from collections.abc import Callable
 from typing import Final, cast
@@ -17,14 +16,16 @@ from typing import Final, cast
 import httptools
 
 from router.errors import BackendError, Kind
-from router.failures import classify_tls_error, describe_lost
-from router.headers import final_head, header_pairs, reason_phrase
+from router.failures import lost_error
+from router.headers import header_pairs, reason_phrase
 from router.response_heads import (
     DEFAULT_LIMITS,
     HeadTooLarge,
     ResponseLimits,
+    checked_final_head,
+    interim_total,
+    split_interim,
     too_large,
-    too_many,
 )
 from router.write_batch import WriteBatch
 
@@ -35,10 +36,6 @@ _NO_BODY_STATUS: Final = frozenset({204, 304})
 
 class ExtraResponseBytes(Exception):
     """A backend sent bytes after a complete response."""
-
-
-class MalformedResponse(Exception):
-    """A response head llhttp accepted and the router does not relay."""
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -148,9 +145,6 @@ class UpstreamConnection(asyncio.Protocol):
                 self._fail(BackendError(Kind.BAD_RESPONSE, too_large(self.limits.head_bytes)))
                 self.close()
 
-    def eof_received(self) -> bool | None:
-        return None  # let the transport close
-
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.active:
@@ -188,22 +182,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._interim(status)  # an interim response (100 Continue, 103): the real one follows
             return
         chunks = self._head_chunks
-        if len(chunks) == 1:
-            # The usual case: the whole head came in one read.
-            raw = chunks[0]
-            end = raw.find(b"\r\n\r\n")
-            head = raw[: end + 2] if end != -1 and raw[9:10] != b"1" else final_head(raw)
-        else:
-            head = final_head(b"".join(chunks))
-        if 0 in head:  # (an int: memchr; a bytes needle costs several times more)
-            # llhttp refuses NUL in header lines but not in the reason phrase.
-            raise MalformedResponse("NUL in the response head")
-        if self._interim_bytes + len(head) > self._max_head:
-            raise HeadTooLarge(too_large(self.limits.head_bytes))
-        if self._max_headers > 0:
-            count = head.count(b"\r\n") - 1  # the lines after the status line
-            if count > self._max_headers:
-                raise HeadTooLarge(too_many(count, self._max_headers))
+        head = checked_final_head(chunks, self._interim_bytes, self._max_head, self._max_headers)
         if self._head_bytes or self._interim_bytes:
             self._head_bytes = self._interim_bytes = 0
         self.head = head
@@ -216,7 +195,7 @@ class UpstreamConnection(asyncio.Protocol):
             # llhttp cannot be told a response answers HEAD; the message ends with its head.
             self._parser = httptools.HttpResponseParser(self)
             self._finish_message()
-        self._wake_head()
+        _wake(self._head_waiter)
 
     def on_body(self, body: bytes) -> None:
         if self._body_waiter is None and not self._body:
@@ -231,7 +210,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.headers_done and not self.complete and self.status != 101:
             self.complete = True
             if self._body_waiter is not None:
-                self._wake_body()
+                _wake(self._body_waiter)
 
     # -- exchange API (used by the proxy) ----------------------------------------------------------
 
@@ -370,22 +349,17 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _interim(self, status: int) -> None:
         """A 1xx head is complete: hand it on, and keep only what follows it for the next."""
-        raw = b"".join(self._head_chunks)
-        end = raw.find(b"\r\n\r\n")
-        self._interim_bytes += end + 4
-        if self._interim_bytes > self.limits.head_bytes:
-            raise HeadTooLarge(too_large(self.limits.head_bytes))
-        rest = raw[end + 4 :]
+        head, rest = split_interim(self._head_chunks)
+        self._interim_bytes = interim_total(self._interim_bytes, head, self.limits.head_bytes)
         self._head_chunks[:] = [rest] if rest else []
-        if self.on_interim is not None and 0 not in raw[: end + 2]:
-            self.on_interim(status, raw[: end + 2])
+        if self.on_interim is not None and 0 not in head:
+            self.on_interim(status, head)
 
     def _is_read_until_close(self) -> bool:
         """A body with neither Content-Length nor chunking ends when the connection does."""
-        if self.status == 101 or self.complete:
-            return False
-        return not any(
-            name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self.headers
+        framing = (b"content-length", b"transfer-encoding")
+        return not (self.status == 101 or self.complete) and not any(
+            name.lower() in framing for name, _ in self.headers
         )
 
     def _push_body(self, body: bytes) -> None:
@@ -394,39 +368,20 @@ class UpstreamConnection(asyncio.Protocol):
         if self._buffered > HIGH_WATER and not self._reading_paused and self.transport:
             self._reading_paused = True
             self.transport.pause_reading()
-        self._wake_body()
+        _wake(self._body_waiter)
 
     def _finish_message(self) -> None:
         self.complete = True
-        self._wake_body()
+        _wake(self._body_waiter)
 
     def _fail(self, error: BackendError) -> None:
         if self._error is None and not self.complete:
             self._error = error
-        self._wake_head()
-        self._wake_body()
+        _wake(self._head_waiter)
+        _wake(self._body_waiter)
 
     def _lost_error(self, exc: Exception | None) -> BackendError:
-        reused = self.uses > 1
-        if self.headers_done:
-            return BackendError(Kind.BODY_FAILED, describe_lost(exc, "response body"), reused)
-        if self.got_bytes:
-            return BackendError(Kind.BAD_RESPONSE, describe_lost(exc, "response head"), reused)
-        if isinstance(exc, ssl.SSLError):
-            return classify_tls_error(exc)
-        if isinstance(exc, ConnectionResetError):
-            return BackendError(Kind.RESET, "read: connection reset by peer", reused)
-        return BackendError(Kind.CLOSED, "EOF", reused)
-
-    def _wake_head(self) -> None:
-        waiter = self._head_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _wake_body(self) -> None:
-        waiter = self._body_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        return lost_error(exc, self.headers_done, self.got_bytes, self.uses > 1)
 
     def _wake_drain(self, exc: Exception | None) -> None:
         waiter = self._drain_waiter
@@ -436,3 +391,8 @@ class UpstreamConnection(asyncio.Protocol):
                 waiter.set_exception(self._error or self._lost_error(exc))
             else:
                 waiter.set_result(None)
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)

@@ -331,14 +331,10 @@ class Http1Exchange:
         assert ex is not None
         proxy = self.conn.server.proxy
         proxy.row.stats[Stat.websocket_upgrades] += 1
-        lines = upgrade_lines(upstream.headers)
-        if not any(line[:18].lower() == b"x-vcap-request-id:" for line in lines):
-            lines.append(b"X-Vcap-Request-Id: %s\r\n" % ex.request_id.encode())
-        if proxy.rewrite is not None:
-            lines = proxy.rewrite.lines(lines)
+        lines = upgrade_lines(ex, proxy, upstream.headers)
         reason = upstream.reason.decode("latin-1", "replace")
         conn = self.conn
-        conn.write(status_line(False, 101, reason) + b"".join(lines) + b"\r\n")
+        conn.write(status_line(False, 101, reason) + lines + b"\r\n")
         sink = TunnelSink(upstream)
         conn.start_tunnel(sink)
         try:

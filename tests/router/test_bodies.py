@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import http.client
 import socket
 
-import aiohttp
 import pytest
 
 from tests.support.rawhttp import header_of, read_response, status_of
 from tests.support.routes import routed_routerd
+from tests.support.websocket import websocket_replies
 
 pytestmark = pytest.mark.integration
 HOST = "bodies.example.com"
@@ -107,20 +106,9 @@ def test_head_keeps_the_backend_content_length(router):
 
 
 def test_websocket_echo(router):
-    async def talk() -> list[str]:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.ws_connect(f"http://127.0.0.1:{router.port}/ws", headers={"Host": HOST}) as ws,
-        ):
-            replies = []
-            for text in ("hello", "world"):
-                await ws.send_str(text)
-                replies.append((await ws.receive(timeout=5)).data)
-            await ws.send_bytes(b"\x00\x01binary")
-            replies.append((await ws.receive(timeout=5)).data)
-            return replies
-
-    assert asyncio.run(talk()) == ["echo: hello", "echo: world", b"\x00\x01binary"]
+    url = f"http://127.0.0.1:{router.port}/ws"
+    replies = websocket_replies(url, HOST, ["hello", "world", b"\x00\x01binary"])
+    assert replies == ["echo: hello", "echo: world", b"\x00\x01binary"]
 
 
 def test_upgrade_refused_by_backend_is_relayed_not_tunnelled(router):

@@ -3,7 +3,6 @@ X-Forwarded-Client-Cert / X-Forwarded-Proto the backend receives."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
 import subprocess
@@ -11,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tests.support.certs import CertificateAuthority
@@ -20,6 +18,7 @@ from tests.support.ports import free_port
 from tests.support.routerd import Routerd, new_routerd
 from tests.support.routes import register, wait_routed
 from tests.support.tls_client import client_context, der_of, get, pem_body
+from tests.support.websocket import websocket_replies
 
 pytestmark = pytest.mark.integration
 
@@ -226,23 +225,10 @@ def test_a_large_response_streams_whole_over_tls(sanitizing, pki):
 
 
 def test_websocket_over_tls(sanitizing, pki):
-    async def talk() -> list[str]:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.ws_connect(
-                f"https://127.0.0.1:{tls_port(sanitizing)}/ws",
-                headers={"Host": HOST},
-                ssl=client_context(pki.ca.cert_pem),
-                server_hostname=FIRST,
-            ) as ws,
-        ):
-            replies = []
-            for text in ("over", "tls"):
-                await ws.send_str(text)
-                replies.append((await ws.receive(timeout=5)).data)
-            return replies
-
-    assert asyncio.run(talk()) == ["echo: over", "echo: tls"]
+    url = f"https://127.0.0.1:{tls_port(sanitizing)}/ws"
+    tls = client_context(pki.ca.cert_pem)
+    replies = websocket_replies(url, HOST, ["over", "tls"], tls=tls, server_name=FIRST)
+    assert replies == ["echo: over", "echo: tls"]
 
 
 # -- X-Forwarded-Client-Cert ------------------------------------------------------------------

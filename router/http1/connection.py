@@ -90,7 +90,7 @@ class ClientConnection(FlowControlled):
             max_headers=limits.header_count,
             auto_decompress=False,
         )
-        super().__init__(server.loop, parser)
+        super().__init__(server.loop, parser, server.batch)
         self.parser = parser
         self.server = server
         self.tls = tls
@@ -223,6 +223,7 @@ class ClientConnection(FlowControlled):
         transport = self.transport
         if self.state is State.CLOSED or transport is None:
             return
+        self.write_held()
         if self.state is not State.CLOSING:
             self._to(State.CLOSING)
         if self.deadline_kind:
@@ -248,6 +249,7 @@ class ClientConnection(FlowControlled):
         """Too slow a client: closed without an answer (an exchange in flight is a 499)."""
         transport = self.transport
         if transport is not None:
+            self.write_held()
             transport.close()
 
     # -- for the server ------------------------------------------------------------------------

@@ -57,6 +57,7 @@ class Client(Protocol):
     forwarding: Forwarding | None
 
     def write(self, data: bytes) -> None: ...
+    def write_soon(self, data: bytes) -> None: ...
     async def drain(self) -> None: ...
     def abort(self) -> None: ...
     def is_keep_alive(self, msg: Any) -> bool: ...
@@ -268,7 +269,7 @@ class Http1Exchange:
         whole = whole_response(ex, proxy, self.msg.method, not self.http10, keep_alive)
         if whole is None:
             return None
-        self.conn.write(whole.data)
+        self.conn.write_soon(whole.data)
         return whole.body_size
 
     async def _stream(self, keep_alive: bool) -> tuple[bool, int]:

@@ -9,14 +9,20 @@ import asyncio
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http import HttpRequestParser
 
+from router.write_batch import WriteBatch
+
 
 class FlowControlled(BaseProtocol):
-    __slots__ = ("router_paused", "write_waiter")
+    __slots__ = ("batch", "held", "router_paused", "write_waiter")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, parser: HttpRequestParser) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, parser: HttpRequestParser, batch: WriteBatch
+    ) -> None:
         super().__init__(loop, parser)
         self.router_paused = False  # the router itself stopped reading (a full body buffer)
         self.write_waiter: asyncio.Future[None] | None = None
+        self.batch = batch
+        self.held = b""  # a whole response waiting for the batch
 
     def pause_reading(self) -> None:
         """The body buffer is full: the router stops reading."""
@@ -50,7 +56,28 @@ class FlowControlled(BaseProtocol):
     def write(self, data: bytes) -> None:
         transport = self.transport
         if transport is not None:
+            if self.held:
+                self.write_held()  # what was written before goes first
             transport.write(data)
+
+    def write_soon(self, data: bytes) -> None:
+        """Write `data` with the worker's other held writes, once the loop has run the
+        callbacks it polled for (write_batch.py)."""
+        if self.transport is None:
+            return
+        if self.held:
+            self.held += data
+            return
+        self.held = data
+        self.batch.hold(self)
+
+    def write_held(self) -> None:
+        held = self.held
+        if held:
+            self.held = b""
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(held)
 
     async def drain(self) -> None:
         """Wait while the client is slower than the router writes."""

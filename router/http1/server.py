@@ -10,6 +10,7 @@ from typing import Protocol
 from router.client_deadlines import ClientDeadlines
 from router.http1.rules import Limits
 from router.proxy import Proxy
+from router.write_batch import WriteBatch
 
 
 class Served(Protocol):
@@ -30,6 +31,7 @@ class Http1Server:
         self.deadlines = deadlines
         self.idle_timeout = idle_timeout
         self.connections: set[Served] = set()
+        self.batch = WriteBatch(self.loop)  # whole responses (see FlowControlled.write_soon)
         self.draining = False
         self._all_closed = asyncio.Event()
 

@@ -4,6 +4,7 @@
   plot       redraw the PNG plots of a results JSON file
   calibrate  how many requests per second the open-loop load generator paces accurately here
   soak       traffic through routerd for minutes while faults rotate (`make soak`)
+  ab         this checkout's routerd against another commit's, side by side
 
 See benchmarks/README.md for the method and how to read the results.
 """
@@ -14,9 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks import loadgen, plots, run, soak
+from benchmarks import ab, loadgen, plots, run, soak
 
-COMMANDS = ("run", "plot", "calibrate", "soak")
+COMMANDS = ("run", "plot", "calibrate", "soak", "ab")
 DEFAULT_RATES = "5000,10000,20000,40000,60000,80000"
 
 
@@ -55,6 +56,13 @@ def parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )
+    ab.add_arguments(
+        commands.add_parser(
+            "ab",
+            help="this checkout's routerd against another commit's, side by side",
+            description=ab.__doc__,
+        )
+    )
     return top
 
 
@@ -67,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = plots.redraw(args.results)
     elif args.command == "soak":
         return soak.run(args)
+    elif args.command == "ab":
+        return ab.run(args)
     elif args.command == "calibrate":
         rates = [float(rate) for rate in args.rates.split(",")]
         lines = loadgen.calibrate(rates, args.seconds, args.connections, args.python)

@@ -77,10 +77,11 @@ def start_routerd_target(
     workers: int = 2,
     name: str = "routerd",
     access_log: bool = False,
+    source: Path | None = None,
 ) -> tuple[TableRouterd, Target]:
     """routerd with `workers` workers, the backend registered over NATS under ROUTE_HOST; with no
     `nats_port`, a nats-server of its own. With `access_log`, the target is `routerd-log`, logging
-    to <workdir>/<name>-access.log."""
+    to <workdir>/<name>-access.log. `source`: another checkout whose code to run."""
     if nats_port is None:
         nats_port = start_nats(group).port
     log_path = group.workdir / f"{name}-access.log" if access_log else None
@@ -100,6 +101,8 @@ def start_routerd_target(
         },
         run_root=run_root,
     )
+    if source is not None:
+        router.source = source
     router.start()
     assert router.process is not None
     publish(nats_port, "router.register", [register_message(backend_port, [ROUTE_HOST])])

@@ -106,6 +106,8 @@ class Routerd:
     wrapper: list[str] = field(default_factory=list)
     name: str = "routerd"
     group: ProcessGroup | None = None
+    # The tree whose code runs (`python -m supervisor` from there): another checkout for an A/B.
+    source: Path = REPO_ROOT
 
     @property
     def port(self) -> int:
@@ -144,7 +146,7 @@ class Routerd:
     def start(self, wait_healthy: bool = True, timeout: float = 30) -> None:
         self.write_config()
         argv = [*self.wrapper, *routerd_command("--config", str(self.config_path))]
-        self.process = self.launcher.start(self.name, argv, env=self.env, cwd=str(REPO_ROOT))
+        self.process = self.launcher.start(self.name, argv, env=self.env, cwd=str(self.source))
         if wait_healthy:
             self.wait_healthy(timeout)
 

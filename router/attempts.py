@@ -36,7 +36,6 @@ started it, is `attempt()`: dial when no pooled connection is given, write the h
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import time
 from typing import TYPE_CHECKING, Final
@@ -46,13 +45,11 @@ from registry.records import EndpointRecord, PoolRecord
 from registry.shm.counters import Stat
 from router import choice, errors, settlement
 from router.answers import backend_answer, router_answer
-from router.backend_exchange import BackendExchange
+from router.backend_exchange import BackendExchange, Sending
 from router.errors import BackendError, Kind
 from router.exchange import Exchange, Plan, ProxyRequest
 from router.h2_fields import has_te_trailers
 from router.headers import build_head, header_value
-from router.upstream import UpstreamConnection
-from router.upstream_h2_stream import H2Stream
 from runtime import control
 from runtime.logs import EventLog
 
@@ -255,13 +252,9 @@ async def attempt(
         )
     send_head(proxy, ex, conn, reused, common, instance_lines)
     req = ex.request
-    if isinstance(conn, H2Stream):
-        if req.body is not None:
-            conn.stream_body(req)  # beside the response: gRPC streams both ways at once
-    elif req.body is not None and not conn.headers_done:
-        assert isinstance(conn, UpstreamConnection)
+    if req.body is not None and not conn.headers_done:
         try:
-            await _send_body(req, conn)
+            await conn.send_body(req)
         except BackendError as error:
             conn.close()
             conn.deadline = 0.0
@@ -321,20 +314,15 @@ def send_head(
         req.method, ex.upstream_target, ex.upstream_host, common, instance_lines, framing
     )
     conn.deadline = started + proxy.endpoint_timeout
-    if isinstance(conn, H2Stream):
-        conn.te_trailers = has_te_trailers(req.raw_headers)
-    else:
-        assert isinstance(conn, UpstreamConnection)
-        conn.on_interim = ex.on_interim
+    te_trailers = has_te_trailers(req.raw_headers)
+    sending = Sending(req.method == "HEAD", closing, te_trailers, ex.on_interim)
     try:
-        conn.begin(head + body if body else head, req.method == "HEAD")
+        conn.begin(head + body if body else head, sending)
     except BackendError as error:
         conn.close()
         conn.deadline = 0.0
         error.reused = reused
         raise
-    if isinstance(conn, UpstreamConnection):
-        conn.closing = closing  # an HTTP/2 stream's connection is shared: never closed for it
 
 
 def _take_head(conn: BackendExchange, reused: bool) -> None:
@@ -347,25 +335,6 @@ def _take_head(conn: BackendExchange, reused: bool) -> None:
         # An HTTP/2 stream on a fresh connection can still meet GOAWAY, the same race.
         error.reused = reused or error.reused
         raise
-
-
-async def _send_body(req: ProxyRequest, conn: UpstreamConnection) -> None:
-    source = req.body
-    assert source is not None
-    if req.expect_continue and req.send_continue is not None:
-        req.send_continue()
-    chunked = req.chunked
-    while not conn.headers_done:
-        try:
-            chunk = await source.read()
-        except (ConnectionError, asyncio.IncompleteReadError) as exc:
-            raise BackendError(Kind.CLIENT_GONE, f"client request body: {exc}") from None
-        if not chunk:
-            if chunked:
-                conn.write(b"0\r\n\r\n")
-            return
-        conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-        await conn.drain()
 
 
 def _log_failure(

@@ -59,6 +59,13 @@ def checked_final_head(
     return head
 
 
+def delimited(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a response's header lines delimit its body (Content-Length, Transfer-Encoding);
+    without either, the body ends when the connection does."""
+    framing = (b"content-length", b"transfer-encoding")
+    return any(name.lower() in framing for name, _ in headers)
+
+
 def split_interim(chunks: list[bytes]) -> tuple[bytes, bytes]:
     """A complete 1xx head's lines (without the blank line), and the bytes after it."""
     raw = b"".join(chunks)
@@ -105,6 +112,7 @@ __all__ = [
     "MalformedResponse",
     "ResponseLimits",
     "checked_final_head",
+    "delimited",
     "interim_lines",
     "interim_total",
     "split_interim",

@@ -12,7 +12,6 @@ from registry.shm.counters import LATENCY_BOUNDS_US, Stat
 from router.answers import Answer, as_configured, count_answer
 from router.errors import BackendError, Kind
 from router.exchange import Exchange
-from router.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
     from router.proxy import Proxy
@@ -50,8 +49,7 @@ def finish(proxy: Proxy, ex: Exchange, status: int, bytes_sent: int) -> None:
         row.inflight[ex.endpoint.slot] -= 1
     conn = ex.conn
     if conn is not None:
-        if isinstance(conn, UpstreamConnection):
-            conn.on_interim = None
+        conn.done()
         proxy.upstream.release(conn)
     # The front end's 1xx callback refers back to it: dropped, so that no reference cycle
     # outlives the exchange (and waits for the cyclic garbage collector).

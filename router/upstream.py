@@ -15,7 +15,10 @@ from typing import Final, cast
 
 import httptools
 
+from router import upstream_body
+from router.backend_exchange import Sending
 from router.errors import BackendError, Kind
+from router.exchange import ProxyRequest
 from router.failures import lost_error
 from router.headers import header_pairs, reason_phrase
 from router.response_heads import (
@@ -23,6 +26,7 @@ from router.response_heads import (
     HeadTooLarge,
     ResponseLimits,
     checked_final_head,
+    delimited,
     interim_total,
     split_interim,
     too_large,
@@ -42,6 +46,21 @@ class UpstreamConnection(asyncio.Protocol):
     """A keep-alive connection to one endpoint, parsing responses with llhttp."""
 
     reads_have_deadline = True  # each body read is bounded by endpoint_timeout
+    # The current exchange's state, as `_fresh` sets it before each.
+    is_head: bool
+    closing: bool  # `Connection: close` sent: never reused after it
+    on_interim: Callable[[int, bytes], None] | None  # where 1xx heads go; None: dropped
+    got_bytes: bool
+    status: int
+    head: bytes  # status and header lines as received (CRLF each; no blank line), relayed so
+    _headers: list[tuple[bytes, bytes]] | None
+    keep_alive: bool
+    upgraded: bool
+    headers_done: bool
+    complete: bool
+    _buffered: int
+    _error: BackendError | None
+    trailers: list[tuple[bytes, bytes]]  # a chunked response's, once its body is complete
 
     def __init__(
         self,
@@ -62,8 +81,6 @@ class UpstreamConnection(asyncio.Protocol):
         # final head is in; a response over the limit closes the connection.
         self._head_bytes = 0
         self._interim_bytes = 0
-        # Where interim (1xx) heads go, as they arrive; None: they are dropped.
-        self.on_interim: Callable[[int, bytes], None] | None = None
         self._held = b""  # a request head waiting for the batch
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
@@ -72,32 +89,17 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.deadline = 0.0  # time.monotonic() by which the response head must arrive; 0: none
         self._loop = asyncio.get_running_loop()
-        # The current exchange.
+        # The current exchange (and what `_fresh` sets).
         self.active = False
-        self.is_head = False
-        self.got_bytes = False
-        self.status = 0
-        # The response's status line and header lines exactly as received (each ending in
-        # CRLF, without the blank line): relayed as bytes, parsed into pairs only when needed.
-        self.head = b""
         self._head_chunks: list[bytes] = []
-        self._headers: list[tuple[bytes, bytes]] | None = None
-        self.keep_alive = False
-        self.closing = False  # the request said `Connection: close`: never reused after it
-        self.upgraded = False
-        self.headers_done = False
-        self.complete = False
         self._head_waiter: asyncio.Future[None] | None = None
         self._body: deque[bytes] = deque()
-        self._buffered = 0
         self._body_waiter: asyncio.Future[None] | None = None
-        self._error: BackendError | None = None
         self._reading_paused = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self.tail = b""
-        # A chunked response's trailer fields, once its body is complete.
-        self.trailers: list[tuple[bytes, bytes]] = []
+        self._fresh(Sending(False, False, False, None))
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("active" if self.active else "idle")
@@ -148,7 +150,8 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.active:
-            if self.headers_done and (self._is_read_until_close() or self.upgraded) and exc is None:
+            until_close = not (self.status == 101 or self.complete or delimited(self.headers))
+            if self.headers_done and (until_close or self.upgraded) and exc is None:
                 self._finish_message()
             elif not self.complete:
                 self._fail(self._lost_error(exc))
@@ -226,24 +229,12 @@ class UpstreamConnection(asyncio.Protocol):
             self._headers = header_pairs(self.head)
         return self._headers
 
-    def begin(self, head: bytes, is_head: bool) -> None:
+    def begin(self, head: bytes, sending: Sending) -> None:
         """Start an exchange by writing the request head."""
         self.active = True
-        self.is_head = is_head
-        self.got_bytes = False
-        self.status = 0
-        self.head = b""
-        self._headers = None
         self._head_chunks.clear()
-        self.headers_done = False
-        self.complete = False
-        self.upgraded = False
-        self.keep_alive = False
-        self.closing = False
         self._body.clear()
-        self._buffered = 0
-        self._error = None
-        self.trailers = []
+        self._fresh(sending)
         self.uses += 1
         if self._batch is None:
             self.write(head)
@@ -252,6 +243,12 @@ class UpstreamConnection(asyncio.Protocol):
             raise self._lost_error(None)
         self._held = head
         self._batch.hold(self)
+
+    async def send_body(self, req: ProxyRequest) -> None:
+        await upstream_body.send_body(req, self)
+
+    def done(self) -> None:
+        self.on_interim = None  # (the front end's): no cycle outlives the exchange
 
     def write(self, data: bytes) -> None:
         if self.transport is None or self.closed:
@@ -347,6 +344,18 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _fresh(self, sending: Sending) -> None:
+        """The state of an exchange that has not begun."""
+        self.is_head = sending.is_head
+        self.closing = sending.closing
+        self.on_interim = sending.on_interim
+        self.got_bytes = self.keep_alive = self.upgraded = False
+        self.headers_done = self.complete = False
+        self.status = self._buffered = 0
+        self.head = b""
+        self._headers = self._error = None
+        self.trailers = []
+
     def _interim(self, status: int) -> None:
         """A 1xx head is complete: hand it on, and keep only what follows it for the next."""
         head, rest = split_interim(self._head_chunks)
@@ -354,13 +363,6 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_chunks[:] = [rest] if rest else []
         if self.on_interim is not None and 0 not in head:
             self.on_interim(status, head)
-
-    def _is_read_until_close(self) -> bool:
-        """A body with neither Content-Length nor chunking ends when the connection does."""
-        framing = (b"content-length", b"transfer-encoding")
-        return not (self.status == 101 or self.complete) and not any(
-            name.lower() in framing for name, _ in self.headers
-        )
 
     def _push_body(self, body: bytes) -> None:
         self._body.append(body)

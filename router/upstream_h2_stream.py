@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 import h2.errors
 import h2.exceptions
 
+from router.backend_exchange import Sending
 from router.errors import BackendError, Kind
 from router.h2_fields import (
     H2Fields,
@@ -65,7 +66,6 @@ class H2Stream:
         "released",
         "status",
         "stream_id",
-        "te_trailers",
         "trailers",
         "unwatch",
     )
@@ -86,7 +86,6 @@ class H2Stream:
         self.complete = False
         self.trailers: list[tuple[bytes, bytes]] = []
         self.is_head = False
-        self.te_trailers = False  # the client's TE lists trailers: pass it on
         self._body: deque[tuple[bytes, int]] = deque()  # (data, flow-controlled size)
         self._outgoing: deque[bytes] = deque()
         self._end_pending = False
@@ -120,11 +119,12 @@ class H2Stream:
 
     # -- the exchange ------------------------------------------------------------------------------
 
-    def begin(self, head: bytes, is_head: bool) -> None:
-        """Send the request's HEADERS (and a buffered body)."""
-        self.is_head = is_head
+    def begin(self, head: bytes, sending: Sending) -> None:
+        """Send the request's HEADERS (and a buffered body). An HTTP/2 connection is shared:
+        `Connection: close` does not close it; 1xx heads are not passed on."""
+        self.is_head = sending.is_head
         conn = self.conn
-        request = request_fields(head, conn.scheme, self.te_trailers)
+        request = request_fields(head, conn.scheme, sending.te_trailers)
         if request.grpc_timeout is not None and self.deadline:
             due = time.monotonic() + request.grpc_timeout + GRPC_DEADLINE_GRACE
             self.deadline = max(self.deadline, due)
@@ -139,9 +139,13 @@ class H2Stream:
             self.send_pending()
         conn.flush()
 
-    def stream_body(self, req: ProxyRequest) -> None:
-        """Send the client's streamed body beside the response, in a task of its own."""
+    async def send_body(self, req: ProxyRequest) -> None:
+        """Send the client's streamed body beside the response, in a task of its own: gRPC
+        streams both ways at once."""
         self._pump = asyncio.get_running_loop().create_task(self._pump_body(req))
+
+    def done(self) -> None:
+        pass  # a stream is never reused, and holds no callback of the front end
 
     def head_waiter(self) -> asyncio.Future[None] | None:
         if self._error is not None or self.headers_done:

@@ -13,6 +13,7 @@ import h2.events
 import h2.settings
 import pytest
 
+from router.backend_exchange import Sending
 from router.errors import BackendError, Kind
 from router.upstream_h2 import H2Upstream
 from router.upstream_h2_stream import H2Stream
@@ -80,7 +81,7 @@ def connect() -> tuple[H2Upstream, Backend]:
 
 def begin(upstream: H2Upstream, head: bytes = GET) -> H2Stream:
     stream = upstream.open_stream()
-    stream.begin(head, is_head=False)
+    stream.begin(head, Sending(is_head=False, closing=False, te_trailers=False, on_interim=None))
     return stream
 
 

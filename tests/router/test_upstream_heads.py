@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from router.backend_exchange import Sending
 from router.errors import BackendError, Kind
 from router.response_heads import ResponseLimits
 from router.upstream import UpstreamConnection
@@ -42,8 +43,8 @@ def exchange(
         conn = UpstreamConnection("127.0.0.1:1", lambda _conn: None, limits=limits)
         conn.connection_made(Transport())  # type: ignore[arg-type]
         interim: list[tuple[int, bytes]] = []
-        conn.on_interim = lambda status, head: interim.append((status, head))
-        conn.begin(b"GET / HTTP/1.1\r\n\r\n", False)
+        on_interim = lambda status, head: interim.append((status, head))  # noqa: E731
+        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, False, on_interim))
         for piece in pieces(data, byte_by_byte):
             if conn.closed:
                 break

@@ -1,0 +1,38 @@
+"""A client's streamed request body, written to an HTTP/1 backend connection.
+
+Written until the body ends or the response head arrives: a backend may answer before reading
+the whole body (a 413, a redirect), and Go's transport (so Gorouter) stops sending then too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from router.errors import BackendError, Kind
+
+if TYPE_CHECKING:
+    from router.exchange import ProxyRequest
+    from router.upstream import UpstreamConnection
+
+
+async def send_body(req: ProxyRequest, conn: UpstreamConnection) -> None:
+    source = req.body
+    assert source is not None
+    if req.expect_continue and req.send_continue is not None:
+        req.send_continue()
+    chunked = req.chunked
+    while not conn.headers_done:
+        try:
+            chunk = await source.read()
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            raise BackendError(Kind.CLIENT_GONE, f"client request body: {exc}") from None
+        if not chunk:
+            if chunked:
+                conn.write(b"0\r\n\r\n")
+            return
+        conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+        await conn.drain()
+
+
+__all__ = ["send_body"]

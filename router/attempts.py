@@ -45,9 +45,8 @@ from registry.records import EndpointRecord, PoolRecord
 from registry.shm.counters import Stat
 from router import choice, errors, settlement
 from router.answers import backend_answer, router_answer
-from router.backend_exchange import BackendExchange, Sending
 from router.errors import BackendError, Kind
-from router.exchange import Exchange, Plan, ProxyRequest
+from router.exchange import BackendExchange, Exchange, Plan, ProxyRequest, Sending
 from router.h2_fields import has_te_trailers
 from router.headers import build_head, header_value
 from runtime import control

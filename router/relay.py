@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Final, NamedTuple
 
-from router.backend_exchange import BackendExchange
+from router.exchange import BackendExchange
 from router.headers import RESPONSE_DROP
 from router.http1.writer import date_line
 from router.rewrite import ResponseRewrite

@@ -16,9 +16,8 @@ from typing import Final, cast
 import httptools
 
 from router import upstream_body
-from router.backend_exchange import Sending
 from router.errors import BackendError, Kind
-from router.exchange import ProxyRequest
+from router.exchange import ProxyRequest, Sending
 from router.failures import lost_error
 from router.headers import header_pairs, reason_phrase
 from router.response_heads import (

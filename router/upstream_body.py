@@ -7,16 +7,22 @@ the whole body (a 413, a redirect), and Go's transport (so Gorouter) stops sendi
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from router.errors import BackendError, Kind
-
-if TYPE_CHECKING:
-    from router.exchange import ProxyRequest
-    from router.upstream import UpstreamConnection
+from router.exchange import ProxyRequest
 
 
-async def send_body(req: ProxyRequest, conn: UpstreamConnection) -> None:
+class BodySink(Protocol):
+    """An HTTP/1 backend connection as the body is written to it (upstream.py)."""
+
+    headers_done: bool
+
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+
+
+async def send_body(req: ProxyRequest, conn: BodySink) -> None:
     source = req.body
     assert source is not None
     if req.expect_continue and req.send_continue is not None:

@@ -1,5 +1,5 @@
 """One attempt over HTTP/2: a stream on a shared `H2Upstream`, driven by the proxy core exactly
-as it drives an HTTP/1 connection (backend_exchange.py `BackendExchange`).
+as it drives an HTTP/1 connection (exchange.py `BackendExchange`).
 
 The request head arrives as HTTP/1.1 bytes and leaves as HTTP/2 fields (h2_fields.py). A body
 the client is still sending is pumped by a task of the stream's own (`stream_body`), beside the
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Final
 import h2.errors
 import h2.exceptions
 
-from router.backend_exchange import Sending
 from router.errors import BackendError, Kind
+from router.exchange import Sending
 from router.h2_fields import (
     H2Fields,
     request_fields,

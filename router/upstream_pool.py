@@ -20,8 +20,8 @@ import time
 from collections import deque
 from typing import Final
 
-from router.backend_exchange import BackendExchange
 from router.errors import BackendError, Kind
+from router.exchange import BackendExchange
 from router.failures import classify_dial_error
 from router.response_heads import DEFAULT_LIMITS
 from router.upstream import UpstreamConnection

@@ -13,8 +13,8 @@ import h2.events
 import h2.settings
 import pytest
 
-from router.backend_exchange import Sending
 from router.errors import BackendError, Kind
+from router.exchange import Sending
 from router.upstream_h2 import H2Upstream
 from router.upstream_h2_stream import H2Stream
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from router.backend_exchange import Sending
 from router.errors import BackendError, Kind
+from router.exchange import Sending
 from router.response_heads import ResponseLimits
 from router.upstream import UpstreamConnection
 

@@ -1,5 +1,5 @@
-"""Request heads to backends, and whole responses to clients, held until the event loop has run
-every callback it polled for, then written together.
+"""Request heads to backends, and whole responses to clients (relayed, or the router's own
+answers), held until the event loop has run every callback it polled for, then written together.
 
 A busy worker reads many requests in one loop iteration. Writing each to its backend at once
 wakes the backend once per request, and with few cores the woken backend often takes the CPU

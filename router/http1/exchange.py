@@ -364,7 +364,7 @@ class Http1Exchange:
         # never asked for: the client must not send it on this connection.
         keep_alive = self.conn.is_keep_alive(self.msg)
         keep_alive = keep_alive and not answer.close and not ex.request.expect_continue
-        self.conn.write(answer_bytes(answer, self.http10, keep_alive, self.head_only))
+        self.conn.write_soon(answer_bytes(answer, self.http10, keep_alive, self.head_only))
         return keep_alive, 0 if self.head_only else len(answer.body)
 
     def _settle(self, keep_alive: bool, sent: int) -> None:

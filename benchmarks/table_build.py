@@ -20,7 +20,7 @@ from registry.routes import RouteTable
 from registry.shm.region import FileRegion
 from registry.shm.writer import TableWriter, initial_size
 from registry.slots import SlotAllocator
-from runtime.config import Config, RouteTableConfig
+from runtime.config_model import Config, RouteTableConfig
 from supervisor.routing import PUBLISH_BATCH
 
 DEFAULTS = RouteTableConfig()

@@ -45,7 +45,7 @@ from router.tracing import logged_headers, tracing_for
 
 if TYPE_CHECKING:
     from router.exchange import Exchange
-    from runtime.config import Config
+    from runtime.config_model import Config
 
 # Extra values taken when the exchange settles: the extra headers' values (raw bytes, b"" when
 # absent) and the backend connection's local address ("" when none).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from runtime.config import Config
+from runtime.config_model import Config
 from runtime.pem import load_cert_chain_from_pem
 
 

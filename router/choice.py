@@ -17,7 +17,7 @@ from registry.records import EndpointRecord, PoolRecord
 from router.exchange import Exchange
 from router.headers import endpoint_headers, header_value
 from router.upstream_pool import H2_KEY_SUFFIX
-from runtime.config import LOCALLY_OPTIMISTIC
+from runtime.config_model import LOCALLY_OPTIMISTIC
 
 if TYPE_CHECKING:
     from router.proxy import Proxy

@@ -21,7 +21,7 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runtime.config import Config
+    from runtime.config_model import Config
 
 
 class Forwarding:

@@ -25,7 +25,7 @@ from router.http1.server import Http1Server
 from router.http2.alpn import tls_connection
 from router.proxy_listener import ProxyProtocolIntake
 from runtime import handoff
-from runtime.config import Config
+from runtime.config_model import Config
 from runtime.logs import EventLog
 from runtime.tls_listener import client_cert_rules, server_context
 

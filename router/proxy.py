@@ -26,7 +26,7 @@ from router.sticky import StickyRules
 from router.tracing import tracing_for
 from router.upstream_pool import UpstreamPool
 from runtime import error_template
-from runtime.config import Config
+from runtime.config_model import Config
 from runtime.error_template import ErrorTemplate
 from runtime.logs import EventLog
 from runtime.router_ip import router_ip

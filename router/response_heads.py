@@ -13,7 +13,7 @@ from typing import Final, NamedTuple
 
 from router.headers import RESPONSE_DROP, final_head, header_pairs
 from router.rewrite import ResponseRewrite
-from runtime.config import MAX_RESPONSE_HEADER_BYTES
+from runtime.config_model import MAX_RESPONSE_HEADER_BYTES
 
 
 class ResponseLimits(NamedTuple):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from runtime.config import HttpRewriteConfig
+from runtime.config_model import HttpRewriteConfig
 
 _NAME_END: Final = ord(":")
 # The router's own framing of a response: never removed, or the client could not read it.

@@ -39,7 +39,8 @@ from router.response_heads import ResponseLimits
 from router.upstream_pool import UpstreamPool
 from runtime import control, gc_tuning, logs
 from runtime.c_parser import c_parser_problem
-from runtime.config import Config, decode_config
+from runtime.config import decode_config
+from runtime.config_model import Config
 
 log = logs.EventLog("vcap.gorouter.router")
 

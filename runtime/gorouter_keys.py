@@ -2,10 +2,11 @@
 
 An operator's BOSH-rendered gorouter.yml carries the keys of Gorouter's `config/config.go`
 (routing-release v0.317 and later). routerd loads such a file: the keys it implements are in
-runtime/config.py's `Config`; the others are declared here, each with the type Gorouter decodes
-it as, so a wrong type is still an error naming the key and what was expected, and a key Gorouter
-does not know either is still "unknown key". The keys of this model present in a file are named
-in one `config-keys-not-implemented` warning at start and by `routerd --check-config`.
+runtime/config_model.py's `Config`; the others are declared here, each with the type Gorouter
+decodes it as, so a wrong type is still an error naming the key and what was expected, and a
+key Gorouter does not know either is still "unknown key". The keys of this model present in a
+file are named in one `config-keys-not-implemented` warning at start and by
+`routerd --check-config`.
 
 A key in both models belongs to `Config`: `split` hands it there, so implementing a key is adding
 it to `Config` (and deleting it here; tests/runtime/test_gorouter_keys.py finds leftovers).

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 import orjson
 
 if TYPE_CHECKING:
-    from runtime.config import LoggingConfig
+    from runtime.config_model import LoggingConfig
 
 # Gorouter's numbering: zap's level + 1.
 DEBUG: Final = 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 
-from runtime.config import Config
+from runtime.config_model import Config
 
 _WILDCARDS = ("0.0.0.0", "::", "")
 

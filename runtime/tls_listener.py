@@ -19,7 +19,7 @@ from runtime.client_cert_metadata import ClientCertRules
 from runtime.pem import load_cert_chain_from_pem
 
 if TYPE_CHECKING:
-    from runtime.config import Config
+    from runtime.config_model import Config
 
 TLS_VERSIONS: Final = {
     "TLSv1.0": ssl.TLSVersion.TLSv1,

@@ -7,7 +7,7 @@ from typing import Final
 
 import msgspec
 
-from runtime.config import Config
+from runtime.config_model import Config
 
 
 class RouterState(enum.Enum):

@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from runtime import logs
-from runtime.config import Config, ConfigError, ConfigFile, read_config
+from runtime.config import ConfigError, ConfigFile, read_config
+from runtime.config_model import Config
 
 DEFAULT_CONFIG = "/etc/routerd/router.yml"
 

@@ -27,7 +27,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import SlowConsumerError
 
-from runtime.config import Config, NatsConfig
+from runtime.config_model import Config, NatsConfig
 from runtime.logs import EventLog
 from runtime.pem import load_cert_chain_from_pem
 from runtime.router_ip import router_ip

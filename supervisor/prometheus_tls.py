@@ -12,7 +12,7 @@ from __future__ import annotations
 import ssl
 from typing import Final
 
-from runtime.config import PrometheusConfig
+from runtime.config_model import PrometheusConfig
 from runtime.tls_listener import TlsConfigError
 
 # tlsconfig's internal-service suites (ECDHE-RSA with AES-GCM), and their ECDSA twins so that

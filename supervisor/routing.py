@@ -25,7 +25,7 @@ from registry.routes import ENDPOINT_UNREGISTERED, Change, RouteTable
 from registry.segments import is_served
 from registry.shm.counters import CounterTable
 from registry.shm.writer import TableWriter
-from runtime.config import Config
+from runtime.config_model import Config
 from runtime.log_rates import LogSampler, Suppressed
 from runtime.logs import EventLog
 from supervisor.gorouter_metrics import RegistryCounts

@@ -28,7 +28,8 @@ from registry.shm.writer import TableWriter, initial_size
 from registry.slots import SlotAllocator
 from runtime import gc_tuning, logs
 from runtime.c_parser import c_parser_problem
-from runtime.config import Config, ConfigError, load_config
+from runtime.config import ConfigError, load_config
+from runtime.config_model import Config
 from supervisor.fd_limit import raise_fd_limit
 from supervisor.gorouter_metrics import GorouterState
 from supervisor.lifecycle import RESTART_ONLY_KEYS, RouterState, changed_keys, transition

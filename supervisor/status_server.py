@@ -30,7 +30,7 @@ import orjson
 from aiohttp import hdrs, web
 
 from runtime import tls_listener
-from runtime.config import Config
+from runtime.config_model import Config
 from supervisor.metrics import Snapshot, prometheus, varz
 from supervisor.prometheus_tls import prometheus_context
 

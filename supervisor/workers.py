@@ -24,7 +24,8 @@ from typing import Any, Final
 
 from registry.shm.counters import CounterTable
 from runtime import control, handoff
-from runtime.config import Config, encode_config
+from runtime.config import encode_config
+from runtime.config_model import Config
 from runtime.logs import EventLog
 from supervisor.routing import PruneReport
 from supervisor.worker_process import WorkerProcess

@@ -11,7 +11,8 @@ import os
 import ssl
 from dataclasses import dataclass
 
-from runtime.config import Config, ConfigError, load_config
+from runtime.config import ConfigError, load_config
+from runtime.config_model import Config
 from supervisor.ctl.errors import UsageProblem
 from supervisor.main import DEFAULT_CONFIG
 from supervisor.nats_link import nats_tls_context

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from runtime.config import Config
+from runtime.config_model import Config
 from runtime.durations import parse_duration
 from tests.support.routerd import run_routerd
 

@@ -9,7 +9,7 @@ import pytest
 from router.forwarded import forwarding_for
 from router.headers import build_common_headers, header_rules
 from router.tracing import tracing_for
-from runtime.config import Config
+from runtime.config_model import Config
 
 CERT = b"\x30\x82\x01\x0a fake DER"
 CLIENT_XFCC = (b"X-Forwarded-Client-Cert", b"from-client")

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from runtime.config import Config, ConfigError, load_config, load_config_text
+from runtime.config import ConfigError, load_config, load_config_text
+from runtime.config_model import Config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,8 @@ import pytest
 
 from router.client_deadlines import HEADER, NONE, ClientDeadlines
 from router.http1.rules import Limits
-from runtime.config import Config, ConfigError, read_config_text
+from runtime.config import ConfigError, read_config_text
+from runtime.config_model import Config
 from runtime.gorouter_keys import GorouterKeys, struct_in
 
 MIB = 1 << 20

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import MAX_RESPONSE_HEADER_BYTES, ConfigError, load_config_text
+from runtime.config import ConfigError, load_config_text
+from runtime.config_model import MAX_RESPONSE_HEADER_BYTES
 from tests.support.routerd import run_routerd
 
 

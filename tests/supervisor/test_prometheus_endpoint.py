@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import ConfigError, PrometheusConfig, load_config_text
+from runtime.config import ConfigError, load_config_text
+from runtime.config_model import PrometheusConfig
 from tests.support.certs import CertificateAuthority
 from tests.support.ports import free_port
 from tests.support.routerd import Routerd, new_routerd

@@ -14,7 +14,7 @@ from registry.shm.counters import CounterTable, counters_size
 from registry.shm.region import MemoryRegion
 from registry.shm.writer import TableWriter, initial_size
 from registry.slots import SlotAllocator
-from runtime.config import Config
+from runtime.config_model import Config
 from supervisor.routing import Routing
 from tests.support.clock import ManualClock as Clock
 

@@ -14,7 +14,7 @@ from registry.shm.reader import TableReader
 from registry.shm.region import MemoryRegion
 from registry.shm.writer import TableWriter, initial_size
 from registry.slots import SlotAllocator
-from runtime.config import Config
+from runtime.config_model import Config
 from runtime.durations import Duration
 from supervisor.routing import Routing
 from tests.registry.tables import message

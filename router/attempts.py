@@ -47,7 +47,6 @@ from router import choice, errors, settlement
 from router.answers import backend_answer, router_answer
 from router.errors import BackendError, Kind
 from router.exchange import BackendExchange, Exchange, Plan, ProxyRequest, Sending
-from router.h2_fields import has_te_trailers
 from router.headers import build_head, header_value
 from runtime import control
 from runtime.logs import EventLog
@@ -313,8 +312,7 @@ def send_head(
         req.method, ex.upstream_target, ex.upstream_host, common, instance_lines, framing
     )
     conn.deadline = started + proxy.endpoint_timeout
-    te_trailers = has_te_trailers(req.raw_headers)
-    sending = Sending(req.method == "HEAD", closing, te_trailers, ex.on_interim)
+    sending = Sending(req.method == "HEAD", closing, req.raw_headers, ex.on_interim)
     try:
         conn.begin(head + body if body else head, sending)
     except BackendError as error:

@@ -24,7 +24,7 @@ class Sending(NamedTuple):
 
     is_head: bool  # a HEAD request: its response has no body
     closing: bool  # the request says `Connection: close`: an HTTP/1 connection is not kept
-    te_trailers: bool  # the client's TE lists trailers: HTTP/2 passes it on
+    client_headers: RawHeaders  # the client's own, hop-by-hop ones too (HTTP/2 reads TE there)
     on_interim: Callable[[int, bytes], None] | None  # where the backend's 1xx heads go
 
 

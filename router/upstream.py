@@ -98,7 +98,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self.tail = b""
-        self._fresh(Sending(False, False, False, None))
+        self._fresh(Sending(False, False, (), None))
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("active" if self.active else "idle")

@@ -24,6 +24,7 @@ from router.errors import BackendError, Kind
 from router.exchange import Sending
 from router.h2_fields import (
     H2Fields,
+    has_te_trailers,
     request_fields,
     response_head,
     status_of,
@@ -124,7 +125,8 @@ class H2Stream:
         `Connection: close` does not close it; 1xx heads are not passed on."""
         self.is_head = sending.is_head
         conn = self.conn
-        request = request_fields(head, conn.scheme, sending.te_trailers)
+        te_trailers = has_te_trailers(sending.client_headers)  # TE is hop-by-hop: not in `head`
+        request = request_fields(head, conn.scheme, te_trailers)
         if request.grpc_timeout is not None and self.deadline:
             due = time.monotonic() + request.grpc_timeout + GRPC_DEADLINE_GRACE
             self.deadline = max(self.deadline, due)

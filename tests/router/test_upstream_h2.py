@@ -81,7 +81,7 @@ def connect() -> tuple[H2Upstream, Backend]:
 
 def begin(upstream: H2Upstream, head: bytes = GET) -> H2Stream:
     stream = upstream.open_stream()
-    stream.begin(head, Sending(is_head=False, closing=False, te_trailers=False, on_interim=None))
+    stream.begin(head, Sending(is_head=False, closing=False, client_headers=(), on_interim=None))
     return stream
 
 

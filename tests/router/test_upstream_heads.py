@@ -44,7 +44,7 @@ def exchange(
         conn.connection_made(Transport())  # type: ignore[arg-type]
         interim: list[tuple[int, bytes]] = []
         on_interim = lambda status, head: interim.append((status, head))  # noqa: E731
-        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, False, on_interim))
+        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), on_interim))
         for piece in pieces(data, byte_by_byte):
             if conn.closed:
                 break

@@ -24,7 +24,13 @@ from typing import Any
 from benchmarks import wrk
 from benchmarks.processes import BenchmarkError
 from benchmarks.proxies import check_tools, repo_root, start_backend, start_nginx_proxy
-from benchmarks.proxy import CONNECTIONS, alternating_rounds, measure, start_routerd_target
+from benchmarks.proxy import (
+    CONNECTIONS,
+    alternating_rounds,
+    measure,
+    same_round_ratios,
+    start_routerd_target,
+)
 from benchmarks.routerd import start_nats
 from tests.support.launcher import ProcessGroup
 
@@ -61,16 +67,15 @@ def checkout(revision: str, workdir: Path) -> Iterator[Path]:
 def summary(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
     """Per target: median req/s, median CPU µs per request, and the median same-round ratio
     to nginx."""
-    base = {run["round"]: run["rps"] for run in runs[NGINX]}
-    out = {}
-    for name, results in runs.items():
-        ratios = [run["rps"] / base[run["round"]] for run in results if base.get(run["round"])]
-        out[name] = {
+    ratios = same_round_ratios(runs, [(name, NGINX) for name in runs])
+    return {
+        name: {
             "rps": statistics.median(run["rps"] for run in results),
             "cpu_us": statistics.median(run["cpu_us_per_request"] for run in results),
-            "to_nginx": statistics.median(ratios) if ratios else 0.0,
+            "to_nginx": ratios[f"{name}/{NGINX}"],
         }
-    return out
+        for name, results in runs.items()
+    }
 
 
 def report(labels: dict[str, str], rows: dict[str, dict[str, float]]) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.certs import CertificateAuthority, Issued, subject_name
+from tests.support.certs import EVERY_FIELD, CertificateAuthority, Issued, subject_name
 from tests.support.h2_client import H2Client
 from tests.support.nats import NatsClient
 from tests.support.ports import free_port
@@ -25,17 +25,7 @@ pytestmark = pytest.mark.integration
 HOST = "app.example.com"
 ROOT = {"common_name": "Ruled Root CA", "organization": ["Example"], "country": ["DE"]}
 ISSUING = {"common_name": "Ruled Issuing CA", "organization": ["Example"]}
-ALLOWED = {
-    "country": ["DE"],
-    "province": ["Berlin"],
-    "locality": ["Berlin"],
-    "street_address": ["Main St 1"],
-    "postal_code": ["10115"],
-    "organization": ["Example"],
-    "organizational_unit": ["billing", "payments"],
-    "common_name": "billing-service",
-    "serial_number": "42",
-}
+ALLOWED = EVERY_FIELD
 # The same fields, the two organizational units the other way round.
 REORDERED = dict(ALLOWED, organizational_unit=["payments", "billing"])
 REFUSED = (ssl.SSLError, ConnectionError, EOFError, OSError)

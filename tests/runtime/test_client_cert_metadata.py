@@ -21,19 +21,9 @@ from runtime.client_cert_metadata import (
     subject_of,
 )
 from runtime.config import ConfigError, load_config_text
-from tests.support.certs import CertificateAuthority, subject_name
+from tests.support.certs import EVERY_FIELD, CertificateAuthority, subject_name
 
-VALID = {
-    "country": ["DE"],
-    "province": ["Berlin"],
-    "locality": ["Berlin"],
-    "street_address": ["Main St 1"],
-    "postal_code": ["10115"],
-    "organization": ["Example"],
-    "organizational_unit": ["billing", "payments"],
-    "common_name": "billing-service",
-    "serial_number": "42",
-}
+VALID = EVERY_FIELD
 
 
 def subject(fields: dict[str, Any]) -> Subject:

@@ -7,6 +7,7 @@ import datetime
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -54,6 +55,20 @@ _SUBJECT_OIDS = (
     ("common_name", NameOID.COMMON_NAME),
     ("serial_number", NameOID.SERIAL_NUMBER),
 )
+
+# A subject with every field, two organizational units among them (their order counts), written
+# as in Gorouter's config.
+EVERY_FIELD: Final[dict[str, str | list[str]]] = {
+    "country": ["DE"],
+    "province": ["Berlin"],
+    "locality": ["Berlin"],
+    "street_address": ["Main St 1"],
+    "postal_code": ["10115"],
+    "organization": ["Example"],
+    "organizational_unit": ["billing", "payments"],
+    "common_name": "billing-service",
+    "serial_number": "42",
+}
 
 
 def subject_name(fields: dict[str, str | list[str]]) -> x509.Name:

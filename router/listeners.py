@@ -20,7 +20,7 @@ import socket
 import ssl
 
 from router.acceptor import Acceptor, DirectIntake, Intake, ResourceShortage
-from router.http1.connection import plain_connection
+from router.http1.connection import ClientConnection
 from router.http1.server import Http1Server
 from router.http2.alpn import tls_connection
 from router.proxy_listener import ProxyProtocolIntake
@@ -102,7 +102,7 @@ def open_listeners(
     """Serve the sockets the supervisor bound (no HTTP one under disable_http); returns what
     to close to stop accepting."""
     listeners = Listeners(ResourceShortage(stats, float(config.logging.error_sample_interval)))
-    plain_factory = functools.partial(plain_connection, server)
+    plain_factory = functools.partial(ClientConnection, server)
     if http_fd is not None:
         http_sock = socket.socket(fileno=http_fd)
         plain: Intake

@@ -49,6 +49,7 @@ BODY_BUFFER: Final = 64 * 1024
 # How long a closing connection reads and drops what the client still sends (aiohttp's own
 # lingering time): closing with unread bytes would reset the response away.
 LINGER: Final = 1.0
+_SERVING: Final = (State.IDLE, State.READING)  # where queued requests are served from
 
 
 class ClientConnection(FlowControlled):
@@ -255,7 +256,7 @@ class ClientConnection(FlowControlled):
     # -- for the server ------------------------------------------------------------------------
 
     def close_if_idle(self) -> bool:
-        if self.state is State.IDLE or self.state is State.READING:
+        if self.state in _SERVING:
             self.close_after_write()
             return True
         return False
@@ -321,7 +322,7 @@ class ClientConnection(FlowControlled):
 
     def _serve_queued(self) -> None:
         """Serve what is queued, unless that is already under way or a request is in flight."""
-        if not self.dispatching and (self.state is State.IDLE or self.state is State.READING):
+        if self.queue and not self.dispatching and self.state in _SERVING:
             self._dispatch()
 
     def _dispatch(self) -> None:
@@ -329,7 +330,7 @@ class ClientConnection(FlowControlled):
         self.dispatching = True
         try:
             queue = self.queue
-            while queue and (self.state is State.IDLE or self.state is State.READING):
+            while queue and self.state in _SERVING:
                 item = queue.popleft()
                 if len(queue) == PIPELINE_DEPTH // 2 and not self.refused:
                     self.resume_transport()
@@ -392,9 +393,4 @@ class ClientConnection(FlowControlled):
         self.state = state
 
 
-def plain_connection(server: Http1Server) -> ClientConnection:
-    """A connection on the plain-HTTP listener."""
-    return ClientConnection(server)
-
-
-__all__ = ["ClientConnection", "plain_connection"]
+__all__ = ["ClientConnection"]

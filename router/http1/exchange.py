@@ -23,6 +23,7 @@ from router.http1.streams import StreamBody, TunnelSink
 from router.http1.writer import (
     CONTINUE,
     answer_bytes,
+    body_framing,
     chunk,
     connection_line,
     date_line,
@@ -286,15 +287,10 @@ class Http1Exchange:
         lines, has_date = relayed_lines(ex, proxy, head)
         parts.extend(lines)
         bodiless = self.head_only or status in NO_BODY_STATUS
-        chunked = False
-        if bodiless or (head.content_length is not None and not head.chunked):
-            if head.content_length is not None:
-                parts.append(b"Content-Length: %d\r\n" % head.content_length)
-        elif not http10:
-            parts.append(b"Transfer-Encoding: chunked\r\n")
-            chunked = True
-        else:
-            keep_alive = False  # an HTTP/1.0 client: the body ends when the connection does
+        framing, chunked, keep_alive = body_framing(
+            http10, bodiless, head.content_length, head.chunked, keep_alive
+        )
+        parts.append(framing)
         if not has_date:
             parts.append(date_line.now())
         parts.append(connection_line(http10, keep_alive))

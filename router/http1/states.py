@@ -26,6 +26,11 @@ class State(enum.Enum):
     CLOSING = "closing"
     CLOSED = "closed"
 
+    # Enum hashes a member by its name, in Python; every move (a few per request) looks its
+    # state up in TRANSITIONS. Members are singletons compared by identity, so identity's
+    # hash (in C) is as correct.
+    __hash__ = object.__hash__
+
 
 TRANSITIONS: Final = {
     State.IDLE: frozenset({State.READING, State.EXCHANGE, State.CLOSING, State.CLOSED}),

@@ -75,6 +75,19 @@ def answer_bytes(answer: Answer, http10: bool, keep_alive: bool, head_only: bool
     return b"".join(parts)
 
 
+def body_framing(
+    http10: bool, bodiless: bool, length: int | None, chunked: bool, keep_alive: bool
+) -> tuple[bytes, bool, bool]:
+    """How a streamed response's body is framed for the client, from the backend's
+    Content-Length and chunking: the framing header line (or b""), whether the router
+    chunks the body, and whether the connection stays open."""
+    if bodiless or (length is not None and not chunked):
+        return (b"" if length is None else b"Content-Length: %d\r\n" % length), False, keep_alive
+    if not http10:
+        return b"Transfer-Encoding: chunked\r\n", True, keep_alive
+    return b"", False, False  # an HTTP/1.0 client: the body ends when the connection does
+
+
 def chunk(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
 
@@ -92,6 +105,7 @@ __all__ = [
     "LAST_CHUNK",
     "DateLine",
     "answer_bytes",
+    "body_framing",
     "chunk",
     "connection_line",
     "date_line",

@@ -18,7 +18,7 @@ from router.answers import router_answer
 from router.client_deadlines import BODY, HEADER, NONE, ClientDeadlines
 from router.exchange import Exchange, ProxyRequest
 from router.http1 import exchange as exchange_module
-from router.http1.connection import PIPELINE_DEPTH, ClientConnection, plain_connection
+from router.http1.connection import PIPELINE_DEPTH, ClientConnection
 from router.http1.rules import HEAD_SLACK, Limits, head_size
 from router.http1.server import Http1Server
 from router.http1.states import IllegalTransition, State
@@ -125,7 +125,7 @@ async def setup(
     monkeypatch.setattr(exchange_module, "send_to_route_service", proxy.via_route_service)
     deadlines = ClientDeadlines(0.5, 0.5, proxy.row.stats)
     server = Http1Server(proxy, Limits(LIMIT, 16), deadlines, 5.0)  # type: ignore[arg-type]
-    conn = plain_connection(server)
+    conn = ClientConnection(server)
     conn.connection_made(_Transport(events))  # type: ignore[arg-type]
     yield conn, proxy, events
     if conn.state is not State.CLOSED:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
-import subprocess
-import sys
 
 import aiohttp
-import uvloop
 from aiohttp import web
+
+from benchmarks.copies import serve_copies
 
 HOP_BY_HOP = frozenset(
     {
@@ -84,28 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args(argv)
     backend = f"http://127.0.0.1:{args.backend_port}"
-    extra = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.naive_proxy",
-                "--port",
-                str(args.port),
-                "--backend-port",
-                str(args.backend_port),
-            ]
-        )
-        for _ in range(args.processes - 1)
-    ]
-    try:
-        uvloop.run(serve(args.port, backend))
-    finally:
-        for child in extra:
-            child.terminate()
-        for child in extra:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=10)
+    own = ["--port", str(args.port), "--backend-port", str(args.backend_port)]
+    serve_copies("benchmarks.naive_proxy", own, args.processes, serve(args.port, backend))
 
 
 if __name__ == "__main__":

@@ -320,11 +320,24 @@ def start_haproxy(
 
 
 def start_naive_proxy(group: ProcessGroup, backend_port: int) -> Target:
+    label = f"naive aiohttp ({PROXY_WORKERS} procs)"
+    return start_python_proxy(group, backend_port, "naive", "naive_proxy", label)
+
+
+def start_floor_proxy(group: ProcessGroup, backend_port: int) -> Target:
+    label = f"Python floor ({PROXY_WORKERS} procs, no features)"
+    return start_python_proxy(group, backend_port, "floor", "floor_proxy", label)
+
+
+def start_python_proxy(
+    group: ProcessGroup, backend_port: int, name: str, module: str, label: str
+) -> Target:
+    """One of benchmarks/'s own proxies (`module`), with routerd's number of processes."""
     port = free_port()
     argv = [
         sys.executable,
         "-m",
-        "benchmarks.naive_proxy",
+        f"benchmarks.{module}",
         "--port",
         str(port),
         "--backend-port",
@@ -332,10 +345,9 @@ def start_naive_proxy(group: ProcessGroup, backend_port: int) -> Target:
         "--processes",
         str(PROXY_WORKERS),
     ]
-    process = group.start("naive-proxy", argv, cwd=str(repo_root()))
-    wait_until(lambda: process.check_running() and is_listening(port), 20, what="naive proxy")
-    label = f"naive aiohttp ({PROXY_WORKERS} procs)"
-    return wait_serving(Target("naive", label, port, "bench.example.com", process))
+    process = group.start(f"{name}-proxy", argv, cwd=str(repo_root()))
+    wait_until(lambda: process.check_running() and is_listening(port), 20, what=f"{name} proxy")
+    return wait_serving(Target(name, label, port, "bench.example.com", process))
 
 
 def repo_root() -> Path:

@@ -31,6 +31,7 @@ from benchmarks.proxies import (
     check_tools,
     logged_name,
     start_backend,
+    start_floor_proxy,
     start_haproxy,
     start_naive_proxy,
     start_nginx_proxy,
@@ -50,6 +51,7 @@ RATIOS = (
     ("routerd-log", "routerd"),
     ("routerd", "nginx"),
     ("routerd", "naive"),
+    ("routerd", "floor"),
     ("routerd", "haproxy"),
     ("routerd", "direct"),
     ("routerd-log", "haproxy-log"),
@@ -160,7 +162,10 @@ def start_targets(
 ) -> list[Target]:
     """Every target, in front of one nginx backend; routerd (and Gorouter) on one nats-server.
     Each proxy's access-log row follows its log-off row."""
-    say("starting backend nginx, nginx proxies, HAProxies, naive proxy, nats-server, routerds")
+    say(
+        "starting backend nginx, nginx proxies, HAProxies, naive and floor proxies, nats-server,"
+        " routerds"
+    )
     backend = start_backend(group)
     nats_port = start_nats(group).port
     targets = [backend]
@@ -171,6 +176,7 @@ def start_targets(
         name = logged_name("haproxy", logged)
         targets.append(start_haproxy(group, backend.port, name=name, access_log=logged))
     targets.append(start_naive_proxy(group, backend.port))
+    targets.append(start_floor_proxy(group, backend.port))
     for logged in (False, True):
         name = logged_name("routerd", logged)
         started = start_routerd_target(

@@ -81,7 +81,8 @@ def test_proxy_measures_each_proxy_with_its_access_log_on_and_off(
 ) -> None:
     proxy = tiny_run[0]["proxy"]
     logged = {"nginx-log", "haproxy-log", "routerd-log"}
-    assert set(proxy["runs"]) == {"direct", "nginx", "haproxy", "naive", "routerd"} | logged
+    unlogged = {"direct", "nginx", "haproxy", "naive", "floor", "routerd"}
+    assert set(proxy["runs"]) == unlogged | logged
     for name, runs in proxy["runs"].items():
         for run in runs:
             assert run["rps"] > 0 and run["errors"] == 0, name

@@ -1,7 +1,11 @@
 # The two commands a newcomer needs: `make run` and `make test`. Everything else they need is
 # installed from here: the virtualenv, the project, and nats-server (from the distribution).
 
-PYTHON ?= python3
+# The distribution's interpreter when it is new enough: it is the one a router VM has, built
+# with its optimisations. A self-built one earlier on PATH (pyenv's, here) ran routerd a tenth
+# slower side by side (benchmarks/README.md, "Changes measured A/B").
+PYTHON ?= $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	2>/dev/null && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -85,7 +89,7 @@ soak: install $(BENCH_STAMP) bench-deps
 	$(BIN)/python -m benchmarks soak --minutes $(MINUTES) $(ARGS)
 
 install-service: install
-	scripts/install-service
+	PYTHON=$(PYTHON) scripts/install-service
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis run

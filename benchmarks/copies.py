@@ -1,25 +1,38 @@
 """Running one of benchmarks/'s own proxies as several processes on one port (SO_REUSEPORT), as
-routerd runs its workers: this process serves, and starts the others."""
+routerd runs its workers: this process serves, and starts the others.
+
+    python -m benchmarks.<module> --port 8080 --backend-port 9000 [--processes 2]
+"""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import subprocess
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import uvloop
 
+Serve = Callable[[int, int], Coroutine[Any, Any, None]]
 
-def serve_copies(
-    module: str, args: list[str], copies: int, serve: Coroutine[Any, Any, None]
-) -> None:
-    """Start `copies - 1` more `python -m <module> <args>` (each one copy), then run `serve` on
-    uvloop here until it returns; the others are stopped on the way out."""
-    extra = [subprocess.Popen([sys.executable, "-m", module, *args]) for _ in range(copies - 1)]
+
+def run_copies(module: str, argv: list[str] | None, serve: Serve) -> None:
+    """Parse the command line; start `--processes` - 1 more `python -m <module>` (one copy
+    each), then run `serve(port, backend_port)` on uvloop here until it returns. The others
+    are stopped on the way out."""
+    parser = argparse.ArgumentParser(prog=module.rpartition(".")[2])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--backend-port", type=int, required=True)
+    parser.add_argument("--processes", type=int, default=1)
+    args = parser.parse_args(argv)
+    own = ["--port", str(args.port), "--backend-port", str(args.backend_port)]
+    extra = [
+        subprocess.Popen([sys.executable, "-m", module, *own]) for _ in range(args.processes - 1)
+    ]
     try:
-        uvloop.run(serve)
+        uvloop.run(serve(args.port, args.backend_port))
     finally:
         for child in extra:
             child.terminate()

@@ -16,7 +16,6 @@ with a Content-Length. Anything else closes the client connection.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import signal
@@ -27,7 +26,7 @@ from typing import Any, cast
 import httptools
 from aiohttp.http import HttpRequestParser
 
-from benchmarks.copies import serve_copies
+from benchmarks.copies import run_copies
 
 BACKLOG = 4096
 
@@ -152,13 +151,7 @@ async def serve(port: int, backend_port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="floor_proxy")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--backend-port", type=int, required=True)
-    parser.add_argument("--processes", type=int, default=1)
-    args = parser.parse_args(argv)
-    own = ["--port", str(args.port), "--backend-port", str(args.backend_port)]
-    serve_copies("benchmarks.floor_proxy", own, args.processes, serve(args.port, args.backend_port))
+    run_copies("benchmarks.floor_proxy", argv, serve)
 
 
 if __name__ == "__main__":

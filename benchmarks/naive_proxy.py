@@ -10,14 +10,13 @@ SO_REUSEPORT (the same process count as routerd's workers), on uvloop like route
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 
 import aiohttp
 from aiohttp import web
 
-from benchmarks.copies import serve_copies
+from benchmarks.copies import run_copies
 
 HOP_BY_HOP = frozenset(
     {
@@ -62,8 +61,8 @@ def build_app(backend: str) -> web.Application:
     return app
 
 
-async def serve(port: int, backend: str) -> None:
-    runner = web.AppRunner(build_app(backend), access_log=None)
+async def serve(port: int, backend_port: int) -> None:
+    runner = web.AppRunner(build_app(f"http://127.0.0.1:{backend_port}"), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, reuse_port=True, backlog=4096)
     await site.start()
@@ -76,14 +75,7 @@ async def serve(port: int, backend: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="naive_proxy")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--backend-port", type=int, required=True)
-    parser.add_argument("--processes", type=int, default=1)
-    args = parser.parse_args(argv)
-    backend = f"http://127.0.0.1:{args.backend_port}"
-    own = ["--port", str(args.port), "--backend-port", str(args.backend_port)]
-    serve_copies("benchmarks.naive_proxy", own, args.processes, serve(args.port, backend))
+    run_copies("benchmarks.naive_proxy", argv, serve)
 
 
 if __name__ == "__main__":

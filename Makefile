@@ -4,11 +4,19 @@
 # The distribution's interpreter when it is new enough: it is the one a router VM has, built
 # with its optimisations. A self-built one earlier on PATH (pyenv's, here) ran routerd a tenth
 # slower side by side (benchmarks/README.md, "Changes measured A/B").
-PYTHON ?= $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	2>/dev/null && echo /usr/bin/python3 || echo python3)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The interpreter the venv was made with. A venv made with another one than PYTHON names now
+# (a checkout from before PYTHON took the distribution's, or `make PYTHON=...`) is made again.
+INTERPRETER := $(VENV)/.interpreter
+WANT_INTERPRETER := $(shell $(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))' \
+	2>/dev/null)
+HAVE_INTERPRETER := $(shell cat $(INTERPRETER) 2>/dev/null)
 # The bench extra (matplotlib, for the plots) has its own stamp: `make test` does not need it.
 BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= etc/router.yml
@@ -19,20 +27,27 @@ ARGS ?=
 # How long `make soak` runs; e.g. `make soak MINUTES=2`, or `make soak ARGS="--seconds 90"`.
 MINUTES ?= 10
 
-.PHONY: install run test check bench bench-quick bench-cc soak clean install-service system-deps bench-deps test-deps
+.PHONY: install run test check bench bench-quick bench-cc soak clean install-service system-deps bench-deps test-deps new-interpreter
 
 install: $(STAMP) system-deps
 
-# Re-installs only when pyproject.toml changes, so `make test` stays quick when all is present.
+# Re-installs only when pyproject.toml or the interpreter changes, so `make test` stays quick
+# when all is present.
+ifneq ($(WANT_INTERPRETER),$(HAVE_INTERPRETER))
+$(STAMP): new-interpreter
+endif
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python >= 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
 		scripts/apt-install python3-venv
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(if $(filter $(WANT_INTERPRETER),$(HAVE_INTERPRETER)),,--clear) $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	@echo '$(WANT_INTERPRETER)' > $(INTERPRETER)
 	@touch $@
+
+new-interpreter:
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'

@@ -173,12 +173,14 @@ def upgrade_lines(ex: Exchange, proxy: Proxy, raw: list[tuple[bytes, bytes]]) ->
     Upgrade, which the switch needs; the request id added unless the backend sent one;
     http_rewrite applied."""
     lines = []
+    has_request_id = False
     for name, value in raw:
         lower = name.lower()
         if lower in RESPONSE_DROP and lower not in (b"connection", b"upgrade"):
             continue
+        has_request_id = has_request_id or lower == b"x-vcap-request-id"
         lines.append(b"%s: %s\r\n" % (name, value))
-    if not any(line[:18].lower() == b"x-vcap-request-id:" for line in lines):
+    if not has_request_id:
         lines.append(b"X-Vcap-Request-Id: %s\r\n" % ex.request_id.encode())
     if proxy.rewrite is not None:
         lines = proxy.rewrite.lines(lines)

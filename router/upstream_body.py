@@ -11,6 +11,7 @@ from typing import Protocol
 
 from router.errors import BackendError, Kind
 from router.exchange import ProxyRequest
+from router.http1.writer import LAST_CHUNK, chunk
 
 
 class BodySink(Protocol):
@@ -30,14 +31,14 @@ async def send_body(req: ProxyRequest, conn: BodySink) -> None:
     chunked = req.chunked
     while not conn.headers_done:
         try:
-            chunk = await source.read()
+            data = await source.read()
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             raise BackendError(Kind.CLIENT_GONE, f"client request body: {exc}") from None
-        if not chunk:
+        if not data:
             if chunked:
-                conn.write(b"0\r\n\r\n")
+                conn.write(LAST_CHUNK)
             return
-        conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+        conn.write(chunk(data) if chunked else data)
         await conn.drain()
 
 

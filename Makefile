@@ -1,12 +1,9 @@
 # The two commands a newcomer needs: `make run` and `make test`. Everything else they need is
 # installed from here: the virtualenv, the project, and nats-server (from the distribution).
 
-# The distribution's interpreter when it is new enough: it is the one a router VM has, built
-# with its optimisations. A self-built one earlier on PATH (pyenv's, here) ran routerd a tenth
-# slower side by side (benchmarks/README.md, "Changes measured A/B").
+# The distribution's interpreter when it is new enough (scripts/python says why).
 ifeq ($(origin PYTHON),undefined)
-PYTHON := $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-	2>/dev/null && echo /usr/bin/python3 || echo python3)
+PYTHON := $(shell scripts/python)
 endif
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,6 +14,7 @@ INTERPRETER := $(VENV)/.interpreter
 WANT_INTERPRETER := $(shell $(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))' \
 	2>/dev/null)
 HAVE_INTERPRETER := $(shell cat $(INTERPRETER) 2>/dev/null)
+NEW_INTERPRETER := $(if $(filter $(WANT_INTERPRETER),$(HAVE_INTERPRETER)),,yes)
 # The bench extra (matplotlib, for the plots) has its own stamp: `make test` does not need it.
 BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= etc/router.yml
@@ -33,7 +31,7 @@ install: $(STAMP) system-deps
 
 # Re-installs only when pyproject.toml or the interpreter changes, so `make test` stays quick
 # when all is present.
-ifneq ($(WANT_INTERPRETER),$(HAVE_INTERPRETER))
+ifdef NEW_INTERPRETER
 $(STAMP): new-interpreter
 endif
 $(STAMP): pyproject.toml
@@ -41,7 +39,7 @@ $(STAMP): pyproject.toml
 		{ echo "Python >= 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
 		scripts/apt-install python3-venv
-	$(PYTHON) -m venv $(if $(filter $(WANT_INTERPRETER),$(HAVE_INTERPRETER)),,--clear) $(VENV)
+	$(PYTHON) -m venv $(if $(NEW_INTERPRETER),--clear) $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	@echo '$(WANT_INTERPRETER)' > $(INTERPRETER)

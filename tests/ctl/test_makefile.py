@@ -47,9 +47,10 @@ def dry_run(checkout: Path, *args: str) -> list[str]:
 
 
 def checkout_with_venv(tmp_path: Path, interpreter: str | None) -> Path:
-    """A copy of the Makefile and pyproject.toml, with a venv made by `interpreter` (None: no
-    venv at all) whose stamp is newer than pyproject.toml."""
-    for name in ("Makefile", "pyproject.toml"):
+    """A copy of the Makefile, what it reads and pyproject.toml, with a venv made by
+    `interpreter` (None: no venv at all) whose stamp is newer than pyproject.toml."""
+    (tmp_path / "scripts").mkdir()
+    for name in ("Makefile", "pyproject.toml", "scripts/python"):
         shutil.copy(REPO / name, tmp_path / name)
     if interpreter is not None:
         venv = tmp_path / ".venv"

@@ -2,11 +2,11 @@
 
 The same parts as routerd's request path and nothing else: uvloop, one `asyncio.Protocol` per
 client connection over aiohttp's C request parser, one per backend connection over llhttp
-(httptools), a keep-alive pool, and writes held to the end of the loop iteration. It forwards
-each request's bytes as received and each response's bytes as received: no routing, no header
-rules, no request id, no counters, no access log, no limits or deadlines. What routerd spends
-per request above this is what its features cost; what this spends above nginx, no design on
-the same runtime and parser can save.
+(httptools), a keep-alive pool, and writes held to the end of the loop iteration (routerd's
+WriteBatch). It forwards each request's bytes as received and each response's bytes as
+received: no routing, no header rules, no request id, no counters, no access log, no limits or
+deadlines. What routerd spends per request above this is what its features cost; what this
+spends above nginx, no design on the same runtime and parser can save.
 
 Only what the `proxy` benchmark sends is served: body-less requests, each in one read, answered
 with a Content-Length. Anything else closes the client connection.
@@ -27,41 +27,42 @@ import httptools
 from aiohttp.http import HttpRequestParser
 
 from benchmarks.copies import run_copies
+from router.write_batch import WriteBatch
 
 BACKLOG = 4096
 
 
-class Batch:
-    """Writes held until the loop has run the callbacks it polled for (router/write_batch.py)."""
+class Held(asyncio.Protocol):
+    """A connection whose writes join the worker's write batch, as routerd's do."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.held: list[tuple[asyncio.Transport, bytes]] = []
-
-    def write(self, transport: asyncio.Transport, data: bytes) -> None:
-        if not self.held:
-            self.loop.call_soon(self.flush)
-        self.held.append((transport, data))
-
-    def flush(self) -> None:
-        held, self.held = self.held, []
-        for transport, data in held:
-            if not transport.is_closing():
-                transport.write(data)
-
-
-class Backend(asyncio.Protocol):
-    """A keep-alive connection to the backend, one exchange at a time."""
-
-    def __init__(self, proxy: Proxy) -> None:
-        self.proxy = proxy
-        self.parser = httptools.HttpResponseParser(self)
+    def __init__(self, batch: WriteBatch) -> None:
+        self.batch = batch
         self.transport: asyncio.Transport | None = None
-        self.client: Client | None = None
-        self.chunks: list[bytes] = []
+        self.held = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+
+    def write_soon(self, data: bytes) -> None:
+        if not self.held:
+            self.batch.hold(self)
+        self.held += data
+
+    def write_held(self) -> None:
+        held, self.held = self.held, b""
+        if held and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(held)
+
+
+class Backend(Held):
+    """A keep-alive connection to the backend, one exchange at a time."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        super().__init__(proxy.batch)
+        self.proxy = proxy
+        self.parser = httptools.HttpResponseParser(self)
+        self.client: Client | None = None
+        self.chunks: list[bytes] = []
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -72,8 +73,8 @@ class Backend(asyncio.Protocol):
         data = b"".join(self.chunks)
         self.chunks.clear()
         self.proxy.idle.append(self)
-        if client is not None and client.transport is not None:
-            self.proxy.batch.write(client.transport, data)
+        if client is not None:
+            client.write_soon(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         with contextlib.suppress(ValueError):
@@ -82,18 +83,15 @@ class Backend(asyncio.Protocol):
             self.client.transport.close()
 
 
-class Client(asyncio.Protocol):
+class Client(Held):
     """A client connection: each complete request goes to an idle backend connection."""
 
     def __init__(self, proxy: Proxy) -> None:
+        super().__init__(proxy.batch)
         self.proxy = proxy
         self.parser: Any = HttpRequestParser(
             cast(Any, self), proxy.loop, 65536, max_line_size=8190, max_field_size=8190
         )
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         messages, _, _ = self.parser.feed_data(data)
@@ -114,7 +112,7 @@ class Proxy:
     def __init__(self, loop: asyncio.AbstractEventLoop, backend_port: int) -> None:
         self.loop = loop
         self.backend_port = backend_port
-        self.batch = Batch(loop)
+        self.batch = WriteBatch(loop)
         self.idle: deque[Backend] = deque()
 
     def forward(self, client: Client, request: bytes) -> None:
@@ -131,8 +129,7 @@ class Proxy:
 
     def _send(self, backend: Backend, client: Client, request: bytes) -> None:
         backend.client = client
-        if backend.transport is not None:
-            self.batch.write(backend.transport, request)
+        backend.write_soon(request)
 
 
 async def serve(port: int, backend_port: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -51,6 +52,10 @@ class TableReader:
         self._cached_seq: list[int] = [-1] * self.shard_count
         self.decodes = 0
         self.retries = 0
+        # Time spent re-reading changed shards (copy and decode), wall and this thread's CPU:
+        # what a registration storm costs a worker (benchmarks/table_procs.py reports it).
+        self.reload_ns = 0
+        self.reload_cpu_ns = 0
 
     def __repr__(self) -> str:
         return (
@@ -79,7 +84,11 @@ class TableReader:
         seq = self._words[L.DIR_OFFSET // 8 + shard * 8]
         if self._cached_seq[shard] == seq:
             return self._cache[shard]  # type: ignore[return-value]
-        return self._load(shard)
+        wall, cpu = time.perf_counter_ns(), time.thread_time_ns()
+        result = self._load(shard)
+        self.reload_ns += time.perf_counter_ns() - wall
+        self.reload_cpu_ns += time.thread_time_ns() - cpu
+        return result
 
     def _load(self, shard: int) -> ShardRoutes | ShardReadError:
         entry = L.entry_word(shard)

@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 
 import pytest
 
+from router.exchange import Sending
 from router.relay import whole_buffer
 from router.upstream import UpstreamConnection
 
 
-def connection_with(head: bytes, body: bytes) -> UpstreamConnection:
-    conn = UpstreamConnection.__new__(UpstreamConnection)
-    conn.head = head
-    conn.status = int(head.split(b" ")[1])
-    conn._body = __import__("collections").deque([body])
-    conn._buffered = len(body)
-    return conn
+class Transport:
+    def write(self, data: bytes) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
 
 
 def relay_whole(head: bytes, body: bytes = b"hello", closing: bool = False) -> bytes | None:
-    whole = whole_buffer(connection_with(head, body), "req-id-1", False, keep_alive=not closing)
-    return whole.data if whole is not None else None
+    """The one buffer relayed for a backend's response with `head` (its lines, without the
+    blank one) and, when the head gives a Content-Length, `body`."""
+
+    async def relay() -> bytes | None:
+        conn = UpstreamConnection("127.0.0.1:1", lambda _conn: None)
+        conn.connection_made(Transport())  # type: ignore[arg-type]
+        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), None))
+        conn.data_received(head + b"\r\n" + (body if b"Content-Length" in head else b""))
+        assert conn.head == head
+        whole = whole_buffer(conn, "req-id-1", False, keep_alive=not closing)
+        return whole.data if whole is not None else None
+
+    return asyncio.run(relay())
 
 
 DATE = b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"

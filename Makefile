@@ -15,6 +15,8 @@ WANT_INTERPRETER := $(shell $(PYTHON) -c 'import os, sys; print(os.path.realpath
 	2>/dev/null)
 HAVE_INTERPRETER := $(shell cat $(INTERPRETER) 2>/dev/null)
 NEW_INTERPRETER := $(if $(filter $(WANT_INTERPRETER),$(HAVE_INTERPRETER)),,yes)
+# The modules compiled with mypyc (setup.py): editing one builds them again.
+COMPILED := $(shell $(PYTHON) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["routerd"]["compiled"]))' 2>/dev/null)
 # The bench extra (matplotlib, for the plots) has its own stamp: `make test` does not need it.
 BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= etc/router.yml
@@ -29,26 +31,32 @@ MINUTES ?= 10
 
 install: $(STAMP) system-deps
 
-# Re-installs only when pyproject.toml or the interpreter changes, so `make test` stays quick
-# when all is present.
+# Re-installs only when pyproject.toml, setup.py, a compiled module or the interpreter changes,
+# so `make test` stays quick when all is present. The compiled modules need a C compiler and
+# the interpreter's headers.
 ifdef NEW_INTERPRETER
 $(STAMP): new-interpreter
 endif
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py $(COMPILED)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python >= 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
 		scripts/apt-install python3-venv
+	@command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || scripts/apt-install gcc libc6-dev
+	@$(PYTHON) -c 'import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h")))' || \
+		scripts/apt-install python3-dev
 	$(PYTHON) -m venv $(if $(NEW_INTERPRETER),--clear) $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --upgrade pip setuptools
+	$(BIN)/pip install --quiet -e '.[test,build]'
+	@# Again, without build isolation: mypyc compiles against what was just installed.
+	$(BIN)/pip install --quiet --no-build-isolation --no-deps -e .
 	@echo '$(WANT_INTERPRETER)' > $(INTERPRETER)
 	@touch $@
 
 new-interpreter:
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet --no-build-isolation -e '.[test,build,bench]'
 	@touch $@
 
 # nats-server for routerd and the tests; openssl's s_server is a TLS peer in the tests, and curl
@@ -105,5 +113,6 @@ install-service: install
 	PYTHON=$(PYTHON) scripts/install-service
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis run
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis run *.so
+	find router registry runtime supervisor -name '*.so' -delete
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -59,6 +59,16 @@ def checkout(revision: str, workdir: Path) -> Iterator[Path]:
     if added.returncode != 0:
         raise BenchmarkError(f"cannot check out {revision!r}: {added.stderr.strip()}")
     try:
+        if (tree / "setup.py").exists():  # its per-request modules compiled, as `make` does
+            built = subprocess.run(
+                [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+                cwd=tree,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if built.returncode != 0:
+                raise BenchmarkError(f"cannot build {revision!r}: {built.stderr.strip()[-2000:]}")
         yield tree
     finally:
         subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)

@@ -14,8 +14,6 @@ from registry.shm.reader import ShardReadError, TableReader
 
 
 class RouteLookup:
-    __slots__ = ("_reader", "_shards")
-
     def __init__(self, reader: TableReader) -> None:
         self._reader = reader
         self._shards = reader.shard_count

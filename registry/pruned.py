@@ -23,16 +23,12 @@ class _Hidden:
     """The records hidden from one route, by slot: the very objects the worker decoded, so a
     re-decoded shard (new objects) is told apart from the one they came from."""
 
-    __slots__ = ("records", "since")
-
     def __init__(self, since: float) -> None:
         self.records: dict[int, EndpointRecord] = {}
         self.since = since
 
 
 class PrunedEndpoints:
-    __slots__ = ("_by_route", "clock", "retry_after")
-
     def __init__(self, retry_after: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.retry_after = retry_after
         self.clock = clock

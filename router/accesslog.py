@@ -86,8 +86,6 @@ class Timestamps:
     """Gorouter's `2006-01-02T15:04:05.000000000Z` (UTC); the part down to the second is
     made once per second, not once per line (strftime is most of a timestamp's cost)."""
 
-    __slots__ = ("_second", "_text")
-
     def __init__(self) -> None:
         self._second = -1
         self._text = ""

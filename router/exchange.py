@@ -89,26 +89,6 @@ class BodySource(Protocol):
 
 
 class ProxyRequest:
-    __slots__ = (
-        "body",
-        "buffered_body",
-        "chunked",
-        "client_ip",
-        "client_port",
-        "content_length",
-        "expect_continue",
-        "forwarding",
-        "host_header",
-        "local_ip",
-        "method",
-        "raw_headers",
-        "received_at",
-        "send_continue",
-        "target",
-        "upgrade",
-        "version",
-    )
-
     def __init__(
         self,
         *,
@@ -168,29 +148,6 @@ class Plan(NamedTuple):
 class Exchange:
     """One request's state from lookup to the last response byte, and what the access log
     line will say about it (built from here, only when an access log is written)."""
-
-    __slots__ = (
-        "answer",
-        "backend",
-        "backend_started",
-        "conn",
-        "endpoint",
-        "facts",
-        "failed_attempts",
-        "first_error",
-        "must_be_sticky",
-        "on_interim",
-        "pool",
-        "request",
-        "request_id",
-        "router_error",
-        "sent",
-        "status",
-        "sticky_requested",
-        "t0",
-        "upstream_host",
-        "upstream_target",
-    )
 
     def __init__(self, request: ProxyRequest, t0: float) -> None:
         self.request = request

@@ -110,20 +110,6 @@ class RequestFacts:
     """What the access log and the proxy need from the client's headers, gathered in one pass.
     Header values stay bytes until the access log needs them."""
 
-    __slots__ = (
-        "app_instance",
-        "cookie",
-        "forwarded_for",
-        "forwarded_proto",
-        "has_idempotency_key",
-        "is_negotiate",
-        "process_instance",
-        "referer",
-        "traced",
-        "user_agent",
-        "vcap_trace",
-    )
-
     def __init__(self) -> None:
         self.forwarded_for = b""
         self.forwarded_proto = b""
@@ -145,8 +131,6 @@ class RequestFacts:
 class _HexEntropy:
     """os.urandom read 4 KiB at a time and hex-encoded at once: one getrandom() call and one
     encoding per 256 request ids."""
-
-    __slots__ = ("hex", "offset")
 
     def __init__(self) -> None:
         self.hex = ""

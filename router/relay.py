@@ -58,16 +58,6 @@ _relayable: dict[tuple[bytes, bool, ResponseRewrite | None], RelayableHead | Non
 class ResponseHead:
     """The backend's header lines, sorted once into what a streamed relay needs."""
 
-    __slots__ = (
-        "chunked",
-        "content_length",
-        "has_date",
-        "has_request_id",
-        "lines",
-        "set_cookies",
-        "www_authenticate",
-    )
-
     def __init__(self, raw: list[tuple[bytes, bytes]], want_cookies: bool) -> None:
         self.lines: list[bytes] = []
         self.content_length: int | None = None

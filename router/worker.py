@@ -39,6 +39,7 @@ from router.response_heads import ResponseLimits
 from router.upstream_pool import UpstreamPool
 from runtime import control, gc_tuning, logs
 from runtime.c_parser import c_parser_problem
+from runtime.compiled import compiled_problem
 from runtime.config import decode_config
 from runtime.config_model import Config
 
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--handoff-fd", type=int, required=True)
     parser.add_argument("--tls-listen-fd", type=int, default=None)
     args = parser.parse_args(argv)
-    problem = c_parser_problem()
+    problem = c_parser_problem() or compiled_problem()
     if problem is not None:
         log.fatal("worker-refused-to-start", index=args.index, error=problem)
         sys.exit(2)

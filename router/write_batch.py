@@ -26,8 +26,6 @@ class HeldWriter(Protocol):
 class WriteBatch:
     """This worker's held writes, in the order they were held."""
 
-    __slots__ = ("_held", "_loop")
-
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._held: list[HeldWriter] = []

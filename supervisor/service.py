@@ -28,6 +28,7 @@ from registry.shm.writer import TableWriter, initial_size
 from registry.slots import SlotAllocator
 from runtime import gc_tuning, logs
 from runtime.c_parser import c_parser_problem
+from runtime.compiled import compiled_problem, is_compiled
 from runtime.config import ConfigError, load_config
 from runtime.config_model import Config
 from supervisor.fd_limit import raise_fd_limit
@@ -124,9 +125,11 @@ class Supervisor:
     async def _start(self) -> None:
         config = self.config
         setproctitle("routerd: supervisor")
-        problem = c_parser_problem()
+        problem = c_parser_problem() or compiled_problem()
         if problem is not None:
             raise StartupError(problem)
+        if not is_compiled():
+            log.warn("modules-not-compiled", hint="build with `make install` (see README)")
         raise_fd_limit()  # before any worker is spawned: they inherit it
         self._open_tables()
         # disable_http: only ssl_port listens (validation made sure enable_ssl is on).

@@ -10,9 +10,17 @@ from typing import Any
 import pytest
 
 from runtime import logs
+from runtime.compiled import compiled_problem
 from tests.support.backends import Backend
 from tests.support.nats import NatsClient, NatsServer
 from tests.support.routerd import Routerd, new_routerd
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Tests of stale compiled modules would test the code from before the edit.
+    problem = compiled_problem()
+    if problem is not None:
+        pytest.exit(problem, returncode=2)
 
 
 def _running_nats() -> Iterator[NatsServer]:

@@ -270,8 +270,6 @@ class CounterTable:
 class CounterRow:
     """One worker's row: it is the only writer of these cells."""
 
-    __slots__ = ("inflight", "routed", "stats", "worker")
-
     def __init__(
         self, worker: int, stats: memoryview, inflight: memoryview, routed: memoryview
     ) -> None:

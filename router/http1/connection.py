@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Final
 
 from aiohttp.http import HttpRequestParser
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from mypy_extensions import mypyc_attr
 
 from registry.shm.counters import Stat
 from router.answers import as_configured, count_answer, refusal_answer
@@ -33,7 +35,7 @@ from router.http1.exchange import Http1Exchange
 from router.http1.flow import FlowControlled
 from router.http1.intake import DISARM, HOLD_HEADER, Intake
 from router.http1.rules import Refusal, parser_refusal
-from router.http1.server import Http1Server
+from router.http1.server import Http1Server, InFlight
 from router.http1.states import TRANSITIONS, IllegalTransition, State
 from router.http1.streams import TunnelSink
 from router.http1.writer import answer_bytes
@@ -52,6 +54,7 @@ LINGER: Final = 1.0
 _SERVING: Final = (State.IDLE, State.READING)  # where queued requests are served from
 
 
+@mypyc_attr(native_class=False)  # as FlowControlled (flow.py)
 class ClientConnection(FlowControlled):
     """A client's HTTP/1 connection to a worker (see the module docstring)."""
 
@@ -100,7 +103,7 @@ class ClientConnection(FlowControlled):
         self.forwarding: Forwarding | None = None  # None: the proxy's plain-HTTP rules
         self.state = State.IDLE
         self.queue: deque[tuple[Any, Any] | Refusal] = deque()
-        self.exchange: Http1Exchange | None = None
+        self.exchange: InFlight | None = None
         self.dispatching = False
         self.refused = False  # a refusal is queued: nothing more is parsed
         self.upgraded = False  # the parser handed over after an Upgrade request
@@ -146,7 +149,10 @@ class ClientConnection(FlowControlled):
             self.pause_transport()
             return
         try:
-            messages, upgraded, tail = self.parser.feed_data(data)
+            # Called as Any: the C parser returns () for "no request" where its stub says a
+            # list, and compiled code checks a typed call's result against its declared type.
+            parser: Any = self.parser
+            messages, upgraded, tail = parser.feed_data(data)
         except HttpProcessingError as exc:
             self._refuse(self._parser_refusal(exc))
             return
@@ -267,7 +273,7 @@ class ClientConnection(FlowControlled):
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _took(self, data: bytes, messages: list[tuple[Any, Any]]) -> None:
+    def _took(self, data: bytes, messages: Sequence[tuple[Any, Any]]) -> None:
         """A read completed `messages`: queue those that pass, answer one that does not."""
         verdict = self.intake.took(data, messages)
         self.queue.extend(verdict.accepted)
@@ -339,8 +345,9 @@ class ClientConnection(FlowControlled):
                     return
                 msg, payload = item
                 self._to(State.EXCHANGE)
-                self.exchange = Http1Exchange(self, msg, payload)
-                self.exchange.start()
+                make = self.server.exchange or Http1Exchange
+                self.exchange = exchange = make(self, msg, payload)
+                exchange.start()
         finally:
             self.dispatching = False
 

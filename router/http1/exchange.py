@@ -67,21 +67,6 @@ class Client(Protocol):
 
 
 class Http1Exchange:
-    __slots__ = (
-        "conn",
-        "continued",
-        "ex",
-        "finished",
-        "first",
-        "head_only",
-        "http10",
-        "msg",
-        "payload",
-        "plan",
-        "sent",
-        "task",
-    )
-
     def __init__(self, conn: Client, msg: Any, payload: Any) -> None:
         self.conn = conn
         self.msg = msg

@@ -8,10 +8,15 @@ import asyncio
 
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http import HttpRequestParser
+from mypy_extensions import mypyc_attr
 
 from router.write_batch import WriteBatch
 
 
+# aiohttp's body reader expects its own protocol class, which declares __slots__; mypyc's native
+# classes cannot inherit those, so this class and its subclass stay Python classes, with their
+# methods compiled all the same.
+@mypyc_attr(native_class=False)
 class FlowControlled(BaseProtocol):
     __slots__ = ("batch", "held", "router_paused", "write_waiter")
 

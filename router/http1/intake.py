@@ -11,6 +11,7 @@ limit and its slack, before the parser holds all of it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
 from router.client_deadlines import BODY, HEADER, NONE
@@ -36,8 +37,6 @@ class Verdict(NamedTuple):
 class Intake:
     """One connection's bookkeeping (see the module docstring)."""
 
-    __slots__ = ("body", "head_bytes", "limits", "measure", "tail")
-
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.head_bytes = 0  # bytes of an unfinished head so far
@@ -48,7 +47,7 @@ class Intake:
     def __repr__(self) -> str:
         return f"Intake(head_bytes={self.head_bytes}, measure={self.measure})"
 
-    def took(self, data: bytes, messages: list[tuple[Any, Any]]) -> Verdict:
+    def took(self, data: bytes, messages: Sequence[tuple[Any, Any]]) -> Verdict:
         """A read that completed `messages` (heads with their body readers)."""
         limits = self.limits
         big_read = len(data) >= limits.max_head_bytes

@@ -5,7 +5,8 @@ stop."""
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from router.client_deadlines import ClientDeadlines
 from router.http1.rules import Limits
@@ -20,9 +21,25 @@ class Served(Protocol):
     def abort(self) -> None: ...
 
 
+class InFlight(Protocol):
+    """An exchange as its connection starts it and tells it the client left (exchange.py)."""
+
+    def start(self) -> None: ...
+    def client_gone(self) -> None: ...
+
+
+# Makes the exchange for a connection's next request, from the request's head and body.
+ExchangeFactory = Callable[[Any, Any, Any], InFlight]
+
+
 class Http1Server:
     def __init__(
-        self, proxy: Proxy, limits: Limits, deadlines: ClientDeadlines, idle_timeout: float
+        self,
+        proxy: Proxy,
+        limits: Limits,
+        deadlines: ClientDeadlines,
+        idle_timeout: float,
+        exchange: ExchangeFactory | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.proxy = proxy
@@ -30,6 +47,8 @@ class Http1Server:
         self.limits = limits
         self.deadlines = deadlines
         self.idle_timeout = idle_timeout
+        # None: exchange.py's Http1Exchange (a stand-in serves tests of a connection alone).
+        self.exchange = exchange
         self.connections: set[Served] = set()
         self.batch = WriteBatch(self.loop)  # whole responses (see FlowControlled.write_soon)
         self.draining = False

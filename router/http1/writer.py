@@ -20,8 +20,6 @@ class DateLine:
     """`Date: <IMF-fixdate>` for responses without one (RFC 9110 6.6.1: a proxy adds it), made
     once a second rather than per response."""
 
-    __slots__ = ("line", "second")
-
     def __init__(self) -> None:
         self.second = -1
         self.line = b""

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,6 +32,13 @@ def real_interpreter(command: str) -> str:
 
 
 def dry_run(checkout: Path, *args: str) -> list[str]:
+    """The venv commands `make install` would run."""
+    return [
+        line for line in make_n(checkout, *args) if " -m venv " in line and line.endswith(" .venv")
+    ]
+
+
+def make_n(checkout: Path, *args: str) -> list[str]:
     env = {key: value for key, value in os.environ.items() if key != "PYTHON"}
     env.pop("MAKEFLAGS", None)
     result = subprocess.run(
@@ -42,15 +50,16 @@ def dry_run(checkout: Path, *args: str) -> list[str]:
         timeout=60,
         check=True,
     )
-    lines = result.stdout.splitlines()
-    return [line for line in lines if " -m venv " in line and line.endswith(" .venv")]
+    return result.stdout.splitlines()
 
 
 def checkout_with_venv(tmp_path: Path, interpreter: str | None) -> Path:
-    """A copy of the Makefile, what it reads and pyproject.toml, with a venv made by
+    """A copy of the Makefile, what it reads and what its stamp depends on, with a venv made by
     `interpreter` (None: no venv at all) whose stamp is newer than pyproject.toml."""
-    (tmp_path / "scripts").mkdir()
-    for name in ("Makefile", "pyproject.toml", "scripts/python"):
+    with (REPO / "pyproject.toml").open("rb") as file:
+        compiled = tomllib.load(file)["tool"]["routerd"]["compiled"]
+    for name in ("Makefile", "pyproject.toml", "setup.py", "scripts/python", *compiled):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, tmp_path / name)
     if interpreter is not None:
         venv = tmp_path / ".venv"
@@ -88,3 +97,13 @@ def test_naming_an_interpreter_makes_the_venv_with_it(tmp_path: Path) -> None:
     named = sys.executable
     expected = [] if real_interpreter(named) == interpreter else [f"{named} -m venv --clear .venv"]
     assert dry_run(checkout, f"PYTHON={named}") == expected
+
+
+def test_editing_a_compiled_module_compiles_again(tmp_path: Path) -> None:
+    _, interpreter = chosen()
+    checkout = checkout_with_venv(tmp_path, interpreter)
+    compile_line = ".venv/bin/pip install --quiet --no-build-isolation --no-deps -e ."
+    assert compile_line not in make_n(checkout)
+    later = time.time() + 120  # after the stamp
+    os.utime(checkout / "router" / "upstream.py", (later, later))
+    assert compile_line in make_n(checkout)

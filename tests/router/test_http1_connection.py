@@ -13,11 +13,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from router import errors, routing, settlement
-from router.answers import router_answer
+from registry.shm.counters import STAT_WORDS, CounterRow, Stat
 from router.client_deadlines import BODY, HEADER, NONE, ClientDeadlines
-from router.exchange import Exchange, ProxyRequest
-from router.http1 import exchange as exchange_module
 from router.http1.connection import PIPELINE_DEPTH, ClientConnection
 from router.http1.rules import HEAD_SLACK, Limits, head_size
 from router.http1.server import Http1Server
@@ -60,77 +57,74 @@ class _Transport:
             self.events.append(("refused", status))
 
 
-class _Row:
-    def __init__(self) -> None:
-        self.stats = [0] * 128
+def counter_row() -> CounterRow:
+    """A worker's counter row, in memory of its own."""
+
+    def cells(count: int) -> memoryview:
+        return memoryview(bytearray(8 * count)).cast("Q")
+
+    return CounterRow(0, cells(STAT_WORDS), cells(8), cells(8))
 
 
 class _Proxy:
-    """Answers every request 404 itself (`hold`: keeps it in flight instead), recording what
-    reached it."""
+    """What a connection reads of the proxy itself (its refusals' answers): no http_rewrite and
+    no error page, so answers go out as made."""
+
+    def __init__(self) -> None:
+        self.row = counter_row()
+        self.rewrite = None
+        self.error_template = None
+        self.access_log = None
+
+
+class _Exchanges:
+    """Stands in for the proxy's exchanges: each answers 404 at once (`hold`: stays in flight
+    instead), recording what reached it and how it ended."""
 
     def __init__(self, events: list[tuple[str, Any]]) -> None:
         self.events = events
-        self.row = _Row()
         self.hold = False
         self.finished: list[int] = []
-        self.fail: Exception | None = None
-        # No http_rewrite and no error page: answers go out as made.
-        self.rewrite = None
-        self.error_template = None
 
-    def begin(self, request: ProxyRequest) -> Exchange:
-        self.events.append(("request", request.target))
-        return Exchange(request, 0.0)
-
-    def plan(self, ex: Exchange) -> Any:
-        if self.fail is not None:
-            raise self.fail
-        if self.hold:
-            return _HeldPlan()
-        ex.answer = router_answer(errors.unknown_route(ex.request.host_header))
-        return None
-
-    async def via_route_service(self, *args: Any) -> None:
-        await asyncio.get_running_loop().create_future()  # never: the exchange stays in flight
-
-    def client_gone(self, ex: Exchange) -> None:
-        ex.status = 499
-
-    def finish(self, ex: Exchange, status: int, sent: int) -> None:
-        self.finished.append(ex.status or status)
+    def __call__(self, conn: ClientConnection, msg: Any, payload: Any) -> _StandIn:
+        return _StandIn(self, conn, msg)
 
 
-class _Pool:
-    route_service_url = "https://service.example.com"
+class _StandIn:
+    def __init__(self, exchanges: _Exchanges, conn: ClientConnection, msg: Any) -> None:
+        self.exchanges = exchanges
+        self.conn = conn
+        self.msg = msg
+
+    def start(self) -> None:
+        self.exchanges.events.append(("request", self.msg.path))
+        if self.exchanges.hold:
+            return
+        self.conn.write_soon(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        self.exchanges.finished.append(404)
+        self.conn.exchange_done(self.conn.is_keep_alive(self.msg))
+
+    def client_gone(self) -> None:
+        self.exchanges.finished.append(499)
 
 
-class _HeldPlan:
-    via_route_service = True
-    common: tuple[bytes, ...] = ()
-    pool = _Pool()
+def serve(events: list[tuple[str, Any]], proxy: Any, exchanges: Any) -> ClientConnection:
+    deadlines = ClientDeadlines(0.5, 0.5, proxy.row.stats)
+    server = Http1Server(proxy, Limits(LIMIT, 16), deadlines, 5.0, exchanges)
+    conn = ClientConnection(server)
+    conn.connection_made(_Transport(events))  # type: ignore[arg-type]
+    return conn
 
 
 @pytest_asyncio.fixture
-async def setup(
-    monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[tuple[ClientConnection, _Proxy, list[tuple[str, Any]]]]:
+async def setup() -> AsyncIterator[tuple[ClientConnection, _Exchanges, list[tuple[str, Any]]]]:
     events: list[tuple[str, Any]] = []
-    proxy = _Proxy(events)
-    # The proxy core's steps, played by the stand-in.
-    monkeypatch.setattr(routing, "begin", lambda _, req: proxy.begin(req))
-    monkeypatch.setattr(routing, "plan", lambda _, ex: proxy.plan(ex))
-    monkeypatch.setattr(settlement, "client_gone", lambda _, ex: proxy.client_gone(ex))
-    monkeypatch.setattr(settlement, "finish", lambda _, *args: proxy.finish(*args))
-    monkeypatch.setattr(exchange_module, "send_to_route_service", proxy.via_route_service)
-    deadlines = ClientDeadlines(0.5, 0.5, proxy.row.stats)
-    server = Http1Server(proxy, Limits(LIMIT, 16), deadlines, 5.0)  # type: ignore[arg-type]
-    conn = ClientConnection(server)
-    conn.connection_made(_Transport(events))  # type: ignore[arg-type]
-    yield conn, proxy, events
+    exchanges = _Exchanges(events)
+    conn = serve(events, _Proxy(), exchanges)
+    yield conn, exchanges, events
     if conn.state is not State.CLOSED:
         conn.connection_lost(None)
-    deadlines.close()
+    conn.server.deadlines.close()
 
 
 def feed(conn: ClientConnection, data: bytes, one_byte: bool) -> None:
@@ -147,10 +141,10 @@ GOOD = b"GET /good HTTP/1.1\r\nHost: a.example.com\r\nX-A: b\r\n\r\n"
 @pytest.mark.asyncio
 @pytest.mark.parametrize("one_byte", [False, True], ids=["whole", "byte-by-byte"])
 async def test_a_good_request_is_served_once(setup, one_byte):
-    conn, proxy, events = setup
+    conn, exchanges, events = setup
     feed(conn, GOOD, one_byte)
     assert events == [("request", "/good")]
-    assert proxy.finished == [404]
+    assert exchanges.finished == [404]
     assert conn.deadline_kind == NONE  # no deadline left armed once the head is complete
     assert conn.state is State.IDLE
 
@@ -164,8 +158,8 @@ async def test_pipelined_requests_are_served_in_order(setup):
 
 @pytest.mark.asyncio
 async def test_a_full_pipeline_stops_reading_until_it_drains(setup):
-    conn, proxy, events = setup
-    proxy.hold = True  # the first request stays in flight; the rest queue behind it
+    conn, exchanges, events = setup
+    exchanges.hold = True  # the first request stays in flight; the rest queue behind it
     conn.data_received(GOOD * (PIPELINE_DEPTH + 2))
     transport = conn.transport
     assert transport.paused  # type: ignore[union-attr]
@@ -252,8 +246,8 @@ async def test_a_head_begun_after_a_request_in_the_same_read_arms_the_header_dea
 
 @pytest.mark.asyncio
 async def test_an_incomplete_body_arms_the_body_deadline(setup):
-    conn, proxy, _ = setup
-    proxy.hold = True
+    conn, exchanges, _ = setup
+    exchanges.hold = True
     conn.data_received(b"POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n12345")
     assert conn.deadline_kind == BODY
     conn.data_received(b"6" * (100000 - 5))
@@ -284,30 +278,42 @@ async def test_slow_head_is_closed_by_the_deadline(setup):
     assert transport.closed  # type: ignore[union-attr]
 
 
+class _BrokenProxy(_Proxy):
+    """A proxy whose routing fails with an error nobody expected (a bug)."""
+
+    @property
+    def plain_forwarding(self) -> Any:
+        raise RuntimeError("routing bug")
+
+
 @pytest.mark.asyncio
-async def test_an_unexpected_error_settles_the_exchange_and_closes(setup, monkeypatch):
-    conn, proxy, _ = setup
+async def test_an_unexpected_error_settles_the_exchange_and_closes(monkeypatch):
     lines = io.BytesIO()
     monkeypatch.setattr(logs._sink, "stream", lines)
-    proxy.fail = RuntimeError("routing bug")
-    conn.data_received(GOOD)
-    assert proxy.finished == [500]
-    assert conn.transport.closed  # type: ignore[union-attr]
-    line = json.loads(lines.getvalue().splitlines()[-1])
-    assert line["message"] == "exchange-failed"
-    assert "routing bug" in line["data"]["error"]
+    events: list[tuple[str, Any]] = []
+    proxy = _BrokenProxy()
+    conn = serve(events, proxy, None)  # the real exchange (exchange.py) and proxy core
+    try:
+        conn.data_received(GOOD)
+        stats = proxy.row.stats
+        assert (stats[Stat.requests], stats[Stat.responses_5xx], stats[Stat.in_flight]) == (1, 1, 0)
+        assert conn.transport.closed  # type: ignore[union-attr]
+        line = json.loads(lines.getvalue().splitlines()[-1])
+        assert line["message"] == "exchange-failed"
+        assert "routing bug" in line["data"]["error"]
+    finally:
+        conn.connection_lost(None)
+        conn.server.deadlines.close()
 
 
 @pytest.mark.asyncio
 async def test_a_client_that_leaves_mid_exchange_is_a_499(setup):
-    conn, proxy, _ = setup
-    proxy.hold = True
+    # The exchange's side of it (a 499 logged, the backend freed) is test_accesslog's.
+    conn, exchanges, _ = setup
+    exchanges.hold = True
     conn.data_received(GOOD)
-    await asyncio.sleep(0)  # the held exchange's task starts waiting
     conn.connection_lost(None)
-    for _ in range(10):
-        await asyncio.sleep(0)
-    assert proxy.finished == [499]
+    assert exchanges.finished == [499]
     assert conn.state is State.CLOSED
 
 

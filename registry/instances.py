@@ -20,8 +20,6 @@ PROCESS_ID_TAG: Final = "process_id"
 
 
 class AppInstance:
-    __slots__ = ("app_id", "index")
-
     def __init__(self, app_id: str, index: str) -> None:
         self.app_id = app_id
         self.index = index

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
 
 class Forwarding:
-    __slots__ = ("default_proto", "fixed_proto", "from_route_service", "keep_client_xfcc", "xfcc")
-
     def __init__(
         self, keep_client_xfcc: bool, xfcc: bytes, fixed_proto: bytes, default_proto: bytes
     ) -> None:

@@ -13,8 +13,6 @@ from registry.shm.counters import CounterTable
 class WorkerHealth:
     """Implements registry.policy.EndpointHealth for one worker."""
 
-    __slots__ = ("clock", "counters", "marks", "max_conns")
-
     def __init__(
         self,
         counters: CounterTable,

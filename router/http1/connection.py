@@ -23,9 +23,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final
 
-from aiohttp.http import HttpRequestParser
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
-from mypy_extensions import mypyc_attr
 
 from registry.shm.counters import Stat
 from router.answers import as_configured, count_answer, refusal_answer
@@ -46,56 +44,20 @@ log = EventLog("vcap.gorouter.router")
 # Requests parsed ahead of the one being served; more and the socket is not read until the
 # queue drains (a pipelining client waits; memory stays bounded).
 PIPELINE_DEPTH: Final = 16
-# aiohttp's body buffer per request before it pauses reading (its own default read size).
-BODY_BUFFER: Final = 64 * 1024
 # How long a closing connection reads and drops what the client still sends (aiohttp's own
 # lingering time): closing with unread bytes would reset the response away.
 LINGER: Final = 1.0
 _SERVING: Final = (State.IDLE, State.READING)  # where queued requests are served from
 
 
-@mypyc_attr(native_class=False)  # as FlowControlled (flow.py)
 class ClientConnection(FlowControlled):
     """A client's HTTP/1 connection to a worker (see the module docstring)."""
-
-    # `deadline`/`deadline_kind`: for the per-worker deadline scanner.
-    __slots__ = (
-        "deadline",
-        "deadline_kind",
-        "dispatching",
-        "exchange",
-        "forwarding",
-        "idle_handle",
-        "idle_since",
-        "intake",
-        "local",
-        "parser",
-        "peer",
-        "queue",
-        "refused",
-        "server",
-        "state",
-        "tls",
-        "tunnel_sink",
-        "upgrade_tail",
-        "upgraded",
-    )
 
     def __init__(
         self, server: Http1Server, tls: bool = False, peer: tuple[str, int] | None = None
     ) -> None:
         limits = server.limits
-        parser = HttpRequestParser(
-            self,
-            server.loop,
-            BODY_BUFFER,
-            max_line_size=limits.max_line,
-            max_field_size=limits.max_head_bytes,
-            max_headers=limits.header_count,
-            auto_decompress=False,
-        )
-        super().__init__(server.loop, parser, server.batch)
-        self.parser = parser
+        super().__init__(server.loop, limits, server.batch)
         self.server = server
         self.tls = tls
         self.peer = peer  # from a PROXY header, else the socket's
@@ -110,7 +72,7 @@ class ClientConnection(FlowControlled):
         self.upgrade_tail = b""  # client bytes after it, for the backend once it says 101
         self.tunnel_sink: TunnelSink | None = None  # the backend connection, in TUNNEL
         self.intake = Intake(limits)
-        self.deadline = 0.0
+        self.deadline = 0.0  # these two: for the per-worker deadline scanner
         self.deadline_kind = NONE
         self.idle_handle: asyncio.TimerHandle | None = None
         self.idle_since = 0.0

@@ -1,62 +1,58 @@
 """Flow control of a client connection, both ways: the router stops reading while a request
-body's buffer is full (aiohttp's StreamReader asks, through the protocol it was given), and an
-exchange waits while the client reads slower than the router writes."""
+body's buffer is full (aiohttp's StreamReader asks, through body_flow.py), and an exchange waits
+while the client reads slower than the router writes; and its writes, held for the batch."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
+from typing import cast
 
-from aiohttp.base_protocol import BaseProtocol
-from aiohttp.http import HttpRequestParser
-from mypy_extensions import mypyc_attr
-
+from router.http1.body_flow import BodyFlow
+from router.http1.rules import Limits
 from router.write_batch import WriteBatch
 
 
-# aiohttp's body reader expects its own protocol class, which declares __slots__; mypyc's native
-# classes cannot inherit those, so this class and its subclass stay Python classes, with their
-# methods compiled all the same.
-@mypyc_attr(native_class=False)
-class FlowControlled(BaseProtocol):
-    __slots__ = ("batch", "held", "router_paused", "write_waiter")
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, parser: HttpRequestParser, batch: WriteBatch
-    ) -> None:
-        super().__init__(loop, parser)
-        self.router_paused = False  # the router itself stopped reading (a full body buffer)
+class FlowControlled(asyncio.Protocol):
+    def __init__(self, loop: asyncio.AbstractEventLoop, limits: Limits, batch: WriteBatch) -> None:
+        self.body_flow = BodyFlow(self, loop, limits)
+        self.parser = self.body_flow.parser
+        self.transport: asyncio.Transport | None = None
+        self.writing_paused = False
         self.write_waiter: asyncio.Future[None] | None = None
         self.batch = batch
         self.held = b""  # a whole response waiting for the batch
 
-    def pause_reading(self) -> None:
-        """The body buffer is full: the router stops reading."""
-        self.router_paused = True
-        super().pause_reading()
-
-    def resume_reading(self, resume_parser: bool = True) -> None:
-        self.router_paused = False
-        super().resume_reading(resume_parser)
-
-    def is_reading_paused(self) -> bool:
-        """For the deadline scanner: a body stalled by the router is not the client's fault."""
-        return self.router_paused
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        waiter = self.write_waiter
-        if waiter is not None:
-            self.write_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = self.body_flow.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        self.transport = None
+        self.body_flow.connection_lost(exc)
         waiter = self.write_waiter
         if waiter is not None:
             self.write_waiter = None
             if not waiter.done():
                 waiter.set_exception(ConnectionResetError("client connection lost"))
-        super().connection_lost(exc)
+
+    def is_reading_paused(self) -> bool:
+        """For the deadline scanner: a body stalled by the router is not the client's fault."""
+        return self.body_flow.router_paused
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        waiter = self.write_waiter
+        if waiter is not None:
+            self.write_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def write(self, data: bytes) -> None:
         transport = self.transport
@@ -103,7 +99,7 @@ class FlowControlled(BaseProtocol):
 
     def resume_transport(self) -> None:
         transport = self.transport
-        if transport is not None and not self.router_paused:
+        if transport is not None and not self.body_flow.router_paused:
             transport.resume_reading()
 
 

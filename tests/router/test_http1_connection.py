@@ -317,8 +317,10 @@ async def test_a_client_that_leaves_mid_exchange_is_a_499(setup):
     assert conn.state is State.CLOSED
 
 
-def test_the_state_table_refuses_what_it_does_not_list() -> None:
-    conn = object.__new__(ClientConnection)
-    conn.state = State.CLOSED
+@pytest.mark.asyncio
+async def test_the_state_table_refuses_what_it_does_not_list(setup):
+    conn, _, _ = setup
+    conn.connection_lost(None)
+    assert conn.state is State.CLOSED
     with pytest.raises(IllegalTransition):
         conn._to(State.EXCHANGE)

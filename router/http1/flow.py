@@ -5,8 +5,9 @@ while the client reads slower than the router writes; and its writes, held for t
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import cast
+
+from aiohttp.tcp_helpers import tcp_nodelay
 
 from router.http1.body_flow import BodyFlow
 from router.http1.rules import Limits
@@ -26,9 +27,7 @@ class FlowControlled(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = self.body_flow.transport = cast(asyncio.Transport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tcp_nodelay(self.transport, True)  # as aiohttp's protocol did when this was one
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.transport = None

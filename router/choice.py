@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from registry.instances import find_sticky
-from registry.policy import BalancingPolicy
+from registry.policy import policy_for
 from registry.records import EndpointRecord, PoolRecord
 from router.exchange import Exchange
 from router.headers import endpoint_headers, header_value
@@ -24,12 +24,7 @@ if TYPE_CHECKING:
 
 
 def choose(
-    proxy: Proxy,
-    ex: Exchange,
-    pool: PoolRecord,
-    policy: BalancingPolicy,
-    excluded: set[int],
-    attempt: int,
+    proxy: Proxy, ex: Exchange, pool: PoolRecord, excluded: set[int], attempt: int
 ) -> EndpointRecord | None:
     if ex.must_be_sticky:
         # Gorouter: a Negotiate request pinned by __VCAP_ID__ goes to that instance on every
@@ -54,6 +49,8 @@ def choose(
         config = proxy.config
         if config.balancing_algorithm_az_preference == LOCALLY_OPTIMISTIC:
             zone = config.zone
+    # The pool's policy only now: a pool's only endpoint (the common case) needs none.
+    policy = policy_for(pool.load_balancing, proxy.default_algorithm)
     if pool.hash_header:  # set only on hash-based pools: the others never pay for the lookup
         name = pool.hash_header.lower().encode("utf-8", "replace")
         key = header_value(ex.request.raw_headers, name) or ""
@@ -75,7 +72,9 @@ def instance_strings(
     """Per-endpoint strings every request needs: X-CF-* lines, pool key and address. Kept
     until the endpoint's record changes (a new shard decode makes a new record)."""
     cached = proxy.instance_cache.get(endpoint.slot)
-    if cached is not None and cached[0] is endpoint:
+    # One slot per backend address: every route to the same instance has its own record
+    # object, equal to the others unless a registration differs, so compare by value next.
+    if cached is not None and (cached[0] is endpoint or cached[0] == endpoint):
         return cached
     if len(proxy.instance_cache) > 65536:
         proxy.instance_cache.clear()

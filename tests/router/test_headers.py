@@ -76,6 +76,32 @@ def test_instance_headers_come_from_the_registration(router):
     assert got["x-cf-instanceindex"] == ["3"]
 
 
+def test_routes_to_one_address_each_carry_their_own_registration(
+    router, module_nats, module_backends
+):
+    """Workers keep one set of instance headers per backend address; a route whose registration
+    of that address differs must not get another route's."""
+    backend = module_backends(name="echo")
+    with NatsClient(module_nats.port) as nats:
+        for index in range(3):
+            register(
+                nats,
+                backend.port,
+                [f"same-address-{index}.example.com"],
+                app=f"app-{index}",
+                private_instance_id=f"instance-{index}",
+            )
+        for index in range(3):
+            wait_routed(router, f"same-address-{index}.example.com")
+    for _ in range(3):  # interleaved, so each route follows another route's request
+        for index in range(3):
+            response = router.get("/echo", host=f"same-address-{index}.example.com")
+            assert response.status == 200, response.text
+            got = {name.lower(): value for name, value in response.json()["headers"]}
+            assert got["x-cf-applicationid"] == f"app-{index}"
+            assert got["x-cf-instanceid"] == f"instance-{index}"
+
+
 def test_request_start_is_set_when_absent_and_kept_when_present(router):
     before = int(time.time() * 1000)
     _, got = received(router)

@@ -29,9 +29,11 @@ class RouteLookup:
             routes = self._reader.shard(crc32(candidate.encode()) % self._shards)
             if isinstance(routes, ShardReadError):
                 return routes
-            by_path = routes.get(candidate)
-            if by_path is not None:
-                pool = match_path(by_path, path)
+            found = routes.get(candidate)
+            if isinstance(found, PoolRecord):
+                return found  # the host's only route is its root: it matches every path
+            if found is not None:
+                pool = match_path(found, path)
                 if pool is not None:
                     return pool
             candidate = next_wildcard(candidate)

@@ -9,7 +9,7 @@ from typing import Final
 
 import msgspec
 
-from registry.records import ShardRoutes, decode_shard
+from registry.records import EndpointRecord, ShardRoutes, decode_shard
 from registry.rejection import Rejection
 from registry.shm import layout as L
 from registry.shm.region import Region
@@ -50,6 +50,8 @@ class TableReader:
         self.shard_count = int(self._words[L.H_SHARDS])
         self._cache: list[ShardRoutes | None] = [None] * self.shard_count
         self._cached_seq: list[int] = [-1] * self.shard_count
+        # One record per backend instance, shared by every route to it (decode_shard).
+        self._endpoints: dict[int, EndpointRecord] = {}
         self.decodes = 0
         self.retries = 0
         # Time spent re-reading changed shards (copy and decode), wall and this thread's CPU:
@@ -125,7 +127,7 @@ class TableReader:
         if check and words[entry + L.E_SEQ] != s1:
             return None
         try:
-            routes = decode_shard(data)
+            routes = decode_shard(data, self._endpoints)
         except msgspec.DecodeError:
             if check:
                 return ShardReadError(f"shard {shard}: published payload does not decode")

@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from registry.records import EndpointRecord
+from registry.records import EndpointRecord, pools_of
 from registry.shm import layout
 from registry.shm.counters import CounterTable
 from registry.shm.reader import ShardReadError, TableReader, is_pid_alive
@@ -47,15 +47,14 @@ def read_table(run_dir: str, now: float | None = None) -> TableSnapshot:
         pools = reader.shard(shard)
         if isinstance(pools, ShardReadError):
             raise Unreachable(f"{table_path}: {pools.reason}")
-        for by_path in pools.values():
-            for pool in by_path.values():
-                routes[pool.uri] = [
-                    {
-                        **endpoint_json(endpoint, pool.route_service_url, pool.load_balancing),
-                        "ttl_left": _ttl_left(endpoint, last_seen, now),
-                    }
-                    for endpoint in pool.endpoints
-                ]
+        for pool in pools_of(pools):
+            routes[pool.uri] = [
+                {
+                    **endpoint_json(endpoint, pool.route_service_url, pool.load_balancing),
+                    "ttl_left": _ttl_left(endpoint, last_seen, now),
+                }
+                for endpoint in pool.endpoints
+            ]
     writer_pid = reader.header_word(layout.H_WRITER_PID)
     return TableSnapshot(
         routes=dict(sorted(routes.items())),

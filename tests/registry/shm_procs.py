@@ -20,7 +20,7 @@ import msgspec
 
 from registry.lookup import RouteLookup
 from registry.message import Registration, parse_registration
-from registry.records import PoolRecord, ShardRoutes, encode_shard
+from registry.records import PoolRecord, ShardRoutes, encode_shard, pool_at, pools_of
 from registry.rejection import Rejection
 from registry.routekey import host_candidates
 from registry.routes import RouteTable
@@ -81,10 +81,8 @@ def check_shard(routes: ShardRoutes | ShardReadError, shard: int, shard_count: i
     """Verify one read shard against its own check pool."""
     if isinstance(routes, ShardReadError):
         return ShardCheck(error=f"read error: {routes.reason}")
-    pools = [
-        pool for host, by_path in routes.items() if host != CHECK_HOST for pool in by_path.values()
-    ]
-    check = routes.get(CHECK_HOST, {}).get("")
+    pools = [pool for pool in pools_of(routes) if pool.host != CHECK_HOST]
+    check = pool_at(routes, CHECK_HOST, "")
     if check is None:
         if pools:
             return ShardCheck(error=f"shard {shard}: {len(pools)} pools and no check pool")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from registry.records import decode_shard, encode_shard
+from registry.records import decode_shard, encode_shard, pool_at
 from registry.shm import layout as L
 from registry.shm.counters import CounterTable, Stat, counters_size
 from registry.shm.reader import ShardReadError, TableReader
@@ -48,7 +48,8 @@ def test_writer_dead_mid_flip_still_leaves_a_complete_shard() -> None:
     _, shard, reader = _published(alive=False)
     routes = reader.shard(shard)
     assert not isinstance(routes, ShardReadError)
-    pool = routes["app.example.com"][""]
+    pool = pool_at(routes, "app.example.com", "")
+    assert pool is not None
     assert {endpoint.address for endpoint in pool.endpoints} == {"10.0.0.1:8080", "10.0.0.2:8080"}
 
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from registry.hostnames import normalize_host
 from registry.rejection import Rejection
 
 # What may appear in a path without escaping (RFC 3986 pchar plus "/"); "%" keeps existing escapes.
@@ -29,21 +30,6 @@ class RouteKey(msgspec.Struct, frozen=True, order=True, gc=False):
 
     def __str__(self) -> str:
         return self.host + self.path
-
-
-def strip_port(host: str) -> str:
-    """`Example.com:8080` → `Example.com`; `[::1]:80` → `[::1]`."""
-    if host.startswith("["):
-        end = host.find("]")
-        return host[: end + 1] if end != -1 else host
-    colon = host.find(":")
-    return host if colon == -1 else host[:colon]
-
-
-def normalize_host(host: str) -> str:
-    """The form hosts are stored and looked up in: lower case, no port, no trailing dot."""
-    host = strip_port(host.strip()).lower()
-    return host[:-1] if host.endswith(".") else host
 
 
 def normalize_path(path: str) -> str:

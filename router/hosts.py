@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from registry.routekey import normalize_host
+from registry.hostnames import normalize_host
 
 # Go's httpguts.ValidHostHeader: the bytes a host name, an IP literal and a port can hold.
 # Anything else (a space, quotes, angle brackets, control bytes) is `400 malformed Host header`.
@@ -25,9 +25,10 @@ def lookup_host_and_path(host_header: str, target: str) -> tuple[str, str] | Non
 
     An absolute-form target (`GET http://host/path`) names the authority, which wins over Host.
     """
-    try:
-        host = _normalized[host_header]
-    except KeyError:
+    # .get, not [] and KeyError: with many hosts most requests miss, and a raised exception
+    # costs a compiled module a traceback object.
+    host = _normalized.get(host_header)
+    if host is None and host_header not in _normalized:
         if len(_normalized) >= _SEEN_MAX:
             _normalized.clear()
         valid = is_valid_host_header(host_header)

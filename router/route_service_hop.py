@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote, urlsplit
 
+from registry.hostnames import strip_port
 from registry.records import EndpointRecord, PoolRecord
 from registry.rejection import Rejection
-from registry.routekey import strip_port
 from registry.shm.counters import Stat
 from router import attempts, errors, settlement
 from router.answers import backend_answer, router_answer

@@ -10,11 +10,11 @@ from typing import Any
 
 import msgspec
 
+from registry.hostnames import normalize_host
 from registry.lookup import RouteLookup
 from registry.message import Registration, parse_registration
 from registry.records import PoolRecord, encode_shard
 from registry.rejection import Rejection
-from registry.routekey import normalize_host
 from registry.routes import Change, RouteTable
 from registry.shm.reader import ShardReadError, TableReader
 from registry.shm.region import MemoryRegion, Region

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from registry.hostnames import normalize_host
 from registry.rejection import Rejection
 from registry.routekey import (
     RouteKey,
     host_candidates,
-    normalize_host,
     normalize_path,
     path_prefixes,
     route_key_from_uri,

@@ -40,7 +40,6 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Final
 
-from registry.policy import policy_for
 from registry.records import EndpointRecord, PoolRecord
 from registry.shm.counters import Stat
 from router import choice, errors, settlement
@@ -71,9 +70,7 @@ def first_attempt(proxy: Proxy, ex: Exchange, plan: Plan) -> EndpointRecord | No
     `attempts(..., first=endpoint)` dials. Returns the endpoint; None when every endpoint
     is full, which `attempts()` answers."""
     pool = plan.pool
-    endpoint = choice.choose(
-        proxy, ex, pool, policy_for(pool.load_balancing, proxy.default_algorithm), _NONE_EXCLUDED, 1
-    )
+    endpoint = choice.choose(proxy, ex, pool, _NONE_EXCLUDED, 1)
     if endpoint is None:
         return None
     # Counted at once, as in attempts(): between the check and the count nothing else runs.
@@ -104,7 +101,7 @@ def first_head(proxy: Proxy, ex: Exchange) -> bool:
         except BackendError as error:
             ex.first_error = error
             return False
-        ex.backend = ex.endpoint.address
+        ex.backend = choice.instance_strings(proxy, ex.endpoint)[3]  # cached, unlike .address
         return True
     return False
 
@@ -118,7 +115,6 @@ async def attempts(
     req = ex.request
     common, pool = plan.common, plan.pool
     inflight = proxy.row.inflight
-    policy = policy_for(pool.load_balancing, proxy.default_algorithm)
     idempotent = req.method in IDEMPOTENT_METHODS or (
         ex.facts is not None and ex.facts.has_idempotency_key
     )
@@ -134,7 +130,7 @@ async def attempts(
             if number == 1 and first is not None:
                 endpoint = first  # counted in flight by first_attempt
             else:
-                endpoint = choice.choose(proxy, ex, pool, policy, excluded, number)
+                endpoint = choice.choose(proxy, ex, pool, excluded, number)
                 if endpoint is None:
                     if number == 1 and (
                         not ex.must_be_sticky or choice.all_overloaded(proxy, pool)

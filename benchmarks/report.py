@@ -15,6 +15,8 @@ STORM_VISIBLE_TARGET_S = 20.0
 CHURN_ROUTABLE_P99_MS = 1000.0
 # Small GETs over h2, routerd's req/s over nginx's (both TLS with an access log).
 H2_RATIO_TARGET = 0.5
+# routerd's req/s at the largest route table swept ÷ its req/s at one route (same wrk script).
+ROUTES_RATIO_TARGET = 0.9
 
 
 def fmt_rate(value: float) -> str:
@@ -126,7 +128,38 @@ def sweep_section(sweep: dict[str, Any]) -> list[str]:
                 ]
             )
     out += table_rows(header, rows)
+    out += route_ratio_lines(sweep)
     return out
+
+
+def route_ratio_lines(sweep: dict[str, Any]) -> list[str]:
+    """Each target at 10k/100k routes ÷ itself at 1 route, all under the Host-spreading script."""
+    spread = {
+        scenario["scenario"]["value"]: scenario["ratios"]
+        for scenario in sweep["scenarios"].values()
+        if "to_routes_1" in scenario["ratios"].get("routerd", {})
+    }
+    if len(spread) < 2:
+        return []
+    cells = [
+        target
+        + "".join(
+            f" {value} {ratios[target]['to_routes_1']:.2f}" for value, ratios in spread.items()
+        )
+        for target in sweep["targets"]
+    ]
+    return ["  routes, ÷ the same target at 1 route (the script spreads both): " + "; ".join(cells)]
+
+
+def largest_route_ratio(sweep: dict[str, Any]) -> tuple[int, float] | None:
+    """(routes, routerd's req/s there ÷ at 1 route) for the largest route scenario swept."""
+    found = [
+        (scenario["scenario"]["routes"], scenario["ratios"]["routerd"]["to_routes_1"])
+        for scenario in sweep["scenarios"].values()
+        if "to_routes_1" in scenario["ratios"].get("routerd", {})
+        and scenario["scenario"]["routes"] > 1
+    ]
+    return max(found) if found else None
 
 
 def latency_section(latency: dict[str, Any]) -> list[str]:
@@ -341,6 +374,16 @@ def target_lines(results: dict[str, Any]) -> list[str]:
             (
                 f"h2 small GETs: routerd ÷ nginx >= {H2_RATIO_TARGET} ({ratio:.2f})",
                 ratio >= H2_RATIO_TARGET,
+            )
+        )
+    largest = largest_route_ratio(results["sweep"]) if results.get("sweep") else None
+    if largest:
+        routes, ratio = largest
+        checks.append(
+            (
+                f"routerd at {fmt_rate(routes)} routes ÷ at 1 route >= {ROUTES_RATIO_TARGET} "
+                f"({ratio:.2f})",
+                ratio >= ROUTES_RATIO_TARGET,
             )
         )
     storm = results.get("storm")

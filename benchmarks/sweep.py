@@ -2,10 +2,12 @@
 
 The baseline is a 2-byte GET over 64 keep-alive connections to one route, routerd with 2
 workers. Each scenario changes one thing: the response size (16 KiB, 1 MiB), a 16 KiB POST
-body, the connection count (1, 512), routerd's workers (1), or the route table (10k, 100k
-routes, the request Host drawn at random from them; nginx and HAProxy then route by a Host map
-of the same size). Every target runs in every round, in an order that rotates per round; a
-target's figure is its median round, and each proxy is given as a ratio to nginx and to direct,
+body, the connection count (1, 512), routerd's workers (1), or the route table (1, 10k, 100k
+routes, the request Host drawn at random from them by a wrk script; nginx and HAProxy then route
+by a Host map of the same size). The script costs wrk time per request, so the route scenarios
+are compared with each other (`to_routes_1`), each target against its own 1-route rate. Every
+target runs in every round, in an order that rotates per round; a target's figure is its median
+round, and each proxy is given as a ratio to nginx and to direct,
 with its CPU time per request from /proc (its own processes; the backend's not included).
 """
 
@@ -39,6 +41,8 @@ Say = Callable[[str], None]
 TARGETS = ("direct", "routerd", "nginx", "haproxy")
 ROUTE_TEMPLATE = "r%d.routes.example.com"
 URIS_PER_MESSAGE = 1000
+ROUTES_AXIS = "routes"
+ROUTES_BASE = "routes-1"
 WARMUP_SECONDS = 1
 
 
@@ -55,6 +59,11 @@ class Scenario:
     routes: int = 1
     post_bytes: int = 0
 
+    @property
+    def spreads_hosts(self) -> bool:
+        """Requests carry a Host drawn from `routes` registered routes (the wrk hosts script)."""
+        return self.axis == ROUTES_AXIS
+
 
 BASELINE = Scenario("baseline", "baseline", "2 B GET, 64 conns, 2 workers, 1 route")
 SCENARIOS = (
@@ -65,8 +74,9 @@ SCENARIOS = (
     Scenario("connections-1", "connections", "1", connections=1),
     Scenario("connections-512", "connections", "512", connections=512),
     Scenario("workers-1", "routerd workers", "1", workers=1),
-    Scenario("routes-10k", "routes", "10k", routes=10_000),
-    Scenario("routes-100k", "routes", "100k", routes=100_000),
+    Scenario(ROUTES_BASE, ROUTES_AXIS, "1", routes=1),
+    Scenario("routes-10k", ROUTES_AXIS, "10k", routes=10_000),
+    Scenario("routes-100k", ROUTES_AXIS, "100k", routes=100_000),
 )
 
 
@@ -132,7 +142,7 @@ class Bench:
             )
             targets["routerd"] = target
             extra.append(target)
-        if scenario.routes > 1:
+        if scenario.spreads_hosts:
             self.say(f"registering {scenario.routes} routes in routerd, nginx and HAProxy")
             self.register_routes(scenario.routes)
             hosts = [ROUTE_TEMPLATE % index for index in range(scenario.routes)]
@@ -155,7 +165,7 @@ class Bench:
 def request_script(scenario: Scenario, workdir: Path) -> Path | None:
     if scenario.post_bytes:
         return wrk.post_script(workdir, scenario.post_bytes)
-    if scenario.routes > 1:
+    if scenario.spreads_hosts:
         return wrk.hosts_script(workdir, scenario.routes, ROUTE_TEMPLATE)
     return None
 
@@ -188,7 +198,7 @@ def run_scenario(
     script = request_script(scenario, workdir)
     with bench.scenario(scenario, workdir) as targets:
         order = [targets[name] for name in TARGETS]
-        if scenario.workers != 2 or scenario.routes > 1:
+        if scenario.workers != 2 or scenario.spreads_hosts:
             for target in order:
                 wrk.run(target.port, target.host, settings.warmup_seconds, 64, script=script)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in TARGETS}
@@ -211,6 +221,21 @@ def run_scenario(
     return {"scenario": asdict(scenario), "labels": labels, "runs": runs, **summary}
 
 
+def add_route_ratios(ran: tuple[Scenario, ...], results: dict[str, Any]) -> None:
+    """Each route scenario's req/s ÷ the same target's at 1 route, both under the hosts script."""
+    base = results.get(ROUTES_BASE)
+    if base is None:
+        return
+    for scenario in ran:
+        if not scenario.spreads_hosts:
+            continue
+        result = results[scenario.name]
+        for name in TARGETS:
+            own = base["median"][name]["rps"]
+            rate = result["median"][name]["rps"]
+            result["ratios"][name]["to_routes_1"] = round(rate / own, 3) if own else 0.0
+
+
 @contextmanager
 def started_bench(workdir: Path, run_root: Path, say: Say) -> Iterator[Bench]:
     """The four targets, warmed up; shared by the latency and sweep benchmarks of one run.
@@ -230,6 +255,7 @@ def run_sweep(bench: Bench, settings: SweepSettings, workdir: Path, say: Say) ->
     for index, scenario in enumerate(settings.scenarios, 1):
         say(f"scenario {index}/{len(settings.scenarios)} {scenario.name} ({scenario.value})")
         scenarios[scenario.name] = run_scenario(bench, scenario, settings, workdir, say)
+    add_route_ratios(settings.scenarios, scenarios)
     return {
         "settings": {
             "seconds": settings.seconds,

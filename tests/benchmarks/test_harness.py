@@ -137,6 +137,14 @@ def test_sweep_gives_positive_ratios_and_cpu_for_every_target(
         assert scenario["ratios"]["nginx"]["to_nginx"] == 1.0
     # The worker sweep really ran routerd with one worker.
     assert sweep["scenarios"]["workers-1"]["labels"]["routerd"] == "routerd (1 worker)"
+    # Route scenarios are measured against the same target at 1 route under the same script.
+    for target in TARGETS:
+        assert sweep["scenarios"]["routes-1"]["ratios"][target]["to_routes_1"] == 1.0
+        assert sweep["scenarios"]["routes-1k"]["ratios"][target]["to_routes_1"] > 0
+    assert "to_routes_1" not in sweep["scenarios"]["baseline"]["ratios"]["routerd"]
+    stdout = tiny_run[2]
+    assert "routes, ÷ the same target at 1 route (the script spreads both)" in stdout
+    assert "routerd at 1,000 routes ÷ at 1 route >= 0.9" in stdout
 
 
 @pytest.mark.timeout(300)

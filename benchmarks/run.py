@@ -137,7 +137,7 @@ TINY = Plan(
         rounds=1,
         warmup_seconds=1,
         scenarios=(
-            *scenarios("baseline", "post-16KiB", "workers-1", "routes-1"),
+            *scenarios("baseline", "post-16KiB", "workers-1"),
             Scenario("routes-1k", "routes", "1k", routes=1_000),
         ),
     ),

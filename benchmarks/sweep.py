@@ -2,13 +2,15 @@
 
 The baseline is a 2-byte GET over 64 keep-alive connections to one route, routerd with 2
 workers. Each scenario changes one thing: the response size (16 KiB, 1 MiB), a 16 KiB POST
-body, the connection count (1, 512), routerd's workers (1), or the route table (1, 10k, 100k
+body, the connection count (1, 512), routerd's workers (1), or the route table (10k, 100k
 routes, the request Host drawn at random from them by a wrk script; nginx and HAProxy then route
-by a Host map of the same size). The script costs wrk time per request, so the route scenarios
-are compared with each other (`to_routes_1`), each target against its own 1-route rate. Every
-target runs in every round, in an order that rotates per round; a target's figure is its median
-round, and each proxy is given as a ratio to nginx and to direct,
-with its CPU time per request from /proc (its own processes; the backend's not included).
+by a Host map of the same size). In a route scenario each target also runs, in the same round,
+with every request to one of those hosts (the same script with one host), and `to_one_host` is
+the same-round ratio of the two: what spreading lookups over the table costs, measured seconds
+apart, where comparing with the baseline would charge the script and a minute's drift to it.
+Every target runs in every round, in an order that rotates per round; a target's figure is its
+median round, and each proxy is given as a ratio to nginx and to direct, with its CPU time per
+request from /proc (its own processes; the backend's not included).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from benchmarks.proxies import (
     start_nginx_proxy,
     write_host_maps,
 )
-from benchmarks.proxy import measure, start_routerd_target
+from benchmarks.proxy import measure, same_round_ratios, start_routerd_target
 from benchmarks.routerd import publish, start_nats
 from tests.support.launcher import ProcessGroup
 from tests.support.nats import register_message
@@ -42,7 +44,6 @@ TARGETS = ("direct", "routerd", "nginx", "haproxy")
 ROUTE_TEMPLATE = "r%d.routes.example.com"
 URIS_PER_MESSAGE = 1000
 ROUTES_AXIS = "routes"
-ROUTES_BASE = "routes-1"
 WARMUP_SECONDS = 1
 
 
@@ -74,7 +75,6 @@ SCENARIOS = (
     Scenario("connections-1", "connections", "1", connections=1),
     Scenario("connections-512", "connections", "512", connections=512),
     Scenario("workers-1", "routerd workers", "1", workers=1),
-    Scenario(ROUTES_BASE, ROUTES_AXIS, "1", routes=1),
     Scenario("routes-10k", ROUTES_AXIS, "10k", routes=10_000),
     Scenario("routes-100k", ROUTES_AXIS, "100k", routes=100_000),
 )
@@ -196,20 +196,35 @@ def run_scenario(
     bench: Bench, scenario: Scenario, settings: SweepSettings, workdir: Path, say: Say
 ) -> dict[str, Any]:
     script = request_script(scenario, workdir)
+    # Route scenarios: the same script over one host, run beside the spread one in each round.
+    one_host = wrk.hosts_script(workdir, 1, ROUTE_TEMPLATE) if scenario.spreads_hosts else None
     with bench.scenario(scenario, workdir) as targets:
         order = [targets[name] for name in TARGETS]
         if scenario.workers != 2 or scenario.spreads_hosts:
             for target in order:
                 wrk.run(target.port, target.host, settings.warmup_seconds, 64, script=script)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in TARGETS}
+        one_host_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in TARGETS}
         for round_index in range(settings.rounds):
             shift = round_index % len(order)
             for target in order[shift:] + order[:shift]:
-                run = measure(target, settings.seconds, script, scenario.path, scenario.connections)
-                run["round"] = round_index + 1
-                runs[target.name].append(run)
+                kinds = [(script, runs)] + ([(one_host, one_host_runs)] if one_host else [])
+                for kind_script, into in kinds[:: 1 if round_index % 2 == 0 else -1]:
+                    run = measure(
+                        target, settings.seconds, kind_script, scenario.path, scenario.connections
+                    )
+                    run["round"] = round_index + 1
+                    into[target.name].append(run)
         labels = {name: targets[name].label for name in TARGETS}
     summary = summarize(runs)
+    if one_host:
+        spread = same_round_ratios(
+            {**runs, **{f"{name}-one-host": one_host_runs[name] for name in TARGETS}},
+            [(name, f"{name}-one-host") for name in TARGETS],
+        )
+        for name in TARGETS:
+            summary["ratios"][name]["to_one_host"] = spread[f"{name}/{name}-one-host"]
+        summary["one_host_runs"] = one_host_runs
     say(
         f"{scenario.name}: "
         + ", ".join(
@@ -219,21 +234,6 @@ def run_scenario(
         )
     )
     return {"scenario": asdict(scenario), "labels": labels, "runs": runs, **summary}
-
-
-def add_route_ratios(ran: tuple[Scenario, ...], results: dict[str, Any]) -> None:
-    """Each route scenario's req/s ÷ the same target's at 1 route, both under the hosts script."""
-    base = results.get(ROUTES_BASE)
-    if base is None:
-        return
-    for scenario in ran:
-        if not scenario.spreads_hosts:
-            continue
-        result = results[scenario.name]
-        for name in TARGETS:
-            own = base["median"][name]["rps"]
-            rate = result["median"][name]["rps"]
-            result["ratios"][name]["to_routes_1"] = round(rate / own, 3) if own else 0.0
 
 
 @contextmanager
@@ -255,7 +255,6 @@ def run_sweep(bench: Bench, settings: SweepSettings, workdir: Path, say: Say) ->
     for index, scenario in enumerate(settings.scenarios, 1):
         say(f"scenario {index}/{len(settings.scenarios)} {scenario.name} ({scenario.value})")
         scenarios[scenario.name] = run_scenario(bench, scenario, settings, workdir, say)
-    add_route_ratios(settings.scenarios, scenarios)
     return {
         "settings": {
             "seconds": settings.seconds,

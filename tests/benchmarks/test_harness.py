@@ -137,14 +137,16 @@ def test_sweep_gives_positive_ratios_and_cpu_for_every_target(
         assert scenario["ratios"]["nginx"]["to_nginx"] == 1.0
     # The worker sweep really ran routerd with one worker.
     assert sweep["scenarios"]["workers-1"]["labels"]["routerd"] == "routerd (1 worker)"
-    # Route scenarios are measured against the same target at 1 route under the same script.
+    # A route scenario also runs every target with all requests to one host, in each round.
+    routes = sweep["scenarios"]["routes-1k"]
     for target in TARGETS:
-        assert sweep["scenarios"]["routes-1"]["ratios"][target]["to_routes_1"] == 1.0
-        assert sweep["scenarios"]["routes-1k"]["ratios"][target]["to_routes_1"] > 0
-    assert "to_routes_1" not in sweep["scenarios"]["baseline"]["ratios"]["routerd"]
+        assert routes["ratios"][target]["to_one_host"] > 0
+        [one_host] = routes["one_host_runs"][target]
+        assert one_host["rps"] > 0 and one_host["errors"] == 0 and one_host["round"] == 1
+    assert "to_one_host" not in sweep["scenarios"]["baseline"]["ratios"]["routerd"]
     stdout = tiny_run[2]
-    assert "routes, ÷ the same target at 1 route (the script spreads both)" in stdout
-    assert "routerd at 1,000 routes ÷ at 1 route >= 0.9" in stdout
+    assert "routes, spread ÷ one host (same table, same round): direct 1k " in stdout
+    assert "routerd, requests spread over 1,000 routes ÷ all to one of them >= 0.9" in stdout
 
 
 @pytest.mark.timeout(300)

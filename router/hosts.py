@@ -10,9 +10,6 @@ from registry.hostnames import normalize_host
 # Go's httpguts.ValidHostHeader: the bytes a host name, an IP literal and a port can hold.
 # Anything else (a space, quotes, angle brackets, control bytes) is `400 malformed Host header`.
 _VALID_HOST: Final = re.compile(r"[0-9A-Za-z!$%&'()*+,\-.:;=\[\]_~]*").fullmatch
-_SEEN_MAX: Final = 4096
-# Host header → normalised host, or None for a malformed one (checked once per distinct value).
-_normalized: dict[str, str | None] = {}
 
 
 def is_valid_host_header(host_header: str) -> bool:
@@ -25,16 +22,11 @@ def lookup_host_and_path(host_header: str, target: str) -> tuple[str, str] | Non
 
     An absolute-form target (`GET http://host/path`) names the authority, which wins over Host.
     """
-    # .get, not [] and KeyError: with many hosts most requests miss, and a raised exception
-    # costs a compiled module a traceback object.
-    host = _normalized.get(host_header)
-    if host is None and host_header not in _normalized:
-        if len(_normalized) >= _SEEN_MAX:
-            _normalized.clear()
-        valid = is_valid_host_header(host_header)
-        host = _normalized[host_header] = normalize_host(host_header) if valid else None
-    if host is None:
+    # Computed for every request, not remembered: compiled, this costs less than a cache of
+    # recent Hosts did once requests spread over many hosts (its misses, inserts and clears).
+    if not is_valid_host_header(host_header):
         return None
+    host = normalize_host(host_header)
     if target[:1] == "/":  # origin form, the common case
         query = target.find("?")
         return host, target if query == -1 else target[:query]

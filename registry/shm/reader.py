@@ -9,8 +9,9 @@ from typing import Final
 
 import msgspec
 
-from registry.records import EndpointRecord, ShardRoutes, decode_shard
+from registry.records import EndpointRecord
 from registry.rejection import Rejection
+from registry.shard_routes import ShardRoutes, decode_shard
 from registry.shm import layout as L
 from registry.shm.region import Region
 

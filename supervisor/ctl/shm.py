@@ -11,7 +11,8 @@ import os
 import time
 from dataclasses import dataclass
 
-from registry.records import EndpointRecord, pools_of
+from registry.records import EndpointRecord
+from registry.shard_routes import pools_of
 from registry.shm import layout
 from registry.shm.counters import CounterTable
 from registry.shm.reader import ShardReadError, TableReader, is_pid_alive

@@ -20,10 +20,11 @@ import msgspec
 
 from registry.lookup import RouteLookup
 from registry.message import Registration, parse_registration
-from registry.records import PoolRecord, ShardRoutes, encode_shard, pool_at, pools_of
+from registry.records import PoolRecord, encode_shard
 from registry.rejection import Rejection
 from registry.routekey import host_candidates
 from registry.routes import RouteTable
+from registry.shard_routes import ShardRoutes, pool_at, pools_of
 from registry.sharding import shard_of
 from registry.shm import layout as L
 from registry.shm.counters import CounterTable, Stat

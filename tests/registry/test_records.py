@@ -5,17 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from registry.records import (
-    EndpointRecord,
-    PoolRecord,
-    ShardRoutes,
-    decode_shard,
-    encode_pool,
-    encode_shard,
-    join_shard,
-    pool_at,
-    pools_of,
-)
+from registry.records import EndpointRecord, PoolRecord, encode_pool, encode_shard, join_shard
+from registry.shard_routes import ShardRoutes, decode_shard, pool_at, pools_of
 
 
 @pytest.mark.parametrize("count", [0, 1, 15, 16, 300, 65535, 65536])

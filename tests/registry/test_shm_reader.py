@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from registry.records import decode_shard, encode_shard, pool_at
+from registry.records import encode_shard
+from registry.shard_routes import decode_shard, pool_at
 from registry.shm import layout as L
 from registry.shm.counters import CounterTable, Stat, counters_size
 from registry.shm.reader import ShardReadError, TableReader

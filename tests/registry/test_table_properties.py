@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from registry.prune import plan_prune
-from registry.records import pools_of
+from registry.shard_routes import pools_of
 from registry.shm import layout as L
 from registry.shm.region import FileRegion, MemoryRegion
 from registry.shm.writer import initial_size

@@ -70,10 +70,10 @@ def instance_strings(
     proxy: Proxy, endpoint: EndpointRecord
 ) -> tuple[EndpointRecord, bytes, str, str]:
     """Per-endpoint strings every request needs: X-CF-* lines, pool key and address. Kept
-    until the endpoint's record changes (a new shard decode makes a new record)."""
+    per slot (backend address) until the endpoint's record differs."""
     cached = proxy.instance_cache.get(endpoint.slot)
-    # One slot per backend address: every route to the same instance has its own record
-    # object, equal to the others unless a registration differs, so compare by value next.
+    # Routes to one instance mostly share its record (decode_shard), but not always: one
+    # decoded before another route re-registered the address is an equal, other object.
     if cached is not None and (cached[0] is endpoint or cached[0] == endpoint):
         return cached
     if len(proxy.instance_cache) > 65536:

@@ -133,12 +133,19 @@ def sweep_section(sweep: dict[str, Any]) -> list[str]:
     return out
 
 
+def route_scenarios(sweep: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sweep's route scenarios: those measured spread over their routes and to one host."""
+    return [
+        scenario
+        for scenario in sweep["scenarios"].values()
+        if "to_one_host" in scenario["ratios"].get("routerd", {})
+    ]
+
+
 def route_ratio_lines(sweep: dict[str, Any]) -> list[str]:
     """Each target, requests spread over 10k/100k routes ÷ all to one of them, same round."""
     spread = {
-        scenario["scenario"]["value"]: scenario["ratios"]
-        for scenario in sweep["scenarios"].values()
-        if "to_one_host" in scenario["ratios"].get("routerd", {})
+        scenario["scenario"]["value"]: scenario["ratios"] for scenario in route_scenarios(sweep)
     }
     if not spread:
         return []
@@ -156,8 +163,7 @@ def largest_route_ratio(sweep: dict[str, Any]) -> tuple[int, float] | None:
     """(routes, routerd's spread ÷ one-host ratio) for the largest route scenario swept."""
     found = [
         (scenario["scenario"]["routes"], scenario["ratios"]["routerd"]["to_one_host"])
-        for scenario in sweep["scenarios"].values()
-        if "to_one_host" in scenario["ratios"].get("routerd", {})
+        for scenario in route_scenarios(sweep)
     ]
     return max(found) if found else None
 

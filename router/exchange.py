@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from registry.records import EndpointRecord, PoolRecord
 from router.errors import BackendError
@@ -19,13 +19,27 @@ if TYPE_CHECKING:
     from router.answers import Answer
 
 
-class Sending(NamedTuple):
-    """What an attempt says of its request besides the head it writes."""
+class Sending:
+    """What an attempt says of its request besides the head it writes.
 
-    is_head: bool  # a HEAD request: its response has no body
-    closing: bool  # the request says `Connection: close`: an HTTP/1 connection is not kept
-    client_headers: RawHeaders  # the client's own, hop-by-hop ones too (HTTP/2 reads TE there)
-    on_interim: Callable[[int, bytes], None] | None  # where the backend's 1xx heads go
+    This and `Plan` are classes, not NamedTuples: compiled, a class is built natively, where a
+    NamedTuple's constructor runs as interpreted Python (each is built once per request)."""
+
+    def __init__(
+        self,
+        is_head: bool,
+        closing: bool,
+        client_headers: RawHeaders,
+        on_interim: Callable[[int, bytes], None] | None,
+    ) -> None:
+        self.is_head = is_head  # a HEAD request: its response has no body
+        self.closing = closing  # `Connection: close`: an HTTP/1 connection is not kept
+        # The client's own headers, hop-by-hop ones too (HTTP/2 reads TE there).
+        self.client_headers = client_headers
+        self.on_interim = on_interim  # where the backend's 1xx heads go
+
+    def __repr__(self) -> str:
+        return f"Sending(is_head={self.is_head}, closing={self.closing})"
 
 
 class BackendExchange(Protocol):
@@ -137,12 +151,16 @@ class ProxyRequest:
         return self.body is None or not self.body.consumed
 
 
-class Plan(NamedTuple):
+class Plan:
     """What routing decided for a request the router does not answer itself."""
 
-    common: list[bytes]  # the header lines every attempt sends
-    pool: PoolRecord
-    via_route_service: bool  # the request goes to the pool's route service first
+    def __init__(self, common: list[bytes], pool: PoolRecord, via_route_service: bool) -> None:
+        self.common = common  # the header lines every attempt sends
+        self.pool = pool
+        self.via_route_service = via_route_service  # to the pool's route service first
+
+    def __repr__(self) -> str:
+        return f"Plan({self.pool!r}, via_route_service={self.via_route_service})"
 
 
 class Exchange:

@@ -45,11 +45,15 @@ class RelayableHead(NamedTuple):
     has_date: bool
 
 
-class WholeResponse(NamedTuple):
-    """A response written to the client in one buffer."""
+class WholeResponse:
+    """A response written to the client in one buffer (a class: see exchange.Sending)."""
 
-    data: bytes
-    body_size: int  # what the access log counts as sent
+    def __init__(self, data: bytes, body_size: int) -> None:
+        self.data = data
+        self.body_size = body_size  # what the access log counts as sent
+
+    def __repr__(self) -> str:
+        return f"WholeResponse({len(self.data)} bytes, body {self.body_size})"
 
 
 _relayable: dict[tuple[bytes, bool, ResponseRewrite | None], RelayableHead | None] = {}

@@ -12,7 +12,7 @@ limit and its slack, before the parser holds all of it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from router.client_deadlines import BODY, HEADER, NONE
 from router.http1.rules import HEAD_SLACK, Limits, Refusal, head_too_large, refusal
@@ -25,13 +25,22 @@ PUSH_BODY: Final = BODY  # a body is arriving: request_body_timeout runs again f
 _HEAD_END: Final = b"\r\n\r\n"
 
 
-class Verdict(NamedTuple):
+class Verdict:
     """What one read comes to: requests to serve, a refusal to answer after them (nothing
-    after it is read), and the deadline to set."""
+    after it is read), and the deadline to set.
 
-    accepted: list[tuple[Any, Any]]
-    refused: Refusal | None
-    deadline: int
+    A class, not a NamedTuple: compiled, a class is built natively, where a NamedTuple's
+    constructor runs as interpreted Python (one per read)."""
+
+    def __init__(
+        self, accepted: list[tuple[Any, Any]], refused: Refusal | None, deadline: int
+    ) -> None:
+        self.accepted = accepted
+        self.refused = refused
+        self.deadline = deadline
+
+    def __repr__(self) -> str:
+        return f"Verdict({len(self.accepted)} accepted, {self.refused!r}, {self.deadline})"
 
 
 class Intake:

@@ -92,6 +92,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.active = False
         self._head_chunks: list[bytes] = []
         self._head_waiter: asyncio.Future[None] | None = None
+        self._on_head: Callable[[], object] | None = None
         self._body: deque[bytes] = deque()
         self._body_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
@@ -145,6 +146,11 @@ class UpstreamConnection(asyncio.Protocol):
             if self._head_bytes > self.limits.head_bytes:
                 self._fail(BackendError(Kind.BAD_RESPONSE, too_large(self.limits.head_bytes)))
                 self.close()
+        elif self._on_head is not None:
+            # Last, once this read is parsed whole: a body that came with the head is here too.
+            on_head = self._on_head
+            self._on_head = None
+            on_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -247,7 +253,9 @@ class UpstreamConnection(asyncio.Protocol):
         await upstream_body.send_body(req, self)
 
     def done(self) -> None:
-        self.on_interim = None  # (the front end's): no cycle outlives the exchange
+        # The front end's callbacks: no cycle outlives the exchange.
+        self.on_interim = None
+        self._on_head = None
 
     def write(self, data: bytes) -> None:
         if self.transport is None or self.closed:
@@ -281,6 +289,17 @@ class UpstreamConnection(asyncio.Protocol):
         waiter = self._loop.create_future()
         self._head_waiter = waiter
         return waiter
+
+    def call_at_head(self, callback: Callable[[], object]) -> bool:
+        """Call `callback` once the response head is here (after the read that brought it is
+        parsed) or the exchange failed; False, and no call, if either is so already.
+
+        The callback path's cheaper `head_waiter`: no future, and no loop turn between the read
+        and the response it completes."""
+        if self._error is not None or self.headers_done:
+            return False
+        self._on_head = callback
+        return True
 
     def check_head(self) -> None:
         """Raise the exchange's error if no response head arrived."""
@@ -348,6 +367,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.is_head = sending.is_head
         self.closing = sending.closing
         self.on_interim = sending.on_interim
+        self._on_head = None
         self.got_bytes = self.keep_alive = self.upgraded = False
         self.headers_done = self.complete = False
         self.status = self._buffered = 0
@@ -379,6 +399,12 @@ class UpstreamConnection(asyncio.Protocol):
         if self._error is None and not self.complete:
             self._error = error
         _wake(self._head_waiter)
+        on_head = self._on_head
+        if on_head is not None:
+            # Later, as a woken future's callback would be: a failure can come from deep
+            # inside a read or a close.
+            self._on_head = None
+            self._loop.call_soon(on_head)
         _wake(self._body_waiter)
 
     def _lost_error(self, exc: Exception | None) -> BackendError:

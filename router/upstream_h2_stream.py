@@ -156,6 +156,13 @@ class H2Stream:
         self._head_waiter = waiter
         return waiter
 
+    def call_at_head(self, callback: Callable[[], object]) -> bool:
+        waiter = self.head_waiter()
+        if waiter is None:
+            return False
+        waiter.add_done_callback(lambda _: callback())
+        return True
+
     def check_head(self) -> None:
         self._head_waiter = None
         if self._error is not None and not self.headers_done:

@@ -161,13 +161,10 @@ class Http1Exchange:
         if upstream is None:
             self._carry_on()  # nothing idle to send it on, or it failed at once
             return
-        waiter = upstream.head_waiter()
-        if waiter is None:
+        if not upstream.call_at_head(self._head_arrived):
             self._head_arrived()
-        else:
-            waiter.add_done_callback(self._head_arrived)
 
-    def _head_arrived(self, _: object = None) -> None:
+    def _head_arrived(self) -> None:
         if self.finished or self.task is not None:
             return  # the client went away meanwhile
         try:

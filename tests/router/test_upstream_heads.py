@@ -1,6 +1,7 @@
 """A backend connection's response heads: 1xx interim heads handed on as they complete, and
 the head limits (max_response_header_bytes, max_response_headers) failing the exchange with
-Gorouter's error text. Fed whole and one byte at a time."""
+Gorouter's error text. Fed whole and one byte at a time. And the callback told of the final head
+(or of a failure before it) once the read that brought it is parsed."""
 
 from __future__ import annotations
 
@@ -96,3 +97,63 @@ def test_header_lines_over_the_count_limit_fail(limit: int, fails: bool) -> None
         assert error is not None and error.detail == "too many response headers: 3 > 2"
     else:
         assert error is None
+
+
+def head_calls(reads: list[bytes], limits: ResponseLimits) -> list[tuple[int, bytes, bool]]:
+    """What a callback registered with `call_at_head` saw, each time it was called: the status,
+    the body taken, and whether the exchange had failed; after one loop turn."""
+
+    async def run() -> list[tuple[int, bytes, bool]]:
+        conn = UpstreamConnection("127.0.0.1:1", lambda _conn: None, limits=limits)
+        conn.connection_made(Transport())  # type: ignore[arg-type]
+        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), None))
+        calls: list[tuple[int, bytes, bool]] = []
+
+        def on_head() -> None:
+            try:
+                conn.check_head()
+            except BackendError:
+                calls.append((conn.status, b"", True))
+                return
+            calls.append((conn.status, conn.take_body(), False))
+
+        assert conn.call_at_head(on_head)
+        for data in reads:
+            conn.data_received(data)
+        await asyncio.sleep(0)
+        return calls
+
+    return asyncio.run(run())
+
+
+def test_a_head_callback_runs_once_the_read_is_parsed_whole_body_included() -> None:
+    # Called from the read itself, after its body: a whole response is answered at once.
+    assert head_calls([FINAL], ResponseLimits()) == [(200, b"ok", False)]
+    assert head_calls([FINAL[:20], FINAL[20:]], ResponseLimits()) == [(200, b"ok", False)]
+    # Interim heads do not call it; the final one does.
+    assert head_calls([EARLY + FINAL], ResponseLimits()) == [(200, b"ok", False)]
+
+
+def test_a_head_callback_hears_of_a_failure_before_the_head() -> None:
+    calls = head_calls([FINAL], ResponseLimits(head_bytes=10))
+    assert calls == [(0, b"", True)]
+    calls = head_calls([b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n"], ResponseLimits())
+    assert calls == [(0, b"", True)]
+
+
+def test_a_head_callback_is_refused_once_the_head_is_here_and_dropped_when_done() -> None:
+    async def run() -> tuple[bool, int]:
+        conn = UpstreamConnection("127.0.0.1:1", lambda _conn: None)
+        conn.connection_made(Transport())  # type: ignore[arg-type]
+        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), None))
+        conn.data_received(FINAL)
+        refused = not conn.call_at_head(lambda: None)
+        calls: list[None] = []
+        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), None))
+        assert conn.call_at_head(lambda: calls.append(None))
+        conn.done()  # the exchange settled without its response (the client went away)
+        conn.data_received(FINAL)
+        await asyncio.sleep(0)
+        return refused, len(calls)
+
+    assert asyncio.run(run()) == (True, 0)

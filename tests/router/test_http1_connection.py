@@ -1,6 +1,6 @@
 """A client connection on its own: requests fed to it whole and byte by byte, without sockets,
-served by a stand-in proxy. What the client is sent, and what reaches the proxy, is what the
-tests look at."""
+served by stand-in exchanges (or, where a test says so, the real ones over an in-memory route
+table). What the client is sent, and what reaches the exchanges, is what the tests look at."""
 
 from __future__ import annotations
 
@@ -13,13 +13,21 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from registry.shm.counters import STAT_WORDS, CounterRow, Stat
+from registry.lookup import RouteLookup
+from registry.shm.counters import CounterTable, Stat, counters_size
+from registry.shm.region import MemoryRegion, Region
+from registry.shm.writer import initial_size
 from router.client_deadlines import BODY, HEADER, NONE, ClientDeadlines
+from router.health import WorkerHealth
 from router.http1.connection import PIPELINE_DEPTH, ClientConnection
 from router.http1.rules import HEAD_SLACK, Limits, head_size
 from router.http1.server import Http1Server
 from router.http1.states import IllegalTransition, State
+from router.proxy import Proxy
+from router.upstream_pool import UpstreamPool
 from runtime import logs
+from runtime.config import load_config_text
+from tests.registry.tables import SharedTable
 
 LIMIT = 4096
 
@@ -57,24 +65,26 @@ class _Transport:
             self.events.append(("refused", status))
 
 
-def counter_row() -> CounterRow:
-    """A worker's counter row, in memory of its own."""
-
-    def cells(count: int) -> memoryview:
-        return memoryview(bytearray(8 * count)).cast("Q")
-
-    return CounterRow(0, cells(STAT_WORDS), cells(8), cells(8))
-
-
-class _Proxy:
-    """What a connection reads of the proxy itself (its refusals' answers): no http_rewrite and
-    no error page, so answers go out as made."""
-
-    def __init__(self) -> None:
-        self.row = counter_row()
-        self.rewrite = None
-        self.error_template = None
-        self.access_log = None
+def worker_proxy(lookup: RouteLookup | None = None) -> Proxy:
+    """A worker's proxy core with the default config, its own counters in memory and no access
+    log; routes from `lookup` (none by default). Its answers (no http_rewrite, no error page)
+    go out as made."""
+    counters = CounterTable.format(MemoryRegion(counters_size(1, 16)), 1, 16)
+    upstream = UpstreamPool(
+        dial_timeout=1.0,
+        idle_timeout=1.0,
+        max_idle_per_endpoint=1,
+        keepalive_interval=0.0,
+        tls_context=None,
+    )
+    return Proxy(
+        load_config_text(""),
+        lookup or SharedTable().lookup,
+        counters.row(0),
+        WorkerHealth(counters, 0, 1.0),
+        upstream,
+        None,
+    )
 
 
 class _Exchanges:
@@ -108,7 +118,7 @@ class _StandIn:
         self.exchanges.finished.append(499)
 
 
-def serve(events: list[tuple[str, Any]], proxy: Any, exchanges: Any) -> ClientConnection:
+def serve(events: list[tuple[str, Any]], proxy: Proxy, exchanges: Any) -> ClientConnection:
     deadlines = ClientDeadlines(0.5, 0.5, proxy.row.stats)
     server = Http1Server(proxy, Limits(LIMIT, 16), deadlines, 5.0, exchanges)
     conn = ClientConnection(server)
@@ -120,7 +130,7 @@ def serve(events: list[tuple[str, Any]], proxy: Any, exchanges: Any) -> ClientCo
 async def setup() -> AsyncIterator[tuple[ClientConnection, _Exchanges, list[tuple[str, Any]]]]:
     events: list[tuple[str, Any]] = []
     exchanges = _Exchanges(events)
-    conn = serve(events, _Proxy(), exchanges)
+    conn = serve(events, worker_proxy(), exchanges)
     yield conn, exchanges, events
     if conn.state is not State.CLOSED:
         conn.connection_lost(None)
@@ -278,12 +288,21 @@ async def test_slow_head_is_closed_by_the_deadline(setup):
     assert transport.closed  # type: ignore[union-attr]
 
 
-class _BrokenProxy(_Proxy):
-    """A proxy whose routing fails with an error nobody expected (a bug)."""
+class _FailingRegion:
+    """The route table's memory, failing in a way nobody expected once `failing` is set."""
+
+    def __init__(self, region: Region) -> None:
+        self.region = region
+        self.failing = False
 
     @property
-    def plain_forwarding(self) -> Any:
-        raise RuntimeError("routing bug")
+    def buffer(self) -> memoryview:
+        if self.failing:
+            raise RuntimeError("routing bug")
+        return self.region.buffer
+
+    def remap(self, size: int) -> None:
+        self.region.remap(size)
 
 
 @pytest.mark.asyncio
@@ -291,7 +310,13 @@ async def test_an_unexpected_error_settles_the_exchange_and_closes(monkeypatch):
     lines = io.BytesIO()
     monkeypatch.setattr(logs._sink, "stream", lines)
     events: list[tuple[str, Any]] = []
-    proxy = _BrokenProxy()
+    region = MemoryRegion(initial_size(8))
+    failing = _FailingRegion(region)
+    table = SharedTable(8, region=region, reader_region=failing)
+    table.register("a.example.com")
+    table.publish()
+    failing.failing = True  # the request's lookup reads the shard it is in
+    proxy = worker_proxy(table.lookup)
     conn = serve(events, proxy, None)  # the real exchange (exchange.py) and proxy core
     try:
         conn.data_received(GOOD)

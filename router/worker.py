@@ -31,6 +31,7 @@ from router.accesslog_options import LineOptions, line_format, open_access_log
 from router.backend_tls import backend_h2_tls_context, backend_tls_context
 from router.client_deadlines import ClientDeadlines
 from router.health import WorkerHealth
+from router.http1.exchange import Http1Exchange
 from router.http1.rules import Limits
 from router.http1.server import Http1Server
 from router.listeners import Listeners, open_listeners
@@ -131,6 +132,7 @@ class Worker:
             Limits(config.max_request_header_bytes, config.max_request_headers),
             deadlines,
             float(config.frontend_idle_timeout),
+            Http1Exchange,
         )
         gc_tuning.tune_worker()
         self.listeners = open_listeners(

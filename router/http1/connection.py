@@ -29,7 +29,6 @@ from registry.shm.counters import Stat
 from router.answers import as_configured, count_answer, refusal_answer
 from router.client_deadlines import HEADER, NONE
 from router.forwarded import Forwarding, tls_forwarding
-from router.http1.exchange import Http1Exchange
 from router.http1.flow import FlowControlled
 from router.http1.intake import DISARM, HOLD_HEADER, Intake
 from router.http1.rules import Refusal, parser_refusal
@@ -307,8 +306,7 @@ class ClientConnection(FlowControlled):
                     return
                 msg, payload = item
                 self._to(State.EXCHANGE)
-                make = self.server.exchange or Http1Exchange
-                self.exchange = exchange = make(self, msg, payload)
+                self.exchange = exchange = self.server.exchange(self, msg, payload)
                 exchange.start()
         finally:
             self.dispatching = False

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from registry.shm.counters import Stat
 from router import attempts, routing, settlement
 from router.errors import BackendError
 from router.exchange import Exchange, Plan, ProxyRequest
-from router.forwarded import Forwarding
-from router.http1.server import Http1Server
+from router.http1.connection import ClientConnection
 from router.http1.streams import StreamBody, TunnelSink
 from router.http1.writer import (
     CONTINUE,
@@ -49,25 +48,8 @@ log = EventLog("vcap.gorouter.proxy")
 BUFFER_LIMIT: Final = 64 * 1024
 
 
-class Client(Protocol):
-    """What an exchange needs of its client connection (connection.py)."""
-
-    server: Http1Server
-    peer: tuple[str, int] | None
-    local: tuple[str, int]
-    forwarding: Forwarding | None
-
-    def write(self, data: bytes) -> None: ...
-    def write_soon(self, data: bytes) -> None: ...
-    async def drain(self) -> None: ...
-    def abort(self) -> None: ...
-    def is_keep_alive(self, msg: Any) -> bool: ...
-    def exchange_done(self, keep_alive: bool) -> None: ...
-    def start_tunnel(self, sink: TunnelSink) -> int: ...
-
-
 class Http1Exchange:
-    def __init__(self, conn: Client, msg: Any, payload: Any) -> None:
+    def __init__(self, conn: ClientConnection, msg: Any, payload: Any) -> None:
         self.conn = conn
         self.msg = msg
         self.payload = payload
@@ -376,4 +358,4 @@ class Http1Exchange:
         self.conn.abort()
 
 
-__all__ = ["BUFFER_LIMIT", "Client", "Http1Exchange"]
+__all__ = ["BUFFER_LIMIT", "Http1Exchange"]

@@ -39,7 +39,7 @@ class Http1Server:
         limits: Limits,
         deadlines: ClientDeadlines,
         idle_timeout: float,
-        exchange: ExchangeFactory | None = None,
+        exchange: ExchangeFactory,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.proxy = proxy
@@ -47,7 +47,7 @@ class Http1Server:
         self.limits = limits
         self.deadlines = deadlines
         self.idle_timeout = idle_timeout
-        # None: exchange.py's Http1Exchange (a stand-in serves tests of a connection alone).
+        # exchange.py's Http1Exchange (a stand-in serves tests of a connection alone).
         self.exchange = exchange
         self.connections: set[Served] = set()
         self.batch = WriteBatch(self.loop)  # whole responses (see FlowControlled.write_soon)

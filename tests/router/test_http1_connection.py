@@ -20,6 +20,7 @@ from registry.shm.writer import initial_size
 from router.client_deadlines import BODY, HEADER, NONE, ClientDeadlines
 from router.health import WorkerHealth
 from router.http1.connection import PIPELINE_DEPTH, ClientConnection
+from router.http1.exchange import Http1Exchange
 from router.http1.rules import HEAD_SLACK, Limits, head_size
 from router.http1.server import Http1Server
 from router.http1.states import IllegalTransition, State
@@ -317,7 +318,7 @@ async def test_an_unexpected_error_settles_the_exchange_and_closes(monkeypatch):
     table.publish()
     failing.failing = True  # the request's lookup reads the shard it is in
     proxy = worker_proxy(table.lookup)
-    conn = serve(events, proxy, None)  # the real exchange (exchange.py) and proxy core
+    conn = serve(events, proxy, Http1Exchange)  # the real exchange and proxy core
     try:
         conn.data_received(GOOD)
         stats = proxy.row.stats

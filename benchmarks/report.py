@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 MIB = 1 << 20
@@ -18,6 +19,11 @@ H2_RATIO_TARGET = 0.5
 # routerd's req/s with requests spread over the largest route table swept ÷ its req/s with
 # every request to one of those routes, in the same round.
 ROUTES_RATIO_TARGET = 0.9
+# The worker's HTTP/1 front end, like for like: routerd and nginx each writing an access log.
+LOGGED_RATIO_TARGET = 0.6  # routerd-log ÷ nginx-log, req/s, same-round median
+LOG_COST_TARGET = 0.9  # routerd-log ÷ routerd (log on ÷ log off), same-round median
+CPU_RATIO_TARGET = 2.0  # routerd-log's CPU per request ÷ nginx-log's, medians over rounds
+P99_RATIO_TARGET = 2.0  # p99 at half of each one's own peak, routerd ÷ nginx (open loop)
 
 
 def fmt_rate(value: float) -> str:
@@ -342,8 +348,46 @@ def storm_section(storm: dict[str, Any]) -> list[str]:
     return out
 
 
-def target_lines(results: dict[str, Any]) -> list[str]:
+def front_end_checks(results: dict[str, Any]) -> list[tuple[str, bool]]:
+    """The HTTP/1 front end's targets, from the proxy and latency benchmarks."""
     checks: list[tuple[str, bool]] = []
+    same_round = (results.get("proxy") or {}).get("same_round_ratios") or {}
+    for key, target, text in (
+        ("routerd-log/nginx-log", LOGGED_RATIO_TARGET, "routerd-log ÷ nginx-log >="),
+        ("routerd-log/routerd", LOG_COST_TARGET, "routerd log on ÷ log off >="),
+    ):
+        if key in same_round:
+            ratio = same_round[key]
+            checks.append((f"{text} {target} ({ratio:.2f})", ratio >= target))
+    runs = (results.get("proxy") or {}).get("runs", {})
+    if runs.get("routerd-log") and runs.get("nginx-log"):
+        routerd = statistics.median(run["cpu_us_per_request"] for run in runs["routerd-log"])
+        nginx = statistics.median(run["cpu_us_per_request"] for run in runs["nginx-log"])
+        ratio = routerd / nginx if nginx else float("inf")
+        checks.append(
+            (
+                f"CPU per request, routerd-log ÷ nginx-log <= {CPU_RATIO_TARGET} "
+                f"({routerd:.0f} ÷ {nginx:.0f} µs = {ratio:.2f})",
+                ratio <= CPU_RATIO_TARGET,
+            )
+        )
+    half = (results.get("latency") or {}).get("fractions", {}).get("0.5", {})
+    if "routerd" in half and "nginx" in half:
+        routerd_p99 = half["routerd"]["latency_us"]["p99"] / 1000
+        nginx_p99 = half["nginx"]["latency_us"]["p99"] / 1000
+        ratio = routerd_p99 / nginx_p99 if nginx_p99 else float("inf")
+        checks.append(
+            (
+                f"p99 at half of each one's peak, routerd ÷ nginx <= {P99_RATIO_TARGET} "
+                f"({routerd_p99:.2f} ÷ {nginx_p99:.2f} ms = {ratio:.2f})",
+                ratio <= P99_RATIO_TARGET,
+            )
+        )
+    return checks
+
+
+def target_lines(results: dict[str, Any]) -> list[str]:
+    checks = front_end_checks(results)
     table = results.get("table")
     if table and "100000" in table.get("sizes", {}):
         size = table["sizes"]["100000"]["build"]

@@ -95,6 +95,12 @@ def test_proxy_measures_each_proxy_with_its_access_log_on_and_off(
     assert list(proxy["same_round_ratios"]) == [f"{name}/{base}" for name, base in RATIOS]
     assert next(iter(proxy["same_round_ratios"])) == "routerd-log/nginx-log"
     assert proxy["labels"]["routerd-log"] == "routerd (2 workers, access log)"
+    # The front end's targets, each with the figure it was judged on.
+    stdout = tiny_run[2]
+    logged = proxy["same_round_ratios"]["routerd-log/nginx-log"]
+    assert f"routerd-log ÷ nginx-log >= 0.6 ({logged:.2f})" in stdout
+    assert "routerd log on ÷ log off >= 0.9 (" in stdout
+    assert "CPU per request, routerd-log ÷ nginx-log <= 2.0 (" in stdout
 
 
 @pytest.mark.timeout(300)
@@ -164,6 +170,11 @@ def test_latency_is_paced_open_loop_at_a_fraction_of_each_peak(
         lat = report["latency_us"]
         assert 0 < lat["p50"] <= lat["p99"] <= lat["p99.9"] <= lat["max"], target
         assert [q for q, _ in report["cdf_us"]] == sorted(q for q, _ in report["cdf_us"])
+    routerd, nginx = (runs[name]["latency_us"]["p99"] / 1000 for name in ("routerd", "nginx"))
+    assert (
+        f"p99 at half of each one's peak, routerd ÷ nginx <= 2.0 ({routerd:.2f} ÷ {nginx:.2f} ms"
+        in tiny_run[2]
+    )
 
 
 @pytest.mark.timeout(300)

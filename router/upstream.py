@@ -49,6 +49,7 @@ class UpstreamConnection(asyncio.Protocol):
     is_head: bool
     closing: bool  # `Connection: close` sent: never reused after it
     on_interim: Callable[[int, bytes], None] | None  # where 1xx heads go; None: dropped
+    _on_head: Callable[[], object] | None  # the front end's callback (`call_at_head`)
     got_bytes: bool
     status: int
     head: bytes  # status and header lines as received (CRLF each; no blank line), relayed so
@@ -92,7 +93,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.active = False
         self._head_chunks: list[bytes] = []
         self._head_waiter: asyncio.Future[None] | None = None
-        self._on_head: Callable[[], object] | None = None
         self._body: deque[bytes] = deque()
         self._body_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False

@@ -1,7 +1,6 @@
 """Host names in the form routes are stored and looked up in.
 
-Its own module so that it can be compiled: a worker normalises the Host of every request whose
-header it has not seen lately, which at a large route table is most of them.
+Its own module so that it can be compiled: a worker normalises the Host of every request.
 """
 
 from __future__ import annotations

@@ -351,7 +351,8 @@ def storm_section(storm: dict[str, Any]) -> list[str]:
 def front_end_checks(results: dict[str, Any]) -> list[tuple[str, bool]]:
     """The HTTP/1 front end's targets, from the proxy and latency benchmarks."""
     checks: list[tuple[str, bool]] = []
-    same_round = (results.get("proxy") or {}).get("same_round_ratios") or {}
+    proxy = results.get("proxy") or {}
+    same_round = proxy.get("same_round_ratios") or {}
     for key, target, text in (
         ("routerd-log/nginx-log", LOGGED_RATIO_TARGET, "routerd-log ÷ nginx-log >="),
         ("routerd-log/routerd", LOG_COST_TARGET, "routerd log on ÷ log off >="),
@@ -359,7 +360,7 @@ def front_end_checks(results: dict[str, Any]) -> list[tuple[str, bool]]:
         if key in same_round:
             ratio = same_round[key]
             checks.append((f"{text} {target} ({ratio:.2f})", ratio >= target))
-    runs = (results.get("proxy") or {}).get("runs", {})
+    runs = proxy.get("runs", {})
     if runs.get("routerd-log") and runs.get("nginx-log"):
         routerd = statistics.median(run["cpu_us_per_request"] for run in runs["routerd-log"])
         nginx = statistics.median(run["cpu_us_per_request"] for run in runs["nginx-log"])

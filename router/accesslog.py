@@ -96,9 +96,22 @@ class Timestamps:
     def format(self, epoch: float) -> str:
         second = int(epoch)
         if second != self._second:
-            self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
             self._second = second
-        return f"{self._text}.{int((epoch - second) * 1e9):09d}Z"
+        # The nanoseconds' nine digits: a tenth digit added and cut off, cheaper than a
+        # format spec (parsed anew on every call).
+        return self._text + str(1_000_000_000 + int((epoch - second) * 1e9))[1:] + "Z"
+
+
+def seconds(value: float) -> str:
+    """`value` with six decimals, as Go's FormatFloat(v, 'f', 6) writes it; '"-"' when < 0.
+
+    Counted in microseconds rather than through a format spec: a third of the cost. Rounding
+    the product can differ from the exact decimal only within a rounding error of a tie."""
+    if value < 0:
+        return '"-"'
+    micros = int(value * 1e6 + 0.5)
+    return f"{micros // 1_000_000}.{str(1_000_000 + micros % 1_000_000)[1:]}"
 
 
 # One line's values, taken when its exchange settles: fixed from then on, and holding no
@@ -227,9 +240,9 @@ def access_line(values: LineValues, timestamps: Timestamps) -> str:
                 router_error,
             )
         )
-    status_text = status or '"-"'
-    response_seconds = f"{response_time:.6f}" if response_time >= 0 else '"-"'
-    gorouter_seconds = f"{gorouter_time:.6f}" if gorouter_time >= 0 else '"-"'
+    status_text = str(status) if status else '"-"'
+    response_seconds = seconds(response_time)
+    gorouter_seconds = seconds(gorouter_time)
     # An empty field is "-", as Gorouter writes it.
     return (
         f'{host} - [{timestamps.format(received_at)}] "{request}" {status_text} '

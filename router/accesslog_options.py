@@ -38,6 +38,7 @@ from router.accesslog import (
     access_line,
     go_escape,
     line_values,
+    seconds,
 )
 from router.accesslog_syslog import SyslogStream
 from router.headers import RequestFacts
@@ -145,10 +146,6 @@ def local_address(ex: Exchange) -> str:
         return ""
     host, port = sockname[0], sockname[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def seconds(value: float) -> str:
-    return f"{value:.6f}" if value >= 0 else '"-"'
 
 
 class OptionedLines:

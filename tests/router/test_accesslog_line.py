@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from registry.records import EndpointRecord
-from router.accesslog import Timestamps, access_line, line_values
+from router.accesslog import Timestamps, access_line, line_values, seconds
 from router.exchange import Exchange, ProxyRequest
 from router.headers import RequestFacts
 from tests.support.clock import ManualClock
@@ -112,3 +117,24 @@ def test_timestamps_follow_the_clock_across_seconds() -> None:
     assert stamps.format(clock()) == "2023-11-14T22:13:21.250000000Z"
     clock.now = 1_700_000_000.5  # the wall clock stepped back a second
     assert stamps.format(clock()) == "2023-11-14T22:13:20.500000000Z"
+
+
+def test_timestamps_keep_the_nanoseconds_leading_zeros() -> None:
+    stamps = Timestamps()
+    assert stamps.format(1_700_000_000.0625) == "2023-11-14T22:13:20.062500000Z"
+    assert stamps.format(1_700_000_000.0) == "2023-11-14T22:13:20.000000000Z"
+
+
+def test_seconds_are_written_with_six_decimals_as_go_writes_them() -> None:
+    assert seconds(0.003121) == "0.003121"
+    assert seconds(0.0) == "0.000000"
+    assert seconds(12.5) == "12.500000"
+    assert seconds(0.9999996) == "1.000000"  # rounded up into the next second
+    assert seconds(-1.0) == '"-"'  # not measured
+
+
+@given(st.floats(min_value=0, max_value=1e4, allow_nan=False))
+def test_seconds_match_a_correctly_rounded_format_away_from_ties(value: float) -> None:
+    fraction = value * 1e6 - math.floor(value * 1e6)
+    if abs(fraction - 0.5) > 1e-5:  # a tie's last digit may round either way
+        assert seconds(value) == f"{value:.6f}"

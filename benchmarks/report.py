@@ -179,10 +179,15 @@ def latency_section(latency: dict[str, Any]) -> list[str]:
     out = [
         f"LATENCY  open loop ({latency['generator']} generator), {settings['connections']} "
         f"connections, {settings['seconds']:g} s per run; latency from each request's scheduled "
-        "send time",
+        "send time"
+        + (
+            f"; each target's round with the median p99 of {rounds}"
+            if (rounds := settings.get("rounds", 1)) > 1
+            else ""
+        ),
     ]
     header = ["target", "load", "rate/s", "achieved/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms"]
-    header.append("gen lag p99 us")
+    header += ["gen lag p99 us", "p99 ms, rounds"]
     rows = []
     for fraction, runs in latency["fractions"].items():
         for name, report in runs.items():
@@ -198,6 +203,10 @@ def latency_section(latency: dict[str, Any]) -> list[str]:
                     f"{lat['p99.9'] / 1000:.2f}",
                     f"{lat['max'] / 1000:.2f}",
                     f"{report['send_lag_us']['p99']:.0f}",
+                    " ".join(
+                        f"{each['p99'] / 1000:.2f}"
+                        for each in report.get("rounds_latency_us", [lat])
+                    ),
                 ]
             )
     out += table_rows(header, rows)

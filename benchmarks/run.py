@@ -100,7 +100,12 @@ FULL = Plan(
     proxy=ProxySettings(seconds=4, rounds=3, warmup_seconds=2),
     sweep=SweepSettings(seconds=2, rounds=3, warmup_seconds=1),
     latency=LatencySettings(
-        peak_seconds=2, peak_rounds=2, seconds=5, warmup_seconds=1, fractions=(0.5, 0.8)
+        peak_seconds=2,
+        peak_rounds=2,
+        seconds=5,
+        warmup_seconds=1,
+        fractions=(0.5, 0.8),
+        rounds=3,
     ),
     table=TableSettings(
         sizes=(1_000, 10_000, 100_000),
@@ -142,7 +147,12 @@ TINY = Plan(
         ),
     ),
     latency=LatencySettings(
-        peak_seconds=1, peak_rounds=1, seconds=0.5, warmup_seconds=0.2, fractions=(0.5,)
+        peak_seconds=1,
+        peak_rounds=1,
+        seconds=0.5,
+        warmup_seconds=0.2,
+        fractions=(0.5,),
+        rounds=2,
     ),
     table=TableSettings(
         sizes=(1_000,),

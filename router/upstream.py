@@ -9,7 +9,6 @@ retries on a fresh connection.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from typing import Final, cast
 
@@ -30,10 +29,9 @@ from router.response_heads import (
     split_interim,
     too_large,
 )
+from router.upstream_flow import UpstreamFlow, wake
 from router.write_batch import WriteBatch
 
-HIGH_WATER: Final = 1 << 20  # pause reading the backend when this much body is buffered
-LOW_WATER: Final = 1 << 18
 _NO_BODY_STATUS: Final = frozenset({204, 304})
 
 
@@ -41,7 +39,7 @@ class ExtraResponseBytes(Exception):
     """A backend sent bytes after a complete response."""
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(UpstreamFlow):
     """A keep-alive connection to one endpoint, parsing responses with llhttp."""
 
     reads_have_deadline = True  # each body read is bounded by endpoint_timeout
@@ -57,9 +55,6 @@ class UpstreamConnection(asyncio.Protocol):
     keep_alive: bool
     upgraded: bool
     headers_done: bool
-    complete: bool
-    _buffered: int
-    _error: BackendError | None
     trailers: list[tuple[bytes, bytes]]  # a chunked response's, once its body is complete
 
     def __init__(
@@ -81,23 +76,16 @@ class UpstreamConnection(asyncio.Protocol):
         # final head is in; a response over the limit closes the connection.
         self._head_bytes = 0
         self._interim_bytes = 0
+        super().__init__()
         self._held = b""  # a request head waiting for the batch
-        self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
-        self.closed = False
         self.uses = 0
         self.idle_since = 0.0
         self.deadline = 0.0  # time.monotonic() by which the response head must arrive; 0: none
-        self._loop = asyncio.get_running_loop()
         # The current exchange (and what `_fresh` sets).
         self.active = False
         self._head_chunks: list[bytes] = []
         self._head_waiter: asyncio.Future[None] | None = None
-        self._body: deque[bytes] = deque()
-        self._body_waiter: asyncio.Future[None] | None = None
-        self._reading_paused = False
-        self._write_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
         self.tail = b""
         self._fresh(Sending(False, False, (), None))
 
@@ -163,13 +151,6 @@ class UpstreamConnection(asyncio.Protocol):
         self._wake_drain(exc)
         self._on_lost(self)
 
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        self._wake_drain(None)
-
     # -- httptools callbacks -----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
@@ -203,7 +184,7 @@ class UpstreamConnection(asyncio.Protocol):
             # llhttp cannot be told a response answers HEAD; the message ends with its head.
             self._parser = httptools.HttpResponseParser(self)
             self._finish_message()
-        _wake(self._head_waiter)
+        wake(self._head_waiter)
 
     def on_body(self, body: bytes) -> None:
         if self._body_waiter is None and not self._body:
@@ -218,7 +199,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.headers_done and not self.complete and self.status != 101:
             self.complete = True
             if self._body_waiter is not None:
-                _wake(self._body_waiter)
+                wake(self._body_waiter)
 
     # -- exchange API (used by the proxy) ----------------------------------------------------------
 
@@ -273,15 +254,6 @@ class UpstreamConnection(asyncio.Protocol):
             if self.transport is not None and not self.closed:
                 self.transport.write(held)
 
-    async def drain(self) -> None:
-        if self.closed:
-            raise self._error or self._lost_error(None)
-        if not self._write_paused:
-            return
-        waiter = self._loop.create_future()
-        self._drain_waiter = waiter
-        await waiter
-
     def head_waiter(self) -> asyncio.Future[None] | None:
         """A future for the response head, or None if it is here (or failed: see check_head)."""
         if self._error is not None or self.headers_done:
@@ -306,34 +278,6 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_waiter = None
         if self._error is not None and not self.headers_done:
             raise self._error
-
-    async def read(self) -> bytes:
-        """The next body chunk; b"" once the body is complete."""
-        while True:
-            if self._body:
-                chunk = self._body.popleft()
-                self._buffered -= len(chunk)
-                if self._reading_paused and self._buffered <= LOW_WATER and self.transport:
-                    self._reading_paused = False
-                    self.transport.resume_reading()
-                return chunk
-            if self._error is not None:
-                raise self._error
-            if self.complete:
-                return b""
-            waiter = self._loop.create_future()
-            self._body_waiter = waiter
-            try:
-                await waiter
-            finally:
-                self._body_waiter = None
-
-    def take_body(self) -> bytes:
-        """The whole body, once `complete` (small responses take this fast path)."""
-        body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
-        self._body.clear()
-        self._buffered = 0
-        return body
 
     def time_out(self) -> None:  # called by the pool's deadline check
         """endpoint_timeout passed without a response head (Go's context deadline)."""
@@ -383,43 +327,21 @@ class UpstreamConnection(asyncio.Protocol):
         if self.on_interim is not None and 0 not in head:
             self.on_interim(status, head)
 
-    def _push_body(self, body: bytes) -> None:
-        self._body.append(body)
-        self._buffered += len(body)
-        if self._buffered > HIGH_WATER and not self._reading_paused and self.transport:
-            self._reading_paused = True
-            self.transport.pause_reading()
-        _wake(self._body_waiter)
-
     def _finish_message(self) -> None:
         self.complete = True
-        _wake(self._body_waiter)
+        wake(self._body_waiter)
 
     def _fail(self, error: BackendError) -> None:
         if self._error is None and not self.complete:
             self._error = error
-        _wake(self._head_waiter)
+        wake(self._head_waiter)
         on_head = self._on_head
         if on_head is not None:
             # Later, as a woken future's callback would be: a failure can come from deep
             # inside a read or a close.
             self._on_head = None
             self._loop.call_soon(on_head)
-        _wake(self._body_waiter)
+        wake(self._body_waiter)
 
     def _lost_error(self, exc: Exception | None) -> BackendError:
         return lost_error(exc, self.headers_done, self.got_bytes, self.uses > 1)
-
-    def _wake_drain(self, exc: Exception | None) -> None:
-        waiter = self._drain_waiter
-        self._drain_waiter = None
-        if waiter is not None and not waiter.done():
-            if exc is not None or self.closed:
-                waiter.set_exception(self._error or self._lost_error(exc))
-            else:
-                waiter.set_result(None)
-
-
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)

@@ -44,7 +44,7 @@ from router.errors import BackendError, Kind
 from router.failures import classify_tls_error, describe_lost
 from router.upstream_h2_stream import H2Stream, own_copy
 
-# Per stream, as much as an HTTP/1 connection buffers before pausing (upstream.HIGH_WATER).
+# Per stream, as much as an HTTP/1 connection buffers before pausing (upstream_flow.HIGH_WATER).
 STREAM_WINDOW: Final = 1 << 20
 # Enough for many streams to have their windows in flight at once.
 CONNECTION_WINDOW: Final = 16 << 20

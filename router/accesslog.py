@@ -110,6 +110,8 @@ def seconds(value: float) -> str:
     the product can differ from the exact decimal only within a rounding error of a tie."""
     if value < 0:
         return '"-"'
+    if not value < 1e9:  # no request's time; NaN or infinite: the general format, no error
+        return f"{value:.6f}"
     micros = int(value * 1e6 + 0.5)
     return f"{micros // 1_000_000}.{str(1_000_000 + micros % 1_000_000)[1:]}"
 

@@ -3,7 +3,8 @@
 One exchange at a time per connection; no pipelining. Every failure is converted here, at the
 boundary, into a `BackendError` whose kind says what happened and when (see errors.py): a
 connection lost before any response byte on a reused connection is the keep-alive race the proxy
-retries on a fresh connection.
+retries on a fresh connection. The body held until read, and the write side's pause, are its
+base class's (upstream_flow.py).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class UpstreamConnection(UpstreamFlow):
         batch: WriteBatch | None = None,
         limits: ResponseLimits | None = None,
     ) -> None:
+        super().__init__()
         self.key = key
         self._on_lost = on_lost
         self._batch = batch  # None: request heads are written at once
@@ -76,7 +78,6 @@ class UpstreamConnection(UpstreamFlow):
         # final head is in; a response over the limit closes the connection.
         self._head_bytes = 0
         self._interim_bytes = 0
-        super().__init__()
         self._held = b""  # a request head waiting for the batch
         self._parser = httptools.HttpResponseParser(self)
         self.uses = 0

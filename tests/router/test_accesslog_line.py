@@ -131,6 +131,10 @@ def test_seconds_are_written_with_six_decimals_as_go_writes_them() -> None:
     assert seconds(12.5) == "12.500000"
     assert seconds(0.9999996) == "1.000000"  # rounded up into the next second
     assert seconds(-1.0) == '"-"'  # not measured
+    # Never a request's time, but no reason to lose a batch of lines over it.
+    assert seconds(float("nan")) == "nan"
+    assert seconds(float("inf")) == "inf"
+    assert seconds(2e9) == "2000000000.000000"
 
 
 @given(st.floats(min_value=0, max_value=1e4, allow_nan=False))

@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks import loadgen
 from benchmarks.proxies import Target, bytes_path
-from benchmarks.proxy import measure
+from benchmarks.proxy import alternating_rounds, measure
 from benchmarks.sweep import TARGETS, Bench
 
 Say = Callable[[str], None]
@@ -47,15 +47,17 @@ class LatencySettings:
 def measure_peaks(
     targets: dict[str, Target], settings: LatencySettings, say: Say
 ) -> dict[str, dict[str, Any]]:
-    order = [targets[name] for name in TARGETS]
-    runs: dict[str, list[float]] = {name: [] for name in TARGETS}
-    for round_index in range(settings.peak_rounds):
-        shift = round_index % len(order)
-        for target in order[shift:] + order[:shift]:
-            runs[target.name].append(measure(target, settings.peak_seconds, path=PATH)["rps"])
-    peaks = {
-        name: {"rps": statistics.median(values), "rounds": values} for name, values in runs.items()
-    }
+    runs = alternating_rounds(
+        [targets[name] for name in TARGETS],
+        settings.peak_rounds,
+        lambda target: measure(target, settings.peak_seconds, path=PATH),
+        lambda run: f"peak {run['rps']:,.0f}/s",
+        say,
+    )
+    peaks: dict[str, dict[str, Any]] = {}
+    for name in TARGETS:
+        values = [run["rps"] for run in runs[name]]
+        peaks[name] = {"rps": statistics.median(values), "rounds": values}
     say("peaks: " + ", ".join(f"{name} {peak['rps']:,.0f}/s" for name, peak in peaks.items()))
     return peaks
 
@@ -75,6 +77,34 @@ def paced_run(
     )
     report["kept_up"] = report["achieved_rps"] >= KEPT_UP * rate
     return report
+
+
+def paced_rounds(
+    binary: Path | None,
+    targets: dict[str, Target],
+    peaks: dict[str, dict[str, Any]],
+    fraction: float,
+    start: int,
+    settings: LatencySettings,
+    say: Say,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every target paced at `fraction` of its own peak, `settings.rounds` times (the first
+    round starting with target `start`)."""
+
+    def pace(target: Target) -> dict[str, Any]:
+        return paced_run(binary, target, fraction * peaks[target.name]["rps"], settings)
+
+    def summary(report: dict[str, Any]) -> str:
+        lat = report["latency_us"]
+        return (
+            f"at {fraction:.0%} of peak ({report['target_rps']:,.0f}/s): "
+            f"p50 {lat['p50'] / 1000:.2f} ms, p99 {lat['p99'] / 1000:.2f} ms, "
+            f"p99.9 {lat['p99.9'] / 1000:.2f} ms"
+            + ("" if report["kept_up"] else f" (achieved only {report['achieved_rps']:,.0f}/s)")
+        )
+
+    targeted = [targets[name] for name in TARGETS]
+    return alternating_rounds(targeted, settings.rounds, pace, summary, say, start=start)
 
 
 def median_round(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -97,24 +127,7 @@ def run_latency(bench: Bench, settings: LatencySettings, workdir: Path, say: Say
     results: dict[str, dict[str, Any]] = {}
     for fraction_index, fraction in enumerate(settings.fractions):
         key = f"{fraction:g}"
-        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in TARGETS}
-        for round_index in range(settings.rounds):
-            shift = (fraction_index + round_index) % len(TARGETS)
-            for name in TARGETS[shift:] + TARGETS[:shift]:
-                rate = fraction * peaks[name]["rps"]
-                report = paced_run(binary, targets[name], rate, settings)
-                rounds[name].append(report)
-                lat = report["latency_us"]
-                say(
-                    f"{name} at {fraction:.0%} of peak ({rate:,.0f}/s), round {round_index + 1}: "
-                    f"p50 {lat['p50'] / 1000:.2f} ms, p99 {lat['p99'] / 1000:.2f} ms, "
-                    f"p99.9 {lat['p99.9'] / 1000:.2f} ms"
-                    + (
-                        ""
-                        if report["kept_up"]
-                        else f" (achieved only {report['achieved_rps']:,.0f}/s)"
-                    )
-                )
+        rounds = paced_rounds(binary, targets, peaks, fraction, fraction_index, settings, say)
         results[key] = {name: median_round(reports) for name, reports in rounds.items()}
     labels = {name: targets[name].label for name in TARGETS}
     return {

@@ -240,12 +240,14 @@ def alternating_rounds(
     measure_one: Callable[[T], dict[str, Any]],
     summary: Callable[[dict[str, Any]], str],
     say: Say,
+    start: int = 0,
 ) -> dict[str, list[dict[str, Any]]]:
     """Every target measured once per round, by name; each round starts one target later, so
-    that drift on a shared machine falls on all of them alike."""
+    that drift on a shared machine falls on all of them alike (the first round with target
+    `start`)."""
     runs: dict[str, list[dict[str, Any]]] = {target.name: [] for target in targets}
     for round_index in range(rounds):
-        shift = round_index % len(targets)
+        shift = (start + round_index) % len(targets)
         for target in [*targets[shift:], *targets[:shift]]:
             run = measure_one(target)
             run["round"] = round_index + 1

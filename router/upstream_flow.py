@@ -18,8 +18,9 @@ LOW_WATER: Final = 1 << 18
 
 
 class UpstreamFlow(asyncio.Protocol):
-    """The body held and the write side's pause state; the connection's exchange state (done,
-    failed) is kept by the subclass, UpstreamConnection."""
+    """The body held and the write side's pause state. Whether the response is complete or the
+    exchange failed (`complete`, `_error`) is read here, and kept by the subclass,
+    UpstreamConnection."""
 
     complete: bool  # the response has ended: its whole body is held or read
     _error: BackendError | None  # the exchange's failure, once it failed

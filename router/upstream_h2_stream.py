@@ -31,6 +31,7 @@ from router.h2_fields import (
     trailer_pairs,
 )
 from router.headers import header_pairs, reason_phrase
+from router.upstream_flow import wake
 
 if TYPE_CHECKING:
     from router.exchange import ProxyRequest
@@ -311,14 +312,14 @@ class H2Stream:
         self.head = response_head(status, fields)
         self._headers = None
         self.headers_done = True
-        self._wake(self._head_waiter)
+        wake(self._head_waiter)
 
     def on_data(self, data: bytes, size: int) -> None:
         if not data or self.released:
             self.conn.acknowledge(size, self.stream_id)
             return
         self._body.append((data, size))
-        self._wake(self._body_waiter)
+        wake(self._body_waiter)
 
     def on_trailers(self, fields: H2Fields) -> None:
         self.trailers = trailer_pairs(fields)
@@ -336,7 +337,7 @@ class H2Stream:
             self.complete = True
         else:
             self._fail(BackendError(Kind.BAD_RESPONSE, "http2: stream ended without a response"))
-        self._wake(self._body_waiter)
+        wake(self._body_waiter)
 
     def on_reset(self, code: int) -> None:
         name = code.name if isinstance(code, h2.errors.ErrorCodes) else str(code)
@@ -370,16 +371,11 @@ class H2Stream:
     def _fail(self, error: BackendError) -> None:
         if self._error is None and not self.complete:
             self._error = error
-        self._wake(self._head_waiter)
-        self._wake(self._body_waiter)
+        wake(self._head_waiter)
+        wake(self._body_waiter)
 
     def _wake_writer(self) -> None:
-        self._wake(self._writer_waiter)
-
-    @staticmethod
-    def _wake(waiter: asyncio.Future[None] | None) -> None:
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        wake(self._writer_waiter)
 
 
 def own_copy(error: BackendError) -> BackendError:

@@ -113,8 +113,14 @@ def sweep_section(sweep: dict[str, Any]) -> list[str]:
     settings = sweep["settings"]
     targets = sweep["targets"]
     out = [
-        f"SWEEP  wrk -t1, {settings['seconds']:.0f} s x {settings['rounds']} alternating rounds, "
-        "median round; ÷nginx, ÷direct: req/s ratios;",
+        f"SWEEP  wrk -t1, {settings['seconds']:.0f} s x {settings['rounds']} alternating rounds"
+        + (
+            f" ({route_rounds} for route scenarios)"
+            if (route_rounds := settings.get("route_rounds", settings["rounds"]))
+            != settings["rounds"]
+            else ""
+        )
+        + ", median round; ÷nginx, ÷direct: req/s ratios;",
         "  CPU: the target's own processes (for proxies, the backend's is not included)",
     ]
     header = ["scenario", "target", "req/s", "÷nginx", "÷direct", "CPU us/req", "p99 ms", "errors"]
@@ -443,7 +449,7 @@ def target_lines(results: dict[str, Any]) -> list[str]:
             (
                 f"routerd, requests spread over {fmt_rate(routes)} routes ÷ all to one of them "
                 f">= {ROUTES_RATIO_TARGET} "
-                f"({ratio:.2f})",
+                f"({ratio:.3f})",
                 ratio >= ROUTES_RATIO_TARGET,
             )
         )

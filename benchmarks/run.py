@@ -98,7 +98,7 @@ QUICK = Plan(
 
 FULL = Plan(
     proxy=ProxySettings(seconds=4, rounds=3, warmup_seconds=2),
-    sweep=SweepSettings(seconds=2, rounds=3, warmup_seconds=1),
+    sweep=SweepSettings(seconds=2, rounds=3, warmup_seconds=1, route_rounds=5),
     latency=LatencySettings(
         peak_seconds=2,
         peak_rounds=2,
@@ -145,6 +145,7 @@ TINY = Plan(
             *scenarios("baseline", "post-16KiB", "workers-1"),
             Scenario("routes-1k", "routes", "1k", routes=1_000),
         ),
+        route_rounds=2,
     ),
     latency=LatencySettings(
         peak_seconds=1,

@@ -85,6 +85,12 @@ class SweepSettings:
     rounds: int
     warmup_seconds: float
     scenarios: tuple[Scenario, ...] = field(default=SCENARIOS)
+    # Route scenarios judge a same-round ratio (spread ÷ one host) that moves a few percent
+    # between 2-second pairs; more pairs give a steadier median. 0: as many as `rounds`.
+    route_rounds: int = 0
+
+    def rounds_for(self, scenario: Scenario) -> int:
+        return (self.route_rounds or self.rounds) if scenario.spreads_hosts else self.rounds
 
 
 class Bench:
@@ -204,7 +210,7 @@ def run_scenario(
                 wrk.run(target.port, target.host, settings.warmup_seconds, 64, script=script)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in TARGETS}
         one_host_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in TARGETS}
-        for round_index in range(settings.rounds):
+        for round_index in range(settings.rounds_for(scenario)):
             shift = round_index % len(order)
             for target in order[shift:] + order[:shift]:
                 kinds = [(script, runs)] + ([(one_host, one_host_runs)] if one_host else [])
@@ -258,6 +264,7 @@ def run_sweep(bench: Bench, settings: SweepSettings, workdir: Path, say: Say) ->
         "settings": {
             "seconds": settings.seconds,
             "rounds": settings.rounds,
+            "route_rounds": settings.route_rounds or settings.rounds,
             "warmup_seconds": settings.warmup_seconds,
             "wrk_threads": 1,
         },

@@ -143,12 +143,17 @@ def test_sweep_gives_positive_ratios_and_cpu_for_every_target(
         assert scenario["ratios"]["nginx"]["to_nginx"] == 1.0
     # The worker sweep really ran routerd with one worker.
     assert sweep["scenarios"]["workers-1"]["labels"]["routerd"] == "routerd (1 worker)"
-    # A route scenario also runs every target with all requests to one host, in each round.
+    # A route scenario runs its own number of rounds (the other scenarios run one), and every
+    # target also with all requests to one host, in each round.
+    assert sweep["settings"]["route_rounds"] == TINY.sweep.route_rounds == 2
+    assert [run["round"] for run in sweep["scenarios"]["baseline"]["runs"]["routerd"]] == [1]
     routes = sweep["scenarios"]["routes-1k"]
     for target in TARGETS:
         assert routes["ratios"][target]["to_one_host"] > 0
-        [one_host] = routes["one_host_runs"][target]
-        assert one_host["rps"] > 0 and one_host["errors"] == 0 and one_host["round"] == 1
+        assert [run["round"] for run in routes["runs"][target]] == [1, 2]
+        one_host = routes["one_host_runs"][target]
+        assert [run["round"] for run in one_host] == [1, 2]
+        assert all(run["rps"] > 0 and run["errors"] == 0 for run in one_host)
     assert "to_one_host" not in sweep["scenarios"]["baseline"]["ratios"]["routerd"]
     stdout = tiny_run[2]
     assert "routes, spread ÷ one host (same table, same round): direct 1k " in stdout

@@ -82,6 +82,13 @@ class TableReader:
     def header_word(self, index: int) -> int:
         return int(self._words[index])
 
+    def sequences(self) -> bytes:
+        """Every shard's sequence number, 8 bytes each in shard order: one copy of that column
+        of the directory (registry/host_index.py compares them with those it has applied)."""
+        first = L.entry_word(0) + L.E_SEQ
+        end = first + self.shard_count * L.ENTRY_WORDS
+        return self._words[first : end : L.ENTRY_WORDS].tobytes()
+
     def shard(self, shard: int) -> ShardRoutes | ShardReadError:
         """The decoded shard; one 8-byte read when it has not changed since the last call."""
         seq = self._words[L.DIR_OFFSET // 8 + shard * 8]

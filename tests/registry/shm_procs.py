@@ -204,7 +204,8 @@ def run_table_reader(path: str, name: str, sync: Any, results: Any) -> None:
     sync.created.wait(30)
     region = FileRegion.open(path)
     reader = TableReader(region)  # a worker's reader: decodes a shard again only when it changed
-    lookup = RouteLookup(reader)
+    # Its host index refreshes whenever the table has moved, racing the writer's publishes.
+    lookup = RouteLookup(reader, refresh_interval=0.0)
     shard_count = reader.shard_count
     seen = [0] * shard_count
     report = ReaderReport()
@@ -234,6 +235,8 @@ def run_table_reader(path: str, name: str, sync: Any, results: Any) -> None:
             report.error(f"lookup {host}: {pool.reason}")
         elif pool is not None and pool.host not in host_candidates(host):
             report.error(f"lookup {host}: got pool for {pool.host}")
+        elif pool is not None and any(e.host != endpoint_host(pool.host) for e in pool.endpoints):
+            report.error(f"lookup {host}: an endpoint of another host in {pool.host}'s pool")
 
     sync.start.wait(30)
     while not sync.done.is_set():
@@ -248,6 +251,15 @@ def run_table_reader(path: str, name: str, sync: Any, results: Any) -> None:
             look_up()
     for shard in range(shard_count):  # the final state, after the writer's last publish
         read(reader, shard)
+    # Once the writer is done, the index catches up and answers as the shards do.
+    for _ in range(shard_count + 1):
+        if lookup.index.hosts() is not None:
+            break
+    by_shards = RouteLookup(reader, refresh_interval=float("inf"))
+    for host in QUERY_HOSTS:
+        for path in ("/", "/api/v2/x", "/api"):
+            if lookup.find(host, path) != by_shards.find(host, path):
+                report.error(f"final lookup {host}{path}: the index and the shards differ")
     results.put(
         {
             "role": "reader",

@@ -61,7 +61,9 @@ class SharedTable:
         self.region = region or MemoryRegion(initial_size(shard_count))
         self.writer = TableWriter(self.region, shard_count)
         self.reader = TableReader(reader_region or self.region)
-        self.lookup = RouteLookup(self.reader)
+        # The index refreshes on every lookup after a publish, so these tests read it; the
+        # shard path has tests of its own (test_host_index.py).
+        self.lookup = RouteLookup(self.reader, refresh_interval=0.0)
 
     def __repr__(self) -> str:
         return f"SharedTable({self.table!r}, {self.writer!r}, {self.reader!r})"

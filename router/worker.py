@@ -117,8 +117,10 @@ class Worker:
         upstream.limits = response_limits(config)
         if config.access_log.file or config.access_log.enable_streaming:
             self.access_log = open_access_log(config, counters.row(self.index).stats)
+        lookup = RouteLookup(reader)
+        lookup.index.build()
         self.proxy = Proxy(
-            config, RouteLookup(reader), counters.row(self.index), health, upstream, self.access_log
+            config, lookup, counters.row(self.index), health, upstream, self.access_log
         )
         logs.count_into(self.proxy.row.stats, LOG_LINE_STATS)
         self.proxy.tell_supervisor = self._send

@@ -7,6 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from registry.host_index import HostIndex
 from registry.lookup import RouteLookup
 from registry.records import PoolRecord
 from registry.sharding import shard_of
@@ -69,12 +70,32 @@ def test_many_changed_shards_are_applied_over_several_refreshes() -> None:
     changed = shared.publish()
     assert len(changed) > 10
     lookup = RouteLookup(shared.reader, refresh_interval=0.0)
-    lookup.index.shards_per_refresh = 4
+    lookup.index.decodes_per_refresh = 4
+    assert lookup.index.hosts() is None  # one pass decoded four shards and left the rest
+    assert shared.reader.decodes == 4
     results = [lookup.find(host, "/") for host in hosts]  # while the index catches up
     assert all(isinstance(found, PoolRecord) for found in results)
     assert lookup.index.hosts() is not None
     assert lookup.index.shards_applied == len(changed)
-    assert lookup.index.refreshes >= len(changed) // 4
+    assert shared.reader.decodes == len(changed)  # each shard decoded once, by a pass or a lookup
+
+
+def test_a_storm_of_publishes_is_read_from_the_shards_until_the_table_stands_still() -> None:
+    shared = SharedTable()
+    now = [100.0]
+    lookup = RouteLookup(shared.reader)
+    index = lookup.index = HostIndex(shared.reader, refresh_interval=0.01, clock=lambda: now[0])
+    for step in range(5):
+        shared.register(f"app-{step}.example.com", address=A)
+        shared.publish()
+        now[0] += 0.005  # a publish every 5 ms: never still for 10 ms
+        assert isinstance(lookup.find(f"app-{step}.example.com", "/"), PoolRecord)
+        assert index.hosts() is None
+    assert index.refreshes == 0
+    now[0] += 0.011
+    assert index.hosts() is not None
+    assert index.refreshes == 1
+    assert isinstance(lookup.find("app-4.example.com", "/"), PoolRecord)
 
 
 def test_a_shard_that_cannot_be_read_keeps_the_index_behind() -> None:
@@ -148,3 +169,16 @@ def test_the_index_answers_as_the_shards_do(ops: list[tuple[bool, str, str, bool
                 expected = answer(by_shards.find(host, path))
                 assert answer(by_index.find(host, path)) == expected, (host, path)
             assert by_index.index.hosts() is not None
+
+
+def test_build_indexes_the_whole_table_at_once() -> None:
+    shared = SharedTable(shard_count=64)
+    hosts = [f"app-{index}.example.com" for index in range(200)]
+    for host in hosts:
+        shared.register(host, address=A)
+    changed = shared.publish()
+    lookup = RouteLookup(shared.reader, refresh_interval=NEVER)  # no refresh but the build
+    assert lookup.index.build()
+    assert lookup.index.shards_applied == len(changed)
+    assert all(isinstance(lookup.find(host, "/"), PoolRecord) for host in hosts)
+    assert lookup.index.refreshes == 1

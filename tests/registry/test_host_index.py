@@ -62,12 +62,17 @@ def test_an_index_behind_the_table_is_not_used() -> None:
     assert shared.addresses("app.example.com") == {B}
 
 
-def test_many_changed_shards_are_applied_over_several_refreshes() -> None:
-    shared = SharedTable(shard_count=64)
+def many_hosts_published(shared: SharedTable) -> tuple[list[str], list[int]]:
+    """200 hosts registered and published in one batch; the hosts and the shards it changed."""
     hosts = [f"app-{index}.example.com" for index in range(200)]
     for host in hosts:
         shared.register(host, address=A)
-    changed = shared.publish()
+    return hosts, shared.publish()
+
+
+def test_many_changed_shards_are_applied_over_several_refreshes() -> None:
+    shared = SharedTable(shard_count=64)
+    hosts, changed = many_hosts_published(shared)
     assert len(changed) > 10
     lookup = RouteLookup(shared.reader, refresh_interval=0.0)
     lookup.index.decodes_per_refresh = 4
@@ -173,10 +178,7 @@ def test_the_index_answers_as_the_shards_do(ops: list[tuple[bool, str, str, bool
 
 def test_build_indexes_the_whole_table_at_once() -> None:
     shared = SharedTable(shard_count=64)
-    hosts = [f"app-{index}.example.com" for index in range(200)]
-    for host in hosts:
-        shared.register(host, address=A)
-    changed = shared.publish()
+    hosts, changed = many_hosts_published(shared)
     lookup = RouteLookup(shared.reader, refresh_interval=NEVER)  # no refresh but the build
     assert lookup.index.build()
     assert lookup.index.shards_applied == len(changed)

@@ -115,11 +115,12 @@ class HostIndex:
                 if applies_left == 0 or reader.decodes >= decodes_left:
                     return False
                 applies_left -= 1
-                routes = reader.shard(offset // _SEQ)  # decoded only if the reader has not yet
+                shard = offset // _SEQ
+                routes = reader.shard(shard)  # decoded only if the reader has not yet
                 if isinstance(routes, ShardReadError):
                     complete = False
                     continue
-                self._apply(offset // _SEQ, routes)
+                self._apply(shard, routes)
                 applied[offset : offset + _SEQ] = seq
         if complete:
             self._generation = generation

@@ -31,6 +31,7 @@ from router.response_heads import (
     too_large,
 )
 from router.upstream_flow import UpstreamFlow, wake
+from router.upstream_trailers import TrailerFields
 from router.write_batch import WriteBatch
 
 _NO_BODY_STATUS: Final = frozenset({204, 304})
@@ -38,33 +39,6 @@ _NO_BODY_STATUS: Final = frozenset({204, 304})
 
 class ExtraResponseBytes(Exception):
     """A backend sent bytes after a complete response."""
-
-
-class TrailerFields:
-    """A chunked response's trailer fields, from a second parser fed the same bytes.
-
-    httptools calls a protocol's `on_header` for every header line, two bytes objects and a
-    call each, about a twentieth of a worker's CPU for responses that carry no trailers. So the
-    connection's own parser has no `on_header`; only a chunked response, the one kind that can
-    carry trailers, gets this one beside it, from its head on."""
-
-    def __init__(self) -> None:
-        self.fields: list[tuple[bytes, bytes]] = []
-        self._in_body = False  # the head's fields are not trailers
-        self._done = False  # bytes after the response are not either
-
-    def __repr__(self) -> str:
-        return f"TrailerFields({len(self.fields)})"
-
-    def on_headers_complete(self) -> None:
-        self._in_body = True
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self._in_body and not self._done:
-            self.fields.append((name, value))
-
-    def on_message_complete(self) -> None:
-        self._done = True
 
 
 class UpstreamConnection(UpstreamFlow):
@@ -109,6 +83,9 @@ class UpstreamConnection(UpstreamFlow):
         self._parser = httptools.HttpResponseParser(self)
         self._trailer_parser: httptools.HttpResponseParser | None = None
         self._trailer_fields: TrailerFields | None = None
+        # The response's reads from its head on, kept from the head's end until it is known
+        # whether the body is chunked (see TrailerFields).
+        self._pre_body: list[bytes] | None = None
         self.uses = 0
         self.idle_since = 0.0
         self.deadline = 0.0  # time.monotonic() by which the response head must arrive; 0: none
@@ -140,6 +117,8 @@ class UpstreamConnection(UpstreamFlow):
         self.got_bytes = True
         if not self.headers_done:
             self._head_chunks.append(data)
+        elif self._pre_body is not None:
+            self._pre_body.append(data)
         elif self._trailer_parser is not None:
             self._feed_trailer_parser(data)  # first: it must have the trailers when this completes
         try:
@@ -210,16 +189,23 @@ class UpstreamConnection(UpstreamFlow):
             # llhttp cannot be told a response answers HEAD; the message ends with its head.
             self._parser = httptools.HttpResponseParser(self)
             self._finish_message()
-        elif b"chunked" in head.lower():
-            # From the head on: the reads so far (1xx heads already cut off) hold the whole
-            # head and whatever body came with it.
-            self._trailer_fields = TrailerFields()
-            self._trailer_parser = httptools.HttpResponseParser(self._trailer_fields)
-            self._feed_trailer_parser(b"".join(chunks))
-        chunks.clear()
+            chunks.clear()
+        else:
+            # The reads so far (1xx heads already cut off): the head and what came with it.
+            self._pre_body = chunks
+            self._head_chunks = []
         wake(self._head_waiter)
 
+    def on_chunk_header(self) -> None:
+        pre_body = self._pre_body
+        if pre_body is not None:  # the first: this response is chunked
+            self._pre_body = None
+            self._trailer_fields = TrailerFields()
+            self._trailer_parser = httptools.HttpResponseParser(self._trailer_fields)
+            self._feed_trailer_parser(b"".join(pre_body))
+
     def on_body(self, body: bytes) -> None:
+        self._pre_body = None  # not chunked, or its first chunk header came first
         if self._body_waiter is None and not self._body:
             # The usual case: the whole body arrives with its head; nobody is waiting yet.
             self._body.append(body)
@@ -230,6 +216,7 @@ class UpstreamConnection(UpstreamFlow):
     def on_message_complete(self) -> None:
         # After a 101 the connection carries the tunnel; it ends when either side closes.
         if self.headers_done and not self.complete and self.status != 101:
+            self._pre_body = None
             if self._trailer_fields is not None:
                 self.trailers = self._trailer_fields.fields
                 self._trailer_parser = self._trailer_fields = None
@@ -354,7 +341,7 @@ class UpstreamConnection(UpstreamFlow):
         self.head = b""
         self._headers = self._error = None
         self.trailers = []
-        self._trailer_parser = self._trailer_fields = None
+        self._trailer_parser = self._trailer_fields = self._pre_body = None
 
     def _interim(self, status: int) -> None:
         """A 1xx head is complete: hand it on, and keep only what follows it for the next."""

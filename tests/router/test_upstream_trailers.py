@@ -6,6 +6,7 @@ fields, bytes after the response)."""
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
 import pytest
 
@@ -93,3 +94,26 @@ def test_the_next_exchange_on_the_connection_starts_with_no_trailers() -> None:
     conn = asyncio.run(run())
     assert conn.complete
     assert conn.trailers == []
+
+
+def test_a_long_length_delimited_body_is_not_held_for_a_trailer_parser() -> None:
+    """The reads after the head are kept only until the body's first byte says it is not
+    chunked: a body streamed through in many reads must not pile up."""
+    reads, size = 200, 64 * 1024
+
+    async def run() -> int:
+        conn = UpstreamConnection("127.0.0.1:1", lambda _conn: None)
+        conn.connection_made(Transport())  # type: ignore[arg-type]
+        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), None))
+        conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (reads * size))
+        tracemalloc.start()
+        for index in range(reads - 1):
+            conn.data_received(bytes([index % 256]) * size)
+            assert len(conn.take_body()) == size
+        held, _ = tracemalloc.get_traced_memory()  # before the last read completes it
+        tracemalloc.stop()
+        conn.data_received(bytes(size))
+        assert conn.complete
+        return held
+
+    assert asyncio.run(run()) < 4 * size

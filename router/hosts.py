@@ -16,17 +16,39 @@ def is_valid_host_header(host_header: str) -> bool:
     return _VALID_HOST(host_header) is not None
 
 
+class _LastHost:
+    """The last valid Host header looked up, and its host. A keep-alive client names the same
+    Host on each of its requests, so a worker's next request mostly does too; checking and
+    normalizing a Host costs half a microsecond, comparing it with the last one a few
+    nanoseconds. (A cache of many recent Hosts cost more than it saved once requests spread
+    over many hosts: its misses, inserts and clears.)"""
+
+    def __init__(self) -> None:
+        self.header = ""
+        self.host = normalize_host("")
+
+    def __repr__(self) -> str:
+        return f"_LastHost({self.header!r})"
+
+
+_last: Final = _LastHost()
+
+
 def lookup_host_and_path(host_header: str, target: str) -> tuple[str, str] | None:
     """Lower-cased host without port or trailing dot, and the path without its query; None when
     the Host header holds bytes no host can (Go's server answers those 400 before routing).
 
     An absolute-form target (`GET http://host/path`) names the authority, which wins over Host.
     """
-    # Computed for every request, not remembered: compiled, this costs less than a cache of
-    # recent Hosts did once requests spread over many hosts (its misses, inserts and clears).
-    if not is_valid_host_header(host_header):
+    last = _last
+    if host_header == last.header:
+        host = last.host
+    elif is_valid_host_header(host_header):
+        host = normalize_host(host_header)
+        last.header = host_header
+        last.host = host
+    else:
         return None
-    host = normalize_host(host_header)
     if target[:1] == "/":  # origin form, the common case
         query = target.find("?")
         return host, target if query == -1 else target[:query]

@@ -81,8 +81,7 @@ class UpstreamConnection(UpstreamFlow):
         self._interim_bytes = 0
         self._held = b""  # a request head waiting for the batch
         self._parser = httptools.HttpResponseParser(self)
-        self._trailer_parser: httptools.HttpResponseParser | None = None
-        self._trailer_fields: TrailerFields | None = None
+        self._trailers: TrailerFields | None = None  # a chunked response's, as they come
         # The response's reads from its head on, kept from the head's end until it is known
         # whether the body is chunked (see TrailerFields).
         self._pre_body: list[bytes] | None = None
@@ -119,8 +118,8 @@ class UpstreamConnection(UpstreamFlow):
             self._head_chunks.append(data)
         elif self._pre_body is not None:
             self._pre_body.append(data)
-        elif self._trailer_parser is not None:
-            self._feed_trailer_parser(data)  # first: it must have the trailers when this completes
+        elif self._trailers is not None:
+            self._trailers.feed(data)  # first: it must have the trailers when this completes
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -200,9 +199,7 @@ class UpstreamConnection(UpstreamFlow):
         pre_body = self._pre_body
         if pre_body is not None:  # the first: this response is chunked
             self._pre_body = None
-            self._trailer_fields = TrailerFields()
-            self._trailer_parser = httptools.HttpResponseParser(self._trailer_fields)
-            self._feed_trailer_parser(b"".join(pre_body))
+            self._trailers = TrailerFields(b"".join(pre_body))
 
     def on_body(self, body: bytes) -> None:
         self._pre_body = None  # not chunked, or its first chunk header came first
@@ -217,9 +214,9 @@ class UpstreamConnection(UpstreamFlow):
         # After a 101 the connection carries the tunnel; it ends when either side closes.
         if self.headers_done and not self.complete and self.status != 101:
             self._pre_body = None
-            if self._trailer_fields is not None:
-                self.trailers = self._trailer_fields.fields
-                self._trailer_parser = self._trailer_fields = None
+            if self._trailers is not None:
+                self.trailers = self._trailers.fields
+                self._trailers = None
             self.complete = True
             if self._body_waiter is not None:
                 wake(self._body_waiter)
@@ -341,7 +338,7 @@ class UpstreamConnection(UpstreamFlow):
         self.head = b""
         self._headers = self._error = None
         self.trailers = []
-        self._trailer_parser = self._trailer_fields = self._pre_body = None
+        self._trailers = self._pre_body = None
 
     def _interim(self, status: int) -> None:
         """A 1xx head is complete: hand it on, and keep only what follows it for the next."""
@@ -350,14 +347,6 @@ class UpstreamConnection(UpstreamFlow):
         self._head_chunks[:] = [rest] if rest else []
         if self.on_interim is not None and 0 not in head:
             self.on_interim(status, head)
-
-    def _feed_trailer_parser(self, data: bytes) -> None:
-        assert self._trailer_parser is not None
-        try:
-            self._trailer_parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
-            # The connection's own parser has the same bytes, and reports what they are.
-            self._trailer_parser = None
 
     def _finish_message(self) -> None:
         self.complete = True

@@ -102,7 +102,7 @@ class HostIndex:
         seqs = reader.sequences()
         applied = self._applied_seqs
         applies_left = applies
-        decodes_left = reader.decodes + decodes
+        decode_limit = reader.decodes + decodes  # the reader counts its own decodes
         complete = True
         for start in range(0, len(seqs), _CHUNK):
             end = start + _CHUNK
@@ -112,7 +112,7 @@ class HostIndex:
                 seq = seqs[offset : offset + _SEQ]
                 if seq == applied[offset : offset + _SEQ]:
                     continue
-                if applies_left == 0 or reader.decodes >= decodes_left:
+                if applies_left == 0 or reader.decodes >= decode_limit:
                     return False
                 applies_left -= 1
                 shard = offset // _SEQ

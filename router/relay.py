@@ -1,12 +1,12 @@
 """A backend's response as the client gets it: the fast path's whole buffer, and the header
 lines of a streamed response.
 
-The common case — an HTTP/1.1 client, a response whose whole Content-Length body has arrived —
-is written to the client as one buffer: the status line and the backend's own header lines
-(minus hop-by-hop ones) are copied as bytes, without decoding them into a header map and
-serialising them again. Everything else (HEAD, HTTP/1.0 clients, chunked or unfinished bodies,
-bodiless statuses, a 101) is streamed by the connection (http1/exchange.py), from the lines
-`ResponseHead` sorts out here.
+The common case — an HTTP/1.1 client, a response whose whole Content-Length body has arrived
+(a small one is waited for: `holds_for_body`) — is written to the client as one buffer: the
+status line and the backend's own header lines (minus hop-by-hop ones) are copied as bytes,
+without decoding them into a header map and serialising them again. Everything else (HEAD,
+HTTP/1.0 clients, chunked or larger unfinished bodies, bodiless statuses, a 101) is streamed
+by the connection (http1/exchange.py), from the lines `ResponseHead` sorts out here.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from router.proxy import Proxy
 
 NO_BODY_STATUS: Final = frozenset({204, 304})
+# The largest body a response head waits for, to be written whole with it (holds_for_body).
+HOLD_LIMIT: Final = 64 * 1024
 # Response header names the fast path looks at; any other hop-by-hop one sends it to the slow path.
 _SPECIAL: Final = re.compile(
     rb"\r\n(content-length|x-vcap-request-id|connection|keep-alive|set-cookie|transfer-encoding|"
@@ -43,6 +45,7 @@ class RelayableHead(NamedTuple):
     head: bytes
     has_request_id: bool
     has_date: bool
+    content_length: int  # -1: not a plain number
 
 
 class WholeResponse:
@@ -208,6 +211,22 @@ def whole_response(
     return whole
 
 
+def holds_for_body(ex: Exchange, proxy: Proxy, method: str, http11: bool) -> bool:
+    """Whether a response whose head is here, and whose body is still on its way, is one to hold
+    until complete and then write whole: a Content-Length body of at most HOLD_LIMIT bytes.
+
+    Many backends write a head and its body separately (nginx serving a file: writev, then
+    sendfile), and a worker that is not busy reads the head alone. Streamed, that response
+    costs a task, a loop turn and a second write to the client; held, one write."""
+    conn = ex.conn
+    assert conn is not None
+    status = conn.status
+    if not http11 or method == "HEAD" or status < 200 or status in NO_BODY_STATUS:
+        return False
+    relayable = relayable_head(conn.head, is_sticky(ex, proxy), proxy.rewrite)
+    return relayable is not None and 0 < relayable.content_length <= HOLD_LIMIT
+
+
 def relayable_head(
     head: bytes, sticky: bool, rewrite: ResponseRewrite | None = None
 ) -> RelayableHead | None:
@@ -237,11 +256,14 @@ def relayable_head(
 
 def _relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
     has_length = has_request_id = has_date = False
+    length = -1
     cuts = []
     for match in _SPECIAL.finditer(head.lower()):
         name = match[1]
         if name == b"content-length":
             has_length = True
+            value = match[2].strip()
+            length = int(value) if value.isdigit() else -1
         elif name == b"x-vcap-request-id":
             has_request_id = True
         elif name == b"date":
@@ -265,7 +287,7 @@ def _relayable_head(head: bytes, sticky: bool) -> RelayableHead | None:
         head = b"".join(pieces)
     if not head.startswith(b"HTTP/1.1"):
         head = b"HTTP/1.1" + head[8:]
-    return RelayableHead(head, has_request_id, has_date)
+    return RelayableHead(head, has_request_id, has_date, length)
 
 
 def _rewritten(relayable: RelayableHead, rewrite: ResponseRewrite) -> RelayableHead:
@@ -276,6 +298,7 @@ def _rewritten(relayable: RelayableHead, rewrite: ResponseRewrite) -> RelayableH
         rewrite.head(relayable.head),
         relayable.has_request_id or b"x-vcap-request-id" in remove,
         relayable.has_date and b"date" not in remove,
+        relayable.content_length,
     )
 
 

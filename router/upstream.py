@@ -10,6 +10,7 @@ base class's (upstream_flow.py).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Final, cast
 
@@ -50,6 +51,7 @@ class UpstreamConnection(UpstreamFlow):
     closing: bool  # `Connection: close` sent: never reused after it
     on_interim: Callable[[int, bytes], None] | None  # where 1xx heads go; None: dropped
     _on_head: Callable[[], object] | None  # the front end's callback (`call_at_head`)
+    _on_end: Callable[[], object] | None  # and `call_at_end`'s
     got_bytes: bool
     status: int
     head: bytes  # status and header lines as received (CRLF each; no blank line), relayed so
@@ -93,6 +95,7 @@ class UpstreamConnection(UpstreamFlow):
         self._head_chunks: list[bytes] = []
         self._head_waiter: asyncio.Future[None] | None = None
         self.tail = b""
+        self._end_timeout = 0.0  # while `_on_end` waits: how long each read may take
         self._fresh(Sending(False, False, (), None))
 
     def __repr__(self) -> str:
@@ -149,6 +152,14 @@ class UpstreamConnection(UpstreamFlow):
             on_head = self._on_head
             self._on_head = None
             on_head()
+        elif self._on_end is not None:
+            if self.complete:
+                on_end = self._on_end
+                self._on_end = None
+                self.deadline = 0.0
+                on_end()
+            else:  # each read restarts the wait, as each read of a streamed body is bounded
+                self.deadline = time.monotonic() + self._end_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -256,7 +267,7 @@ class UpstreamConnection(UpstreamFlow):
     def done(self) -> None:
         # The front end's callbacks: no cycle outlives the exchange.
         self.on_interim = None
-        self._on_head = None
+        self._on_head = self._on_end = None
 
     def write(self, data: bytes) -> None:
         if self.transport is None or self.closed:
@@ -291,6 +302,19 @@ class UpstreamConnection(UpstreamFlow):
         if self._error is not None or self.headers_done:
             return False
         self._on_head = callback
+        return True
+
+    def call_at_end(self, callback: Callable[[], object], timeout: float) -> bool:
+        """Call `callback` once the response is complete or the exchange failed; False, and
+        no call, if either is so already. A read must come every `timeout` seconds, or the
+        pool's deadline check fails the exchange (as a streamed body's reads are bounded).
+
+        For a small body still arriving after its head: held, the response is written whole."""
+        if self._error is not None or self.complete or self.closed:
+            return False
+        self._on_end = callback
+        self._end_timeout = timeout
+        self.deadline = time.monotonic() + timeout
         return True
 
     def check_head(self) -> None:
@@ -331,7 +355,7 @@ class UpstreamConnection(UpstreamFlow):
         self.is_head = sending.is_head
         self.closing = sending.closing
         self.on_interim = sending.on_interim
-        self._on_head = None
+        self._on_head = self._on_end = None
         self.got_bytes = self.keep_alive = self.upgraded = False
         self.headers_done = self.complete = False
         self.status = self._buffered = 0
@@ -362,6 +386,11 @@ class UpstreamConnection(UpstreamFlow):
             # inside a read or a close.
             self._on_head = None
             self._loop.call_soon(on_head)
+        on_end = self._on_end
+        if on_end is not None:
+            self._on_end = None
+            self.deadline = 0.0
+            self._loop.call_soon(on_end)
         wake(self._body_waiter)
 
     def _lost_error(self, exc: Exception | None) -> BackendError:

@@ -2,9 +2,10 @@
 
 The exchange runs from callbacks: it opens the proxy's exchange, plans it, and when an idle
 pooled connection lets attempt 1 start at once, writes it and waits for the response head with a
-callback; a whole response then goes to the client in one write. A task is started only where
-something must wait: a body still arriving, a dial, a retry, a route service, a response to
-stream, a tunnel. Both ways end in `_settle`, once.
+callback; a whole response (its small body awaited with a second callback if it lags the head)
+then goes to the client in one write. A task is started only where something must wait: a
+request body still arriving, a dial, a retry, a route service, a response to stream, a tunnel.
+Both ways end in `_settle`, once.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from router.http1.writer import (
 from router.relay import (
     NO_BODY_STATUS,
     ResponseHead,
+    holds_for_body,
     is_sticky,
     relayed_lines,
     upgrade_lines,
@@ -156,10 +158,39 @@ class Http1Exchange:
             if not attempts.first_head(proxy, ex):
                 self._carry_on()  # attempt 1 failed: the retries go on in a task
                 return
+            self._relay()
+        except Exception as exc:  # see start()
+            self._abandon(exc)
+
+    def _relay(self) -> None:
+        """The response head is here: the response written whole, or held until its small body
+        is (`_body_arrived`), or streamed from a task."""
+        keep_alive = self.conn.is_keep_alive(self.msg)
+        sent = self._write_whole(keep_alive)
+        if sent is not None:
+            self._settle(keep_alive, sent)
+            return
+        ex = self.ex
+        assert ex is not None
+        upstream = ex.conn
+        proxy = self.conn.server.proxy
+        if not (
+            isinstance(upstream, UpstreamConnection)
+            and holds_for_body(ex, proxy, self.msg.method, not self.http10)
+            and upstream.call_at_end(self._body_arrived, proxy.endpoint_timeout)
+        ):
+            self._carry_on(responded=True)  # a response to stream
+
+    def _body_arrived(self) -> None:
+        """The held response is complete, or failed (then streamed: the client sees the head
+        and a cut connection, as when a streamed body fails)."""
+        if self.finished or self.task is not None:
+            return  # the client went away meanwhile
+        try:
             keep_alive = self.conn.is_keep_alive(self.msg)
             sent = self._write_whole(keep_alive)
             if sent is None:
-                self._carry_on(responded=True)  # a response to stream
+                self._carry_on(responded=True)
                 return
             self._settle(keep_alive, sent)
         except Exception as exc:  # see start()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from router.exchange import Sending
-from router.relay import whole_buffer
+from router.relay import relayable_head, whole_buffer
 from router.upstream import UpstreamConnection
 
 
@@ -93,3 +93,13 @@ def test_client_asking_to_close_gets_connection_close() -> None:
 )
 def test_declines_what_the_slow_path_must_handle(head: bytes) -> None:
     assert relay_whole(head) is None
+
+
+@pytest.mark.parametrize(
+    ("line", "length"),
+    [(b"Content-Length: 5", 5), (b"content-length:65536 ", 65536), (b"Content-Length: 0", 0)],
+)
+def test_a_relayable_head_knows_its_body_length(line: bytes, length: int) -> None:
+    # What decides whether a body still arriving after its head is held (holds_for_body).
+    relayable = relayable_head(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n" + line + b"\r\n", False)
+    assert relayable is not None and relayable.content_length == length

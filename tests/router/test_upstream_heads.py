@@ -6,6 +6,7 @@ Gorouter's error text. Fed whole and one byte at a time. And the callback told o
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -153,6 +154,69 @@ def test_a_head_callback_is_refused_once_the_head_is_here_and_dropped_when_done(
         assert conn.call_at_head(lambda: calls.append(None))
         conn.done()  # the exchange settled without its response (the client went away)
         conn.data_received(FINAL)
+        await asyncio.sleep(0)
+        return refused, len(calls)
+
+    assert asyncio.run(run()) == (True, 0)
+
+
+LAGGING = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+
+
+def end_calls(reads: list[bytes], lost: bool = False) -> tuple[list[tuple[bytes, bool]], float]:
+    """What a callback registered with `call_at_end` (once the head is here) saw each time it was
+    called: the body taken, and whether the exchange had failed; and the deadline after the
+    reads (0: none; 1.0: not moved). After one loop turn; `lost`: the connection then closes."""
+
+    async def run() -> tuple[list[tuple[bytes, bool]], float]:
+        conn = UpstreamConnection("127.0.0.1:1", lambda _conn: None)
+        conn.connection_made(Transport())  # type: ignore[arg-type]
+        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), None))
+        conn.data_received(LAGGING)
+        calls: list[tuple[bytes, bool]] = []
+
+        def on_end() -> None:
+            failed = not conn.complete
+            calls.append((b"" if failed else conn.take_body(), failed))
+
+        assert conn.call_at_end(on_end, 30.0)
+        conn.deadline = 1.0  # long past: a read that restarts the wait moves it
+        for data in reads:
+            conn.data_received(data)
+        if lost:
+            conn.connection_lost(ConnectionResetError())
+        await asyncio.sleep(0)
+        return calls, conn.deadline
+
+    return asyncio.run(run())
+
+
+def test_an_end_callback_runs_once_the_body_is_complete() -> None:
+    assert end_calls([b"hello"]) == ([(b"hello", False)], 0.0)
+    assert end_calls([b"he", b"l", b"lo"]) == ([(b"hello", False)], 0.0)
+
+
+def test_an_end_callback_hears_of_a_failure_and_each_read_moves_its_deadline() -> None:
+    assert end_calls([b"hel"], lost=True) == ([(b"", True)], 0.0)
+    assert end_calls([]) == ([], 1.0)
+    calls, deadline = end_calls([b"hel"])
+    assert calls == []  # still waiting: the next read is due within the timeout of this one
+    assert time.monotonic() + 29 < deadline <= time.monotonic() + 30
+
+
+def test_an_end_callback_is_refused_once_the_response_is_complete_and_dropped_when_done() -> None:
+    async def run() -> tuple[bool, int]:
+        conn = UpstreamConnection("127.0.0.1:1", lambda _conn: None)
+        conn.connection_made(Transport())  # type: ignore[arg-type]
+        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), None))
+        conn.data_received(FINAL)
+        refused = not conn.call_at_end(lambda: None, 30.0)
+        calls: list[None] = []
+        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), None))
+        conn.data_received(LAGGING)
+        assert conn.call_at_end(lambda: calls.append(None), 30.0)
+        conn.done()  # the exchange settled without its body (the client went away)
+        conn.data_received(b"hello")
         await asyncio.sleep(0)
         return refused, len(calls)
 

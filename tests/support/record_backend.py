@@ -84,6 +84,15 @@ PACED: dict[str, list[bytes]] = {
         b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nX-Final: yes\r\nContent-Length: 2\r\n\r\nok",
     ],
+    # A head and its body in separate writes, as nginx serving a file sends them.
+    "lagging-body": [b"HTTP/1.1 200 OK\r\nX-Lag: yes\r\nContent-Length: 5\r\n\r\n", b"he", b"llo"],
+    # A body that stops short of its Content-Length: the connection then stays silent.
+    "stalled-body": [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", b"part"],
+    # A body larger than the router holds for (router/relay.py HOLD_LIMIT): streamed.
+    "large-lagging-body": [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n",
+        b"x" * 70000,
+    ],
 }
 
 

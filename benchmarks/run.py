@@ -105,7 +105,7 @@ FULL = Plan(
         seconds=5,
         warmup_seconds=1,
         fractions=(0.5, 0.8),
-        rounds=3,
+        rounds=5,  # a p99 moves by half between runs on 2 shared cores; the median steadies it
     ),
     table=TableSettings(
         sizes=(1_000, 10_000, 100_000),

@@ -31,6 +31,14 @@ class Transport:
         return None
 
 
+def opened(limits: ResponseLimits | None = None) -> UpstreamConnection:
+    """A backend connection with a GET sent on it (inside a running loop)."""
+    conn = UpstreamConnection("127.0.0.1:1", lambda _conn: None, limits=limits)
+    conn.connection_made(Transport())  # type: ignore[arg-type]
+    conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), None))
+    return conn
+
+
 def pieces(data: bytes, byte_by_byte: bool) -> Iterator[bytes]:
     if byte_by_byte:
         yield from (data[index : index + 1] for index in range(len(data)))
@@ -105,9 +113,7 @@ def head_calls(reads: list[bytes], limits: ResponseLimits) -> list[tuple[int, by
     the body taken, and whether the exchange had failed; after one loop turn."""
 
     async def run() -> list[tuple[int, bytes, bool]]:
-        conn = UpstreamConnection("127.0.0.1:1", lambda _conn: None, limits=limits)
-        conn.connection_made(Transport())  # type: ignore[arg-type]
-        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), None))
+        conn = opened(limits)
         calls: list[tuple[int, bytes, bool]] = []
 
         def on_head() -> None:
@@ -144,9 +150,7 @@ def test_a_head_callback_hears_of_a_failure_before_the_head() -> None:
 
 def test_a_head_callback_is_refused_once_the_head_is_here_and_dropped_when_done() -> None:
     async def run() -> tuple[bool, int]:
-        conn = UpstreamConnection("127.0.0.1:1", lambda _conn: None)
-        conn.connection_made(Transport())  # type: ignore[arg-type]
-        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), None))
+        conn = opened()
         conn.data_received(FINAL)
         refused = not conn.call_at_head(lambda: None)
         calls: list[None] = []
@@ -169,9 +173,7 @@ def end_calls(reads: list[bytes], lost: bool = False) -> tuple[list[tuple[bytes,
     reads (0: none; 1.0: not moved). After one loop turn; `lost`: the connection then closes."""
 
     async def run() -> tuple[list[tuple[bytes, bool]], float]:
-        conn = UpstreamConnection("127.0.0.1:1", lambda _conn: None)
-        conn.connection_made(Transport())  # type: ignore[arg-type]
-        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), None))
+        conn = opened()
         conn.data_received(LAGGING)
         calls: list[tuple[bytes, bool]] = []
 
@@ -206,9 +208,7 @@ def test_an_end_callback_hears_of_a_failure_and_each_read_moves_its_deadline() -
 
 def test_an_end_callback_is_refused_once_the_response_is_complete_and_dropped_when_done() -> None:
     async def run() -> tuple[bool, int]:
-        conn = UpstreamConnection("127.0.0.1:1", lambda _conn: None)
-        conn.connection_made(Transport())  # type: ignore[arg-type]
-        conn.begin(b"GET / HTTP/1.1\r\n\r\n", Sending(False, False, (), None))
+        conn = opened()
         conn.data_received(FINAL)
         refused = not conn.call_at_end(lambda: None, 30.0)
         calls: list[None] = []

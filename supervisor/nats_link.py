@@ -1,8 +1,8 @@
 """The supervisor's NATS connection (nats-py): Gorouter's subjects, greetings, and a link that must
 prove it is alive (see supervisor/nats_liveness.py for the rules).
 
-Only the supervisor talks to NATS. Messages are handed to `Routing` synchronously from nats-py's
-per-subscription task, so they are applied in arrival order.
+Only the supervisor talks to NATS. Messages are handed to `Routing` synchronously from the task
+nats-py runs for the one `router.*` subscription, so they are applied in arrival order.
 
 nats-py's flush() and request() cancel a pending PONG future on timeout; a PONG that arrives later
 then raises InvalidStateError inside nats-py and ends its read loop while the client still says
@@ -43,6 +43,12 @@ INITIAL_RETRY_MAX: Final = 5.0
 CONNECT_TIMEOUT: Final = 2
 # Closing a client whose server is frozen can block on a full socket buffer: abandon it then.
 CLOSE_TIMEOUT: Final = 1.0
+# Let nats-py's reader read on after this many route messages. A subscription's task runs its
+# queue dry before the reader reads again, so in a registration storm the backlog would wait in
+# nats-server, which drops it all once one write to us blocks for its write_deadline. Read
+# ahead, it waits in our subscription's queue instead (nats-py's pending limits, logged and
+# counted when exceeded).
+READ_AHEAD_EVERY: Final = 16
 
 
 class NatsLink:
@@ -65,6 +71,7 @@ class NatsLink:
         self.rebuilds = 0
         self._probe_subject = ""
         self._in_msgs_seen = 0
+        self._route_messages = 0
         self._watchdog: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -148,9 +155,9 @@ class NatsLink:
         self._probe_subject = client.new_inbox()
         # SUB and PUB go out in order on one connection: no flush is needed before router.start.
         await client.subscribe(self._probe_subject, cb=self._on_probe)
-        await client.subscribe("router.register", cb=self._on_register)
-        await client.subscribe("router.unregister", cb=self._on_unregister)
-        await client.subscribe("router.greet", cb=self._on_greet)
+        # One subscription, so one nats-py task applies register, unregister and greet in the
+        # order they arrived (a task per subject would let one subject overtake another).
+        await client.subscribe("router.*", cb=self._on_router_message)
         self.liveness.connected(self.clock())
         log.info("nats-connection-established", server=connected_server(client))
         await self.publish_start()
@@ -239,18 +246,21 @@ class NatsLink:
     async def _on_probe(self, msg: Msg) -> None:
         self._progress()
 
-    async def _on_register(self, msg: Msg) -> None:
+    async def _on_router_message(self, msg: Msg) -> None:
         self._progress()
-        self.routing.handle_register(msg.data, msg.subject)
-
-    async def _on_unregister(self, msg: Msg) -> None:
-        self._progress()
-        self.routing.handle_unregister(msg.data, msg.subject)
-
-    async def _on_greet(self, msg: Msg) -> None:
-        self._progress()
-        if msg.reply:
-            await self._publish(msg.reply, orjson.dumps(self.start_message()))
+        subject = msg.subject
+        if subject == "router.register":
+            self.routing.handle_register(msg.data, subject)
+        elif subject == "router.unregister":
+            self.routing.handle_unregister(msg.data, subject)
+        elif subject == "router.greet":
+            if msg.reply:
+                await self._publish(msg.reply, orjson.dumps(self.start_message()))
+        else:
+            return  # router.start, another router's greeting: nothing to apply
+        self._route_messages += 1
+        if self._route_messages % READ_AHEAD_EVERY == 0:
+            await asyncio.sleep(0)  # nats-py's reader takes its turn
 
     async def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, SlowConsumerError):

@@ -52,6 +52,7 @@ class NatsServer:
         group: ProcessGroup | None = None,
         cluster_name: str = "tests",
         index: int = 0,
+        settings: str = "",
     ) -> None:
         self.user = user
         self.password = password
@@ -61,6 +62,7 @@ class NatsServer:
         self.port = port
         self.name = name
         self.index = index  # its place in a cluster
+        self.settings = settings  # a configuration file's text, for what has no flag
         self.process: Process | None = None
         self.frozen = False
         self.restarts = 0
@@ -85,6 +87,10 @@ class NatsServer:
         port = str(self.port) if self.port else "-1"  # -1: nats-server picks a free port
         args = [nats_server_binary(), "-a", "127.0.0.1", "-p", port]
         args += ["--ports_file_dir", str(self._dir)]
+        if self.settings:
+            config = self._dir / f"{self.name}.conf"
+            config.write_text(self.settings)
+            args += ["-c", str(config)]
         if self.user:
             args += ["--user", self.user, "--pass", self.password]
         if self.tls:

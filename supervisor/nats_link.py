@@ -49,6 +49,9 @@ CLOSE_TIMEOUT: Final = 1.0
 # ahead, it waits in our subscription's queue instead (nats-py's pending limits, logged and
 # counted when exceeded).
 READ_AHEAD_EVERY: Final = 16
+# How much of it may wait there: nats.go's defaults, which Gorouter's subscriptions keep.
+PENDING_MSGS_LIMIT: Final = 512 * 1024
+PENDING_BYTES_LIMIT: Final = 64 * 1024 * 1024
 
 
 class NatsLink:
@@ -157,7 +160,12 @@ class NatsLink:
         await client.subscribe(self._probe_subject, cb=self._on_probe)
         # One subscription, so one nats-py task applies register, unregister and greet in the
         # order they arrived (a task per subject would let one subject overtake another).
-        await client.subscribe("router.*", cb=self._on_router_message)
+        await client.subscribe(
+            "router.*",
+            cb=self._on_router_message,
+            pending_msgs_limit=PENDING_MSGS_LIMIT,
+            pending_bytes_limit=PENDING_BYTES_LIMIT,
+        )
         self.liveness.connected(self.clock())
         log.info("nats-connection-established", server=connected_server(client))
         await self.publish_start()

@@ -49,9 +49,11 @@ CLOSE_TIMEOUT: Final = 1.0
 # ahead, it waits in our subscription's queue instead (nats-py's pending limits, logged and
 # counted when exceeded).
 READ_AHEAD_EVERY: Final = 16
-# How much of it may wait there: nats.go's defaults, which Gorouter's subscriptions keep.
+# How much of it may wait there. Gorouter caps its router.* subscription at 131,072 messages and
+# 128 MiB; routerd applies messages more slowly, so it keeps those bytes but allows more messages
+# (nats-py's default), enough for a storm of 200,000 registrations.
 PENDING_MSGS_LIMIT: Final = 512 * 1024
-PENDING_BYTES_LIMIT: Final = 64 * 1024 * 1024
+PENDING_BYTES_LIMIT: Final = 128 * 1024 * 1024
 
 
 class NatsLink:

@@ -192,13 +192,7 @@ def whole_response(
     conn = ex.conn
     assert conn is not None
     status = conn.status
-    if (
-        not conn.complete
-        or not http11
-        or method == "HEAD"
-        or status < 200
-        or status in NO_BODY_STATUS
-    ):
+    if not conn.complete or not _has_whole_body(status, method, http11):
         return None
     endpoint = ex.endpoint
     sticky = is_sticky(ex, proxy)
@@ -211,6 +205,11 @@ def whole_response(
     return whole
 
 
+def _has_whole_body(status: int, method: str, http11: bool) -> bool:
+    """A final response with a body, to an HTTP/1.1 client: one the fast path can copy whole."""
+    return http11 and method != "HEAD" and status >= 200 and status not in NO_BODY_STATUS
+
+
 def holds_for_body(ex: Exchange, proxy: Proxy, method: str, http11: bool) -> bool:
     """Whether a response whose head is here, and whose body is still on its way, is one to hold
     until complete and then write whole: a Content-Length body of at most HOLD_LIMIT bytes.
@@ -220,8 +219,7 @@ def holds_for_body(ex: Exchange, proxy: Proxy, method: str, http11: bool) -> boo
     costs a task, a loop turn and a second write to the client; held, one write."""
     conn = ex.conn
     assert conn is not None
-    status = conn.status
-    if not http11 or method == "HEAD" or status < 200 or status in NO_BODY_STATUS:
+    if not _has_whole_body(conn.status, method, http11):
         return False
     relayable = relayable_head(conn.head, is_sticky(ex, proxy), proxy.rewrite)
     return relayable is not None and 0 < relayable.content_length <= HOLD_LIMIT

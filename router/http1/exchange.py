@@ -187,12 +187,7 @@ class Http1Exchange:
         if self.finished or self.task is not None:
             return  # the client went away meanwhile
         try:
-            keep_alive = self.conn.is_keep_alive(self.msg)
-            sent = self._write_whole(keep_alive)
-            if sent is None:
-                self._carry_on(responded=True)
-                return
-            self._settle(keep_alive, sent)
+            self._relay()  # complete or failed, it is not held again (call_at_end says no)
         except Exception as exc:  # see start()
             self._abandon(exc)
 

@@ -35,6 +35,9 @@ class Change(msgspec.Struct, frozen=True):
     uri: str
     endpoint: EndpointRecord | None = None
     route_service_url: str = ""
+    # An endpoint already in its pool, registered with something changed: Gorouter logs that
+    # `endpoint-registered` at debug, and a new endpoint's at info.
+    update: bool = False
 
 
 class EndpointState:
@@ -171,7 +174,9 @@ class RouteTable:
                     if template != state.record:
                         state.record = template
                         self._touch(pool)
-                        changes.append(_endpoint_change(ENDPOINT_REGISTERED, pool, template))
+                        changes.append(
+                            _endpoint_change(ENDPOINT_REGISTERED, pool, template, update=True)
+                        )
             # The last registration decides the pool's route service and algorithm, as in Gorouter.
             route_service_url = reg.message.route_service_url
             if pool.route_service_url != route_service_url:
@@ -336,5 +341,7 @@ def build_record(reg: Registration, slot: int, component: int) -> EndpointRecord
     )
 
 
-def _endpoint_change(event: str, pool: PoolState, record: EndpointRecord) -> Change:
-    return Change(event, str(pool.key), record, pool.route_service_url)
+def _endpoint_change(
+    event: str, pool: PoolState, record: EndpointRecord, update: bool = False
+) -> Change:
+    return Change(event, str(pool.key), record, pool.route_service_url, update)

@@ -21,7 +21,7 @@ from registry.message import Caveat, Registration, parse_registration, validate_
 from registry.prune import plan_prune
 from registry.rejection import Rejection
 from registry.routekey import RouteKey
-from registry.routes import ENDPOINT_UNREGISTERED, Change, RouteTable
+from registry.routes import ENDPOINT_UNREGISTERED, ROUTE_REGISTERED, Change, RouteTable
 from registry.segments import is_served
 from registry.shm.counters import CounterTable
 from registry.shm.writer import TableWriter
@@ -282,8 +282,10 @@ class Routing:
             endpoint = change.endpoint
             if endpoint is None:
                 log.info(change.event, uri=change.uri)
+                if change.event == ROUTE_REGISTERED:
+                    log.debug("uri-added", uri=change.uri)  # Gorouter's older name, kept at debug
                 continue
-            log.info(
+            (log.debug if change.update else log.info)(
                 change.event,
                 uri=change.uri,
                 route_service_url=change.route_service_url,

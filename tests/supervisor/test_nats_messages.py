@@ -51,6 +51,29 @@ def test_register_and_unregister_gorouter_example(routerd_factory, nats_client):
     assert router.events_named("route-unregistered")
 
 
+def test_registration_log_levels_are_gorouters(routerd_factory, nats_client):
+    """A new route and endpoint are logged at info; the same endpoint registered again with
+    something changed is logged at debug, as Gorouter v0.317 logs it (log_level 0 is debug)."""
+    router = routerd_factory({"logging": {"level": "debug"}})
+    uri = "levels.example.com"
+    message = {"host": "127.0.0.1", "port": 4567, "uris": [uri], "private_instance_index": "0"}
+
+    def lines(event: str) -> list[dict]:
+        return [e for e in router.events_named(event) if e["data"].get("uri") == uri]
+
+    nats_client.publish("router.register", json.dumps(message).encode())
+    message["private_instance_index"] = "1"
+    nats_client.publish("router.register", json.dumps(message).encode())
+    nats_client.flush()
+    registered = wait_until(
+        lambda: (found := lines("endpoint-registered")) and len(found) == 2 and found,
+        what="both endpoint-registered lines",
+    )
+    assert [e["log_level"] for e in registered] == [1, 0]
+    assert [e["log_level"] for e in lines("route-registered")] == [1]
+    assert [e["log_level"] for e in lines("uri-added")] == [0]
+
+
 def test_greet_is_answered_with_router_start_shape(routerd_factory, nats_client):
     router = routerd_factory()
     reply = nats_client.request("router.greet", b"")

@@ -66,7 +66,7 @@ def test_registration_log_levels_are_gorouters(routerd_factory, nats_client):
     nats_client.publish("router.register", json.dumps(message).encode())
     nats_client.flush()
     registered = wait_until(
-        lambda: (found := lines("endpoint-registered")) and len(found) == 2 and found,
+        lambda: len(found := lines("endpoint-registered")) == 2 and found,
         what="both endpoint-registered lines",
     )
     assert [e["log_level"] for e in registered] == [1, 0]
